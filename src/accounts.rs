@@ -1,0 +1,323 @@
+//! Accounts and sessions: registration, sign-in, token authentication,
+//! profile changes. Passwords are Argon2id hashes; tokens are 256 random bits
+//! handed to the client once and stored only as their SHA-256.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::domain::user::{self, AddressInput, Role, Session, User};
+use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::storage::{StorageError, Store, TreeName};
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Some fields are invalid.
+    #[error("invalid fields")]
+    Invalid(FieldErrors),
+    /// Another account has this email.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Unknown email or wrong password (deliberately indistinguishable).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The session is gone (signed out, expired, or its user removed).
+    #[error("not signed in")]
+    Unauthenticated,
+    /// Hashing failed or its worker died.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Who is making a request, as proven by a valid session token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The user.
+    pub user_id: String,
+    /// The user's role.
+    pub role: Role,
+    /// SHA-256 of the token: the session's storage key.
+    pub session_key: [u8; 32],
+}
+
+/// A registration request, fields as received.
+#[derive(Debug, Default)]
+pub struct Registration {
+    /// Email address.
+    pub email: Option<String>,
+    /// Plain-text password, hashed here and dropped.
+    pub password: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// `buyer` (default) or `seller`.
+    pub role: Option<String>,
+}
+
+/// A newly opened session.
+pub struct NewSession {
+    /// The bearer token; shown to the client once, never stored.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: Timestamp,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// The accounts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    session_ttl_secs: u64,
+    /// A real hash of a random password: unknown emails are verified against
+    /// it so that sign-in takes as long whether or not the email exists.
+    decoy_hash: Arc<String>,
+}
+
+impl Accounts {
+    /// The service over `store`; sessions last `session_ttl_secs`.
+    pub fn new(store: Store, session_ttl_secs: u64) -> Result<Self, AccountError> {
+        let decoy = hash_password(&new_id())?;
+        Ok(Accounts {
+            store,
+            session_ttl_secs,
+            decoy_hash: Arc::new(decoy),
+        })
+    }
+
+    /// Creates an account.
+    pub async fn register(&self, registration: Registration) -> Result<User, AccountError> {
+        let mut errors = FieldErrors::new();
+        let email = match user::parse_email(registration.email.as_deref().unwrap_or("")) {
+            Ok(email) => Some(email),
+            Err(message) => {
+                errors.add("email", message);
+                None
+            }
+        };
+        let password = registration.password.unwrap_or_default();
+        if let Err(message) = user::check_password(&password) {
+            errors.add("password", message);
+        }
+        let name = match registration.name.as_deref().map(user::parse_name) {
+            Some(Ok(name)) => Some(name),
+            Some(Err(message)) => {
+                errors.add("name", message);
+                None
+            }
+            None => {
+                errors.add("name", "is required");
+                None
+            }
+        };
+        let role = match registration.role.as_deref() {
+            None => Some(Role::Buyer),
+            Some(raw) => Role::parse(raw).or_else(|| {
+                errors.add("role", "must be \"buyer\" or \"seller\"");
+                None
+            }),
+        };
+        let (Some(email), Some(name), Some(role), true) = (email, name, role, errors.is_empty())
+        else {
+            return Err(AccountError::Invalid(errors));
+        };
+        let password_hash = blocking_hash(password).await?;
+        let now = Timestamp::now();
+        let user = User {
+            id: new_id(),
+            email,
+            name,
+            role,
+            password_hash,
+            addresses: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .write(move |tx| {
+                if tx.contains(TreeName::UsersByEmail, user.email.as_bytes())? {
+                    return Err(AccountError::EmailTaken);
+                }
+                tx.put_raw(
+                    TreeName::UsersByEmail,
+                    user.email.as_bytes(),
+                    user.id.as_bytes().to_vec(),
+                );
+                tx.put(TreeName::Users, user.id.as_bytes(), &user)?;
+                Ok(user.clone())
+            })
+            .await
+    }
+
+    /// Checks credentials and opens a session.
+    pub async fn sign_in(&self, email: &str, password: String) -> Result<NewSession, AccountError> {
+        let email = email.trim().to_lowercase();
+        let found = self
+            .store
+            .read(move |trees| {
+                let Some(id) = trees.tree(TreeName::UsersByEmail).get(email.as_bytes())? else {
+                    return Ok(None);
+                };
+                trees.get::<User>(TreeName::Users, &id)
+            })
+            .await?;
+        let hash = found.as_ref().map_or_else(
+            || self.decoy_hash.as_str().to_owned(),
+            |u| u.password_hash.clone(),
+        );
+        let matches = blocking_verify(password, hash).await?;
+        let user = match found {
+            Some(user) if matches => user,
+            _ => return Err(AccountError::InvalidCredentials),
+        };
+        let token = new_token();
+        let now = Timestamp::now();
+        let session = Session {
+            user_id: user.id.clone(),
+            role: user.role,
+            created_at: now,
+            expires_at: now.plus_secs(self.session_ttl_secs),
+        };
+        let key = token_key(&token);
+        let expires_at = session.expires_at;
+        self.store
+            .write(move |tx| {
+                tx.put(TreeName::Sessions, &key[..], &session)?;
+                Ok::<_, AccountError>(())
+            })
+            .await?;
+        Ok(NewSession {
+            token,
+            expires_at,
+            user,
+        })
+    }
+
+    /// Ends a session; its token stops working as soon as this returns.
+    pub async fn sign_out(&self, session_key: [u8; 32]) -> Result<(), AccountError> {
+        self.store
+            .write(move |tx| {
+                tx.remove(TreeName::Sessions, &session_key[..]);
+                Ok(())
+            })
+            .await
+    }
+
+    /// Resolves a bearer token; `None` if it is unknown or expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StorageError> {
+        // Tokens we issue are 43 base64url characters; anything else cannot
+        // match, so spare the storage read.
+        if token.len() != 43
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Ok(None);
+        }
+        let key = token_key(token);
+        let session = self
+            .store
+            .read(move |trees| trees.get::<Session>(TreeName::Sessions, key))
+            .await?;
+        Ok(session
+            .filter(|s| s.expires_at > Timestamp::now())
+            .map(|s| Authenticated {
+                user_id: s.user_id,
+                role: s.role,
+                session_key: key,
+            }))
+    }
+
+    /// The user's own record.
+    pub async fn profile(&self, user_id: &str) -> Result<User, AccountError> {
+        let id = user_id.to_owned();
+        self.store
+            .read(move |trees| trees.get::<User>(TreeName::Users, id.as_bytes()))
+            .await?
+            .ok_or(AccountError::Unauthenticated)
+    }
+
+    /// Changes the name and/or replaces the addresses.
+    pub async fn update_profile(
+        &self,
+        user_id: &str,
+        name: Option<String>,
+        addresses: Option<Vec<AddressInput>>,
+    ) -> Result<User, AccountError> {
+        let mut errors = FieldErrors::new();
+        let name = name.and_then(|raw| match user::parse_name(&raw) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                errors.add("name", message);
+                None
+            }
+        });
+        let addresses = addresses.map(|list| user::parse_addresses(list, &mut errors));
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        let id = user_id.to_owned();
+        let now = Timestamp::now();
+        self.store
+            .write(move |tx| {
+                let mut user: User = tx
+                    .get(TreeName::Users, id.as_bytes())?
+                    .ok_or(AccountError::Unauthenticated)?;
+                if let Some(name) = &name {
+                    user.name = name.clone();
+                }
+                if let Some(addresses) = &addresses {
+                    user.addresses = addresses.clone();
+                }
+                user.updated_at = now;
+                tx.put(TreeName::Users, id.as_bytes(), &user)?;
+                Ok(user)
+            })
+            .await
+    }
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AccountError::Hashing(e.to_string()))
+}
+
+/// Argon2id with the crate's defaults (19 MiB, 2 passes): tens of
+/// milliseconds of CPU, so it runs on the blocking pool.
+async fn blocking_hash(password: String) -> Result<String, AccountError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AccountError::Hashing(e.to_string()))?
+}
+
+async fn blocking_verify(password: String, hash: String) -> Result<bool, AccountError> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| AccountError::Hashing(e.to_string()))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| AccountError::Hashing(e.to_string()))?
+}

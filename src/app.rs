@@ -1,0 +1,119 @@
+//! Building and running a node: storage, services, router, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::accounts::Accounts;
+use crate::actors::inventory::Inventory;
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::storage::{Store, StoreOptions};
+
+/// A node, built and bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens storage under `settings.data_dir`, builds the services and binds
+    /// the HTTP listener (port 0 picks a free port; see [`Self::local_addr`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let options = StoreOptions {
+            cache_bytes: settings.storage_cache_mb * 1024 * 1024,
+            ..Default::default()
+        };
+        let dir = settings.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
+            .await?
+            .with_context(|| {
+                format!(
+                    "opening storage in {} (is another node using it?)",
+                    settings.data_dir.display()
+                )
+            })?;
+        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs)?;
+        let inventory = Inventory::new(store.clone());
+        let catalog = Catalog::new(store.clone(), inventory);
+        let state = AppState::new(settings.clone(), store, accounts, catalog);
+        let listener = TcpListener::bind(settings.http)
+            .await
+            .with_context(|| format!("binding HTTP to {}", settings.http))?;
+        Ok(Application { listener, state })
+    }
+
+    /// The address the HTTP listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.http)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish (up to `shutdown_grace_secs`), and flushes storage.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application { listener, state } = self;
+        let store = state.store.clone();
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let router = http::router(state);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.context("HTTP server failed")?,
+            () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
+        }
+        store.shutdown().await;
+        tracing::info!("storage flushed; stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

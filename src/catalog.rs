@@ -1,0 +1,275 @@
+//! The seller catalog: listing, reading, changing and withdrawing items.
+//!
+//! Item records live in storage; their stock lives behind [`Inventory`].
+//! Every change writes the item and its event (`item.created`,
+//! `item.updated`, `item.deactivated`) in one atomic write.
+
+use crate::accounts::Authenticated;
+use crate::actors::inventory::{Inventory, InventoryError};
+use crate::domain::item::{self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel};
+use crate::domain::user::Role;
+use crate::domain::{looks_like_id, FieldErrors, Timestamp};
+use crate::storage::events::EventBody;
+use crate::storage::{StorageError, Store, TreeName, Tx};
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Some fields are invalid.
+    #[error("invalid fields")]
+    Invalid(FieldErrors),
+    /// Only sellers may list items.
+    #[error("only sellers may list items")]
+    NotASeller,
+    /// No such item, or (for changes) not the caller's.
+    #[error("item not found")]
+    NotFound,
+    /// A stock change would make `available` negative.
+    #[error("insufficient stock: {available} available")]
+    InsufficientStock {
+        /// Current available stock.
+        available: i64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<InventoryError> for CatalogError {
+    fn from(e: InventoryError) -> Self {
+        match e {
+            InventoryError::Insufficient { available } => {
+                CatalogError::InsufficientStock { available }
+            }
+            InventoryError::TooMuch => CatalogError::Invalid(FieldErrors::single(
+                "delta",
+                format!("stock would exceed {}", item::MAX_QUANTITY),
+            )),
+            InventoryError::UnknownVariant => CatalogError::NotFound,
+            InventoryError::Storage(e) => CatalogError::Storage(e),
+        }
+    }
+}
+
+/// An item with the stock of each of its variants (same order).
+#[derive(Debug, Clone)]
+pub struct StockedItem {
+    /// The item.
+    pub item: Item,
+    /// `stock[i]` belongs to `item.variants[i]`.
+    pub stock: Vec<StockLevel>,
+}
+
+/// The stock of one variant after a change.
+#[derive(Debug, Clone)]
+pub struct VariantStock {
+    /// The variant.
+    pub variant_id: String,
+    /// Its stock.
+    pub level: StockLevel,
+}
+
+/// The catalog service. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Store,
+    inventory: Inventory,
+}
+
+impl Catalog {
+    /// The catalog over `store`, with stock from `inventory`.
+    pub fn new(store: Store, inventory: Inventory) -> Self {
+        Catalog { store, inventory }
+    }
+
+    /// Lists a new item for the signed-in seller.
+    pub async fn create(
+        &self,
+        seller: &Authenticated,
+        input: ItemInput,
+    ) -> Result<StockedItem, CatalogError> {
+        if seller.role != Role::Seller {
+            return Err(CatalogError::NotASeller);
+        }
+        let new = item::validate_new_item(input, &seller.user_id, Timestamp::now())
+            .map_err(CatalogError::Invalid)?;
+        let stock: Vec<StockLevel> = new
+            .stock
+            .iter()
+            .map(|(_, qty)| StockLevel {
+                available: *qty,
+                ..Default::default()
+            })
+            .collect();
+        let item = self
+            .store
+            .write(move |tx| {
+                claim_skus(tx, &new.item)?;
+                tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
+                for (variant_id, quantity) in &new.stock {
+                    Inventory::stage_opening_stock(tx, variant_id, *quantity)?;
+                }
+                tx.emit(EventBody::ItemCreated(new.item.clone()));
+                Ok::<_, CatalogError>(new.item.clone())
+            })
+            .await?;
+        Ok(StockedItem { item, stock })
+    }
+
+    /// Reads an item (active or not) with its stock.
+    pub async fn get(&self, item_id: &str) -> Result<StockedItem, CatalogError> {
+        let item = self.load(item_id).await?;
+        let stock = self
+            .inventory
+            .levels(item.variants.iter().map(|v| v.id.clone()).collect())
+            .await?;
+        Ok(StockedItem { item, stock })
+    }
+
+    /// Applies a seller's patch to one of their items.
+    pub async fn update(
+        &self,
+        seller_id: &str,
+        item_id: &str,
+        patch: ItemPatch,
+    ) -> Result<StockedItem, CatalogError> {
+        let mut item = self.load_owned(seller_id, item_id).await?;
+        let effect =
+            item::apply_patch(&mut item, patch, Timestamp::now()).map_err(CatalogError::Invalid)?;
+        if effect != PatchEffect::Unchanged {
+            item = self.save_changed(item, effect).await?;
+        }
+        let stock = self
+            .inventory
+            .levels(item.variants.iter().map(|v| v.id.clone()).collect())
+            .await?;
+        Ok(StockedItem { item, stock })
+    }
+
+    /// Withdraws an item: it stays readable by id but is no longer sold.
+    /// Withdrawing an inactive item changes nothing.
+    pub async fn deactivate(&self, seller_id: &str, item_id: &str) -> Result<(), CatalogError> {
+        let mut item = self.load_owned(seller_id, item_id).await?;
+        if item.status == ItemStatus::Inactive {
+            return Ok(());
+        }
+        item.status = ItemStatus::Inactive;
+        item.updated_at = Timestamp::now();
+        self.save_changed(item, PatchEffect::Deactivated)
+            .await
+            .map(drop)
+    }
+
+    /// Adds `delta` to the stock of one variant of a seller's item.
+    /// `variant_id` is required exactly when the item declares variants.
+    pub async fn adjust_stock(
+        &self,
+        seller_id: &str,
+        item_id: &str,
+        variant_id: Option<String>,
+        delta: i64,
+    ) -> Result<VariantStock, CatalogError> {
+        let item = self.load_owned(seller_id, item_id).await?;
+        let variant_id = match (item.has_variants, variant_id) {
+            (false, None) => item.id.clone(),
+            (false, Some(v)) if v == item.id => v,
+            (true, Some(v)) if item.variant(&v).is_some() => v,
+            (true, None) => {
+                return Err(CatalogError::Invalid(FieldErrors::single(
+                    "variantId",
+                    "is required: the item has variants",
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(CatalogError::Invalid(FieldErrors::single(
+                    "variantId",
+                    "is not a variant of this item",
+                )))
+            }
+        };
+        if delta.unsigned_abs() > item::MAX_QUANTITY as u64 {
+            let message = format!("must be between -{0} and {0}", item::MAX_QUANTITY);
+            return Err(CatalogError::Invalid(FieldErrors::single("delta", message)));
+        }
+        let level = self.inventory.adjust(&item.id, &variant_id, delta).await?;
+        Ok(VariantStock { variant_id, level })
+    }
+
+    async fn load(&self, item_id: &str) -> Result<Item, CatalogError> {
+        if !looks_like_id(item_id) {
+            return Err(CatalogError::NotFound);
+        }
+        let id = item_id.to_owned();
+        self.store
+            .read(move |trees| trees.get::<Item>(TreeName::Items, id.as_bytes()))
+            .await?
+            .ok_or(CatalogError::NotFound)
+    }
+
+    /// Loads an item the seller owns; someone else's item is "not found".
+    async fn load_owned(&self, seller_id: &str, item_id: &str) -> Result<Item, CatalogError> {
+        let item = self.load(item_id).await?;
+        if item.seller_id != seller_id {
+            return Err(CatalogError::NotFound);
+        }
+        Ok(item)
+    }
+
+    /// Stores a changed item with its event. Last writer wins on concurrent
+    /// patches of one item by its one seller; the item actor, when items get
+    /// one, will serialize them instead.
+    async fn save_changed(&self, item: Item, effect: PatchEffect) -> Result<Item, CatalogError> {
+        self.store
+            .write(move |tx| {
+                tx.put(TreeName::Items, item.id.as_bytes(), &item)?;
+                tx.emit(match effect {
+                    PatchEffect::Deactivated => EventBody::ItemDeactivated(item.clone()),
+                    _ => EventBody::ItemUpdated(item.clone()),
+                });
+                Ok::<_, CatalogError>(item.clone())
+            })
+            .await
+    }
+}
+
+/// Reserves the item's SKU codes for its seller, refusing codes the seller
+/// already uses on another item.
+fn claim_skus(tx: &mut Tx<'_>, item: &Item) -> Result<(), CatalogError> {
+    let mut errors = FieldErrors::new();
+    let mut fields: Vec<(String, &str)> = item
+        .sku
+        .iter()
+        .map(|s| ("sku".to_owned(), s.as_str()))
+        .collect();
+    if item.has_variants {
+        for (i, variant) in item.variants.iter().enumerate() {
+            if let Some(sku) = &variant.sku {
+                fields.push((format!("variants[{i}].sku"), sku));
+            }
+        }
+    }
+    let keys: Vec<Vec<u8>> = fields
+        .iter()
+        .map(|(_, sku)| seller_sku_key(&item.seller_id, sku))
+        .collect();
+    for ((field, _), key) in fields.iter().zip(&keys) {
+        if tx.contains(TreeName::SellerSkus, key)? {
+            errors.add(field.clone(), "is already used by another of your items");
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CatalogError::Invalid(errors));
+    }
+    for key in keys {
+        tx.put_raw(TreeName::SellerSkus, key, item.id.as_bytes().to_vec());
+    }
+    Ok(())
+}
+
+fn seller_sku_key(seller_id: &str, sku: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(seller_id.len() + 1 + sku.len());
+    key.extend_from_slice(seller_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(item::sku_key(sku).as_bytes());
+    key
+}

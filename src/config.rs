@@ -1,0 +1,313 @@
+//! Settings: one typed struct, layered and validated once at start-up.
+//!
+//! Layers, later wins: built-in defaults → the file (`--config`, else
+//! `AGORA_CONFIG`, else `./cluster.toml` if present) → environment variables
+//! `AGORA_<NAME>` → command-line flags. Nothing reads the environment after
+//! [`Settings::load`] returns.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// This node's id (must appear in `cluster.nodes` when that is not empty).
+    pub node_id: String,
+    /// HTTP listen address; port 0 picks a free port.
+    pub http: SocketAddr,
+    /// Where sled (and later the search index and media) live.
+    pub data_dir: PathBuf,
+    /// Token-bucket refill per token (or per client IP when anonymous); 0 disables.
+    pub rate_limit_per_sec: u32,
+    /// Bucket size; 0 means "same as the rate".
+    pub rate_limit_burst: u32,
+    /// A request still running after this many milliseconds gets 503 `TIMEOUT`.
+    pub request_timeout_ms: u64,
+    /// How long a session token lives.
+    pub session_ttl_secs: u64,
+    /// How long an order may wait in `PAYMENT_PENDING` before it expires.
+    pub payment_ttl_secs: u64,
+    /// Latency of the simulated payment gateway.
+    pub payment_latency_ms: u64,
+    /// How long `POST /checkout` waits for a final state before answering 202.
+    pub checkout_wait_ms: u64,
+    /// Origins allowed by CORS; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// After SIGTERM, how long in-flight requests may take before the node
+    /// stops anyway (storage is flushed either way).
+    pub shutdown_grace_secs: u64,
+    /// sled page cache, MiB.
+    pub storage_cache_mb: u64,
+    /// The cluster this node belongs to.
+    pub cluster: ClusterSettings,
+}
+
+/// The static cluster membership (`[cluster]` in `cluster.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Shared secret (cookie) nodes authenticate each other with.
+    pub secret: Option<String>,
+    /// Every node, this one included.
+    pub nodes: Vec<NodeSettings>,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Node id.
+    pub id: String,
+    /// Address for node-to-node traffic.
+    pub cluster: SocketAddr,
+    /// The node's HTTP address.
+    pub http: SocketAddr,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node_id: "node-1".into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 0,
+            request_timeout_ms: 30_000,
+            session_ttl_secs: 7 * 24 * 3600,
+            payment_ttl_secs: 300,
+            payment_latency_ms: 50,
+            checkout_wait_ms: 5_000,
+            cors_origins: vec!["*".into()],
+            shutdown_grace_secs: 30,
+            storage_cache_mb: 256,
+            cluster: ClusterSettings::default(),
+        }
+    }
+}
+
+/// Setting names that may come from `AGORA_<NAME>`.
+const ENV_KEYS: [&str; 13] = [
+    "node_id",
+    "http",
+    "data_dir",
+    "rate_limit_per_sec",
+    "rate_limit_burst",
+    "request_timeout_ms",
+    "session_ttl_secs",
+    "payment_ttl_secs",
+    "payment_latency_ms",
+    "checkout_wait_ms",
+    "cors_origins",
+    "shutdown_grace_secs",
+    "storage_cache_mb",
+];
+
+/// Values given on the command line; `None` means "not given".
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--node-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// `--rate-limit-per-sec`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_sec: Option<u32>,
+    /// `--payment-ttl-secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_ttl_secs: Option<u64>,
+    /// `--payment-latency-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_latency_ms: Option<u64>,
+    /// `--checkout-wait-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_wait_ms: Option<u64>,
+}
+
+impl Settings {
+    /// Loads the layers from the real environment and validates the result.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(config_file, &env, overrides)
+    }
+
+    /// Loads the layers with an explicit environment (what tests use).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> anyhow::Result<Settings> {
+        let from_env = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let file = match (config_file, from_env("AGORA_CONFIG")) {
+            (Some(path), _) => Some(path.to_path_buf()),
+            (None, Some(path)) => Some(PathBuf::from(path)),
+            (None, None) => Some(PathBuf::from("cluster.toml")).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = &file {
+            if !file.exists() {
+                anyhow::bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        for key in ENV_KEYS {
+            if let Some(value) = from_env(&format!("AGORA_{}", key.to_uppercase())) {
+                let value = figment::value::Value::from(value);
+                let parsed = match value.as_str() {
+                    Some(text) => text
+                        .parse::<figment::value::Value>()
+                        .unwrap_or(value.clone()),
+                    None => value,
+                };
+                figment = figment.merge(Serialized::global(key, parsed));
+            }
+        }
+        let settings: Settings = figment
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every rule at once and reports all violations together.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.node_id.trim().is_empty() {
+            problems.push("node_id must not be empty".to_owned());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir must not be empty".to_owned());
+        }
+        let ranges: [(&str, u64, u64, u64); 8] = [
+            (
+                "rate_limit_per_sec",
+                self.rate_limit_per_sec.into(),
+                0,
+                1_000_000,
+            ),
+            (
+                "rate_limit_burst",
+                self.rate_limit_burst.into(),
+                0,
+                10_000_000,
+            ),
+            ("request_timeout_ms", self.request_timeout_ms, 1, 600_000),
+            (
+                "session_ttl_secs",
+                self.session_ttl_secs,
+                1,
+                365 * 24 * 3600,
+            ),
+            ("payment_ttl_secs", self.payment_ttl_secs, 1, 7 * 24 * 3600),
+            ("payment_latency_ms", self.payment_latency_ms, 0, 60_000),
+            ("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000),
+            ("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600),
+        ];
+        for (name, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                problems.push(format!("{name} must be in {low}..={high}, got {value}"));
+            }
+        }
+        if !(8..=65_536).contains(&self.storage_cache_mb) {
+            problems.push(format!(
+                "storage_cache_mb must be in 8..=65536, got {}",
+                self.storage_cache_mb
+            ));
+        }
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && http::HeaderValue::from_str(origin).is_ok());
+            if !ok {
+                problems.push(format!(
+                    "cors_origins: {origin:?} is neither \"*\" nor an http(s) origin"
+                ));
+            }
+        }
+        let nodes = &self.cluster.nodes;
+        for (i, node) in nodes.iter().enumerate() {
+            if nodes[..i].iter().any(|other| other.id == node.id) {
+                problems.push(format!("cluster.nodes: id {:?} appears twice", node.id));
+            }
+        }
+        if !nodes.is_empty() && !nodes.iter().any(|n| n.id == self.node_id) {
+            problems.push(format!(
+                "node_id {:?} is not one of cluster.nodes",
+                self.node_id
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid settings:\n  - {}", problems.join("\n  - "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "http = \"127.0.0.1:1111\"\nrate_limit_per_sec = 5\npayment_ttl_secs = 9"
+        )
+        .unwrap();
+        let vars = env(&[
+            ("AGORA_HTTP", "127.0.0.1:2222"),
+            ("AGORA_RATE_LIMIT_PER_SEC", "7"),
+        ]);
+        let flags = Overrides {
+            http: Some("127.0.0.1:3333".into()),
+            ..Default::default()
+        };
+        let settings = Settings::load_from(Some(file.path()), &vars, &flags).unwrap();
+        assert_eq!(settings.http.port(), 3333, "flag wins");
+        assert_eq!(settings.rate_limit_per_sec, 7, "environment beats the file");
+        assert_eq!(settings.payment_ttl_secs, 9, "the file beats the default");
+        assert_eq!(settings.checkout_wait_ms, 5_000, "default");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let vars = env(&[
+            ("AGORA_REQUEST_TIMEOUT_MS", "0"),
+            ("AGORA_CORS_ORIGINS", "[\"ftp://x\"]"),
+        ]);
+        let message = Settings::load_from(None, &vars, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("request_timeout_ms"), "{message}");
+        assert!(message.contains("cors_origins"), "{message}");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_addresses_are_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "htp = \"127.0.0.1:1\"").unwrap();
+        assert!(Settings::load_from(Some(file.path()), &[], &Overrides::default()).is_err());
+        let vars = env(&[("AGORA_HTTP", "not-an-address")]);
+        assert!(Settings::load_from(None, &vars, &Overrides::default()).is_err());
+    }
+}

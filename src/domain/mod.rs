@@ -1,0 +1,16 @@
+//! Plain types every layer shares: ids, timestamps, users, items, and the
+//! validation vocabulary (normalized text, per-field errors).
+//!
+//! Nothing here touches storage or HTTP; parsing a request body into one of
+//! these types is where untrusted input becomes trusted.
+
+mod ids;
+pub mod item;
+pub mod text;
+mod time;
+pub mod user;
+mod validation;
+
+pub use ids::{looks_like_id, new_id};
+pub use time::Timestamp;
+pub use validation::FieldErrors;

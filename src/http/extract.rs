@@ -1,0 +1,85 @@
+//! Extractors whose rejections speak the API's error format.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+
+use super::error::{ApiError, Code};
+use crate::accounts::Authenticated;
+
+/// JSON body. Malformed JSON or a wrong field type is 400
+/// `MALFORMED_REQUEST`; a body over the limit is 413; a non-JSON content
+/// type is 415.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(Code::PayloadTooLarge, "the request body is too large")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                Code::UnsupportedMediaType,
+                "send JSON with `Content-Type: application/json`",
+            ),
+            _ => ApiError::new(Code::MalformedRequest, rejection.body_text()),
+        }
+    }
+}
+
+/// Path parameters; a segment that does not parse is simply "not found".
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::not_found("resource")
+    }
+}
+
+/// Who sent the request, decided once per request by the gateway layer.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No `Authorization` header (or `?token=`).
+    Anonymous,
+    /// A token was sent but is unknown, expired or malformed.
+    InvalidToken,
+    /// A valid session.
+    SignedIn(Authenticated),
+}
+
+/// A signed-in caller; rejects with 401 and `WWW-Authenticate: Bearer`.
+pub struct SignedIn(pub Authenticated);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::SignedIn(who)) => Ok(SignedIn(who.clone())),
+            _ => Err(ApiError::unauthenticated()),
+        }
+    }
+}
+
+/// The bearer token of a request, from `Authorization: Bearer` (or, where a
+/// client cannot set headers, the `token` query parameter).
+pub fn bearer_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(str::to_owned)
+}

@@ -1,0 +1,167 @@
+//! The gateway's duties as middleware: who is calling, rate limits, request
+//! timeouts, metrics, and a guarantee that every error body is problem+json.
+//! Request ids, tracing spans, CORS, compression and body limits are
+//! tower-http layers, assembled in [`super::router`].
+
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::error::{ApiError, Code, PROBLEM_JSON};
+use super::extract::{bearer_token, Caller};
+use super::AppState;
+
+/// Resolves the caller's token once and stores a [`Caller`] in the request.
+pub async fn identify_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let caller = match bearer_token(&parts) {
+        None => Caller::Anonymous,
+        Some(token) => match state.accounts.authenticate(&token).await {
+            Ok(Some(who)) => Caller::SignedIn(who),
+            Ok(None) => Caller::InvalidToken,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    parts.extensions.insert(caller);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// What a rate-limit bucket belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// A valid session (by its storage key).
+    Session([u8; 32]),
+    /// An anonymous client (or one with an invalid token), by IP.
+    Ip(IpAddr),
+}
+
+/// Token buckets per [`RateKey`].
+pub struct RateLimits {
+    limiter: DefaultKeyedRateLimiter<RateKey>,
+}
+
+impl RateLimits {
+    /// Buckets refilling `per_sec` with room for `burst` (0: same as `per_sec`);
+    /// `None` when `per_sec` is 0 (limits off).
+    pub fn new(per_sec: u32, burst: u32) -> Option<Arc<RateLimits>> {
+        let rate = NonZeroU32::new(per_sec)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        Some(Arc::new(RateLimits { limiter }))
+    }
+
+    /// `Ok` if `key` may proceed, else how many seconds to wait.
+    fn check(&self, key: &RateKey) -> Result<(), u64> {
+        self.limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// Forgets buckets that have refilled, bounding memory by active clients.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// 429 `RATE_LIMITED` with `Retry-After` once a caller's bucket is empty.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(limits) = &state.rate_limits {
+        let key = match request.extensions().get::<Caller>() {
+            Some(Caller::SignedIn(who)) => RateKey::Session(who.session_key),
+            _ => RateKey::Ip(
+                request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
+            ),
+        };
+        if let Err(wait_secs) = limits.check(&key) {
+            metrics::counter!("agora_http_rate_limited_total").increment(1);
+            return ApiError::new(Code::RateLimited, "too many requests; slow down")
+                .retry_after(wait_secs)
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// 503 `TIMEOUT` for a request still running after `request_timeout_ms`.
+pub async fn request_timeout(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = Duration::from_millis(state.settings.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(Code::Timeout, "the request took too long").into_response(),
+    }
+}
+
+/// Request count and latency by method, matched route and status.
+pub async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // The route template, never the raw path: ids would explode cardinality.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("agora_http_requests_total", &labels).increment(1);
+    metrics::histogram!("agora_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Rewrites any error response that is not already problem+json (axum's own
+/// 404 and 405, a layer's 413, ...) into one, keeping its status and headers.
+pub async fn problem_fallback(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let code = Code::for_status(status);
+    let detail = match code {
+        Code::NotFound => "no such resource",
+        Code::MethodNotAllowed => "this resource does not support that method",
+        _ => code.title(),
+    };
+    let (mut parts, _) = response.into_parts();
+    let problem = ApiError::new(code, detail).into_response();
+    let (problem_parts, body) = problem.into_parts();
+    parts.status = status;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    for (name, value) in problem_parts.headers.iter() {
+        if name == header::WWW_AUTHENTICATE {
+            parts.headers.insert(name, value.clone());
+        }
+    }
+    Response::from_parts(parts, Body::new(body))
+}

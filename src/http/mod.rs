@@ -1,0 +1,196 @@
+//! HTTP: one module per resource, each exposing `router()`, merged here with
+//! the gateway layers. Handlers translate HTTP to service calls and back;
+//! they hold no locks and make no business decisions.
+
+pub mod error;
+pub mod extract;
+pub mod gateway;
+mod items;
+mod ops;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::{middleware, Extension, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::accounts::Accounts;
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::storage::Store;
+use gateway::RateLimits;
+
+/// Largest JSON body, per the API conventions.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's settings.
+    pub settings: Arc<Settings>,
+    /// The node's storage.
+    pub store: Store,
+    /// Accounts and sessions.
+    pub accounts: Accounts,
+    /// The seller catalog.
+    pub catalog: Catalog,
+    /// Rate limits (`None` when disabled).
+    pub rate_limits: Option<Arc<RateLimits>>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Assembles the state; must run inside the runtime (it starts the rate
+    /// limiter's clean-up task).
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        accounts: Accounts,
+        catalog: Catalog,
+    ) -> Self {
+        let rate_limits = RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst);
+        if let Some(limits) = &rate_limits {
+            let limits = Arc::downgrade(limits);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    match limits.upgrade() {
+                        Some(limits) => limits.forget_idle(),
+                        None => break,
+                    }
+                }
+            });
+        }
+        AppState {
+            settings,
+            store,
+            accounts,
+            catalog,
+            rate_limits,
+            metrics: crate::telemetry::metrics_handle(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agora", description = "An actor-based reactive marketplace server. See API.md for the prose contract."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Users and sessions"),
+        (name = "catalog", description = "Items and stock"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole application: every resource's routes behind the gateway layers.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(users::router())
+        .merge(sessions::router())
+        .merge(items::router())
+        .merge(ops::router())
+        .split_for_parts();
+    let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        let id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!("request", method = %request.method(), route, request_id = id)
+    });
+    // Outermost first: ids exist before the span opens; the span covers
+    // everything, including rejections by the inner layers.
+    let gateway = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(cors(&state.settings))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(gateway::problem_fallback))
+        .layer(middleware::from_fn(gateway::record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::identify_caller,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::rate_limit,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(openapi_json));
+    routes.layer(gateway).with_state(state)
+}
+
+fn cors(settings: &Settings) -> CorsLayer {
+    let origins = if settings.cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            settings
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-cart-token"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::LOCATION,
+        ])
+        .max_age(Duration::from_secs(3600))
+}

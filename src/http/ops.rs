@@ -1,0 +1,64 @@
+//! Operations: liveness, readiness, metrics, and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "alive")))]
+async fn health() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: 200 once storage accepts writes, 503 otherwise.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.store.is_writable() {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "storage": "ok"})),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "storage": "closed"})),
+        )
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// This contract as OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi(Extension(document): Extension<Arc<String>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str().to_owned(),
+    )
+}

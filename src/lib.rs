@@ -1,0 +1,34 @@
+//! Agora: an Amazon-style marketplace server, built as an actor-based
+//! reactive server over embedded storage.
+//!
+//! # Layout
+//!
+//! - [`config`]: one typed `Settings`, layered file → environment → flags and
+//!   validated once at start-up.
+//! - [`app`]: builds a node (storage, services, router, listener) and runs it
+//!   until a shutdown signal; `main.rs` and the tests both go through it.
+//! - [`domain`]: plain types every layer shares (ids, timestamps, users,
+//!   items) and the validation of untrusted input.
+//! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
+//!   the single group-commit writer; the event log (transactional outbox) and
+//!   its consumers.
+//! - [`actors`]: owners of contested state; for now the inventory interface
+//!   that actors per SKU will sit behind.
+//! - [`accounts`], [`catalog`]: the services handlers call.
+//! - [`search`]: the catalog search index.
+//! - [`http`]: the axum router, one module per resource, the gateway layers
+//!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
+//!   type that renders problem+json.
+//! - [`telemetry`]: logging and the Prometheus recorder.
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod actors;
+pub mod app;
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod search;
+pub mod storage;
+pub mod telemetry;

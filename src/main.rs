@@ -1,0 +1,99 @@
+//! The `agora` binary: parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agora::app::{shutdown_signal, Application};
+use agora::config::{Overrides, Settings};
+use clap::{Args, Parser, Subcommand};
+
+/// Agora: an actor-based reactive marketplace server.
+#[derive(Parser)]
+#[command(name = "agora", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (the default when no command is given).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Settings file (default: ./cluster.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HTTP listen address, e.g. 127.0.0.1:8080 (port 0 picks one).
+    #[arg(long)]
+    http: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// This node's id in cluster.toml.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Requests per second per token (or client IP); 0 disables.
+    #[arg(long)]
+    rate_limit_per_sec: Option<u32>,
+    /// Seconds an order may stay PAYMENT_PENDING.
+    #[arg(long)]
+    payment_ttl_secs: Option<u64>,
+    /// Latency of the simulated payment gateway.
+    #[arg(long)]
+    payment_latency_ms: Option<u64>,
+    /// How long POST /checkout waits before answering 202.
+    #[arg(long)]
+    checkout_wait_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::default(),
+    };
+    agora::telemetry::init_tracing();
+    let overrides = Overrides {
+        http: args.http,
+        data_dir: args.data_dir,
+        node_id: args.node_id,
+        rate_limit_per_sec: args.rate_limit_per_sec,
+        payment_ttl_secs: args.payment_ttl_secs,
+        payment_latency_ms: args.payment_latency_ms,
+        checkout_wait_ms: args.checkout_wait_ms,
+    };
+    let settings = match Settings::load(args.config.as_deref(), &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("agora: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("agora: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agora: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    // Tests and scripts read this line to learn the port when asked for port 0.
+    println!("agora listening on http://{}", app.local_addr());
+    app.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,169 @@
+//! The event log: an append-only, gap-free, ordered log in sled (the
+//! transactional outbox), and durable per-consumer offsets.
+//!
+//! Events are appended by write jobs ([`super::Tx::emit`]) in the same atomic
+//! write as the state change they describe, so the log never claims a change
+//! that did not happen and never misses one that did. Consumers read after
+//! their committed offset: every event at least once, in order, across
+//! restarts; exactly once when a consumer commits after handling each batch
+//! and does not crash in between.
+
+use tokio::sync::watch;
+
+use super::{codec, Record, StorageError, Store, TreeName, Trees};
+use crate::domain::item::Item;
+use crate::domain::Timestamp;
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub struct Event {
+    /// Position in the log, starting at 1, without gaps.
+    pub seq: u64,
+    /// Commit time.
+    pub at: Timestamp,
+    /// What happened.
+    pub body: EventBody,
+}
+
+impl Record for Event {
+    const KIND: &'static str = "event";
+    const VERSION: u8 = 1;
+}
+
+/// What happened. Item events carry the whole item after the change, so a
+/// consumer (search, another node) needs nothing else to apply them.
+///
+/// New kinds are added at the end: bincode encodes the variant index.
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub enum EventBody {
+    /// A seller listed a new item.
+    ItemCreated(Item),
+    /// An item's fields changed (including reactivation).
+    ItemUpdated(Item),
+    /// An item became inactive.
+    ItemDeactivated(Item),
+    /// A variant's stock changed.
+    StockChanged {
+        /// The item.
+        item_id: String,
+        /// The variant (the item id for an item without variants).
+        variant_id: String,
+        /// Stock a buyer can still get.
+        available: i64,
+        /// Stock held by reservations.
+        reserved: i64,
+    },
+}
+
+impl EventBody {
+    /// The event's kind as named in the design (`item.created`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::ItemCreated(_) => "item.created",
+            EventBody::ItemUpdated(_) => "item.updated",
+            EventBody::ItemDeactivated(_) => "item.deactivated",
+            EventBody::StockChanged { .. } => "stock.changed",
+        }
+    }
+}
+
+/// The sequence number of the newest event (0 when the log is empty).
+pub(super) fn last_sequence(trees: &Trees) -> Result<u64, StorageError> {
+    match trees.tree(TreeName::Events).last()? {
+        Some((key, _)) => Ok(seq_from_key(&key)),
+        None => Ok(0),
+    }
+}
+
+fn seq_from_key(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Reads up to `max` events with sequence numbers greater than `after`.
+pub fn read_after(trees: &Trees, after: u64, max: usize) -> Result<Vec<Event>, StorageError> {
+    let start = after.saturating_add(1).to_be_bytes();
+    trees
+        .tree(TreeName::Events)
+        .range(start..)
+        .take(max)
+        .map(|entry| {
+            let (_, value) = entry?;
+            codec::decode(&value)
+        })
+        .collect()
+}
+
+/// A named reader of the log with a durable offset.
+pub struct EventConsumer {
+    name: String,
+    store: Store,
+    position: u64,
+    watch: watch::Receiver<u64>,
+}
+
+impl EventConsumer {
+    /// Opens the consumer `name`, positioned after its committed offset.
+    pub async fn open(store: Store, name: &str) -> Result<Self, StorageError> {
+        let key = name.to_owned();
+        let position = store
+            .read(move |trees| {
+                Ok(trees
+                    .tree(TreeName::Offsets)
+                    .get(key.as_bytes())?
+                    .map(|v| seq_from_key(&v))
+                    .unwrap_or(0))
+            })
+            .await?;
+        let watch = store.event_watch();
+        Ok(EventConsumer {
+            name: name.to_owned(),
+            store,
+            position,
+            watch,
+        })
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sequence number of the last event handed out.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The next events after the last one handed out, up to `max`; waits
+    /// while there are none. Returns an empty batch only if storage closed.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, StorageError> {
+        loop {
+            let after = self.position;
+            let batch = self
+                .store
+                .read(move |trees| read_after(trees, after, max))
+                .await?;
+            if let Some(last) = batch.last() {
+                self.position = last.seq;
+                return Ok(batch);
+            }
+            // Wait for a commit past our position; `changed` errs once the
+            // writer is gone.
+            if self.watch.wait_for(|&newest| newest > after).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Durably records that every event up to and including `seq` is handled.
+    pub async fn commit(&self, seq: u64) -> Result<(), StorageError> {
+        let key = self.name.clone().into_bytes();
+        self.store
+            .write(move |tx| {
+                tx.put_raw(TreeName::Offsets, key.clone(), seq.to_be_bytes().to_vec());
+                Ok::<_, StorageError>(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,278 @@
+//! Storage: one sled database per node, a tree per record kind.
+//!
+//! - [`codec`]: how values become bytes (bincode 2 behind a version byte).
+//! - [`committer`]: the single writer. Every write is a job run by one thread
+//!   that groups queued jobs into one multi-tree sled transaction and one
+//!   flush (group commit), then answers every job in the group. Being the only
+//!   writer is also what keeps the event log gap-free and in commit order.
+//! - [`events`]: the event log (transactional outbox) and its consumers.
+//!
+//! Reads go straight to sled, on the blocking thread pool: sled calls may
+//! touch the disk and must never run on the async reactor threads.
+
+pub mod codec;
+mod committer;
+pub mod events;
+mod records;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use codec::Record;
+pub use committer::Tx;
+use committer::{Command, Committer, TypedJob};
+
+/// Why storage failed. Cheap to clone: one failure answers a whole group.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// sled reported an I/O or internal error.
+    #[error("storage I/O: {0}")]
+    Io(Arc<sled::Error>),
+    /// A stored value could not be encoded or decoded.
+    #[error("codec ({kind}): {reason}")]
+    Codec {
+        /// Record kind.
+        kind: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The writer has stopped (shutdown, or it failed).
+    #[error("storage is closed")]
+    Closed,
+    /// A write job panicked; its writes were discarded.
+    #[error("a write job panicked")]
+    JobPanicked,
+    /// sled saw a conflicting transaction. The writer retries these itself;
+    /// a job only sees it while being re-run.
+    #[error("transaction conflict")]
+    Conflict,
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError::Io(Arc::new(e))
+    }
+}
+
+/// The record kinds, one sled tree each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeName {
+    /// user id → `User`.
+    Users,
+    /// lower-case email → user id.
+    UsersByEmail,
+    /// SHA-256 of a session token → `Session`.
+    Sessions,
+    /// item id → `Item`.
+    Items,
+    /// seller id ‖ 0 ‖ upper-case SKU code → item id (uniqueness per seller).
+    SellerSkus,
+    /// variant id → `StockLevel`.
+    Stock,
+    /// big-endian sequence number → `Event`.
+    Events,
+    /// consumer name → big-endian offset (last handled sequence number).
+    Offsets,
+}
+
+impl TreeName {
+    /// Every tree, in the order of their indexes.
+    pub const ALL: [TreeName; 8] = [
+        TreeName::Users,
+        TreeName::UsersByEmail,
+        TreeName::Sessions,
+        TreeName::Items,
+        TreeName::SellerSkus,
+        TreeName::Stock,
+        TreeName::Events,
+        TreeName::Offsets,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            TreeName::Users => "users",
+            TreeName::UsersByEmail => "users_by_email",
+            TreeName::Sessions => "sessions",
+            TreeName::Items => "items",
+            TreeName::SellerSkus => "seller_skus",
+            TreeName::Stock => "stock",
+            TreeName::Events => "events",
+            TreeName::Offsets => "consumer_offsets",
+        }
+    }
+}
+
+/// Read access to the trees, handed to [`Store::read`] closures.
+pub struct Trees {
+    trees: Vec<sled::Tree>,
+}
+
+impl Trees {
+    /// The raw sled tree.
+    pub fn tree(&self, name: TreeName) -> &sled::Tree {
+        &self.trees[name.index()]
+    }
+
+    /// Reads and decodes one record.
+    pub fn get<R: Record>(
+        &self,
+        name: TreeName,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<R>, StorageError> {
+        match self.tree(name).get(key)? {
+            Some(bytes) => codec::decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Tuning for the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled page cache, bytes.
+    pub cache_bytes: u64,
+    /// Most jobs in one group commit.
+    pub max_group: usize,
+    /// Queued write jobs before writers wait (backpressure).
+    pub queue_depth: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 256 * 1024 * 1024,
+            max_group: 512,
+            queue_depth: 8192,
+        }
+    }
+}
+
+/// Handle to the node's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Arc<Trees>,
+    writes: mpsc::Sender<Command>,
+    last_event: watch::Receiver<u64>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir` and starts the writer thread.
+    ///
+    /// Blocking: opening sled reads its log and may take a while on a large
+    /// database; call it at start-up or on the blocking pool.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(options.cache_bytes)
+            .open()?;
+        let trees = TreeName::ALL
+            .iter()
+            .map(|name| db.open_tree(name.file_name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let trees = Arc::new(Trees { trees });
+        let last_seq = events::last_sequence(&trees)?;
+        let (writes, queue) = mpsc::channel(options.queue_depth);
+        let (event_tx, last_event) = watch::channel(last_seq);
+        let committer = Committer::new(
+            db.clone(),
+            trees.clone(),
+            last_seq,
+            event_tx,
+            options.max_group,
+        );
+        let handle = std::thread::Builder::new()
+            .name("agora-committer".into())
+            .spawn(move || committer.run(queue))
+            .map_err(|e| StorageError::Io(Arc::new(sled::Error::Io(e))))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                writes,
+                last_event,
+                committer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Runs `job` in the writer thread and waits until its writes are durable.
+    ///
+    /// `job` reads through the [`Tx`] (seeing earlier jobs of its group) and
+    /// stages writes and events. If it returns `Ok`, its writes commit
+    /// atomically with its events; if it returns `Err`, nothing it staged is
+    /// written. It may run more than once, so it must be a pure function of
+    /// what it reads.
+    pub async fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        F: Fn(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob::new(job, reply));
+        if self.inner.writes.send(Command::Write(job)).await.is_err() {
+            return Err(StorageError::Closed.into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StorageError::Closed.into()))
+    }
+
+    /// Runs a read on the blocking pool.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(&Trees) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let trees = self.inner.trees.clone();
+        tokio::task::spawn_blocking(move || read(&trees))
+            .await
+            .unwrap_or(Err(StorageError::JobPanicked))
+    }
+
+    /// Watches the sequence number of the newest durable event.
+    pub fn event_watch(&self) -> watch::Receiver<u64> {
+        self.inner.last_event.clone()
+    }
+
+    /// Whether the writer is still accepting writes.
+    pub fn is_writable(&self) -> bool {
+        !self.inner.writes.is_closed()
+    }
+
+    /// Total bytes sled reports on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    /// Drains queued writes, flushes, and stops the writer. Later writes fail
+    /// with [`StorageError::Closed`]. Idempotent.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .inner
+            .writes
+            .send(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = finished.await;
+        }
+        let handle = self.inner.committer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Which domain types are stored, and their format versions.
+
+use super::Record;
+use crate::domain::item::{Item, StockLevel};
+use crate::domain::user::{Session, User};
+
+impl Record for User {
+    const KIND: &'static str = "user";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Session {
+    const KIND: &'static str = "session";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Item {
+    const KIND: &'static str = "item";
+    const VERSION: u8 = 1;
+}
+
+impl Record for StockLevel {
+    const KIND: &'static str = "stock";
+    const VERSION: u8 = 1;
+}
