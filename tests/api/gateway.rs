@@ -1,0 +1,180 @@
+//! The gateway's duties: request ids, rate limits, body limits, CORS, and
+//! problem+json for every error.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{mouse, problem, Options, TestApp};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_echoing_the_clients() {
+    let app = TestApp::spawn().await;
+    let generated = app.get("/health", None).await;
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!id.is_empty());
+    let echoed = app
+        .client
+        .get(app.url("/items/nope"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let app = TestApp::spawn_with(Options::default().env("AGORA_RATE_LIMIT_PER_SEC", "1")).await;
+    let mut limited = None;
+    for _ in 0..20 {
+        let response = app.get("/health", None).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+    }
+    let response = limited.expect("20 quick requests at 1/s must hit the limit");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(problem(response).await["code"], "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn signed_in_clients_have_their_own_bucket() {
+    let app = TestApp::spawn_with(Options::default().env("AGORA_RATE_LIMIT_PER_SEC", "2")).await;
+    // Registration and sign-in spend the anonymous (IP) bucket...
+    let token = loop {
+        let email = format!("{}@example.com", crate::helpers::ulid_like());
+        if app
+            .register(&email, "correct horse", "buyer")
+            .await
+            .status()
+            != StatusCode::CREATED
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            continue;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let session = app.sign_in(&email, "correct horse").await;
+        if session.status() == StatusCode::CREATED {
+            break session.json::<serde_json::Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    // ...then exhaust the IP bucket anonymously.
+    while app.get("/health", None).await.status() != StatusCode::TOO_MANY_REQUESTS {}
+    // The token's bucket is untouched.
+    assert_eq!(
+        app.get("/users/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_two_mebibyte_body_is_413() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let mut body = mouse();
+    body["description"] = json!("x".repeat(2 * 1024 * 1024));
+    let response = app.post("/items", Some(&seller), &body).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem(response).await["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_415() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post(app.url("/users"))
+        .body("email=a@b.c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(problem(response).await["code"], "UNSUPPORTED_MEDIA_TYPE");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_problem_json() {
+    let app = TestApp::spawn().await;
+    let missing = app.get("/no/such/thing", None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(problem(missing).await["code"], "NOT_FOUND");
+    let wrong = app.client.put(app.url("/health")).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong.headers().contains_key("allow"));
+    assert_eq!(problem(wrong).await["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/items"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let allowed = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("POST"), "{allowed}");
+}
+
+#[tokio::test]
+async fn hostile_input_never_causes_a_server_error() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let nasty = [
+        json!({"name": "\u{0000}\u{FEFF}", "description": null, "price": i64::MAX, "quantity": i64::MIN}),
+        json!({"name": "😀".repeat(300), "description": "\u{202E}".repeat(50), "price": 0, "quantity": 0}),
+        json!({"name": "x", "description": "y", "price": 1, "quantity": 1, "variants": [{"price": -1, "quantity": 1e3}]}),
+        json!({"name": "x", "description": "y", "price": 1, "quantity": 1, "attributes": {"": 1}}),
+        json!({"name": "x", "description": "y", "price": 1, "quantity": 1, "tags": [null]}),
+        json!("just a string"),
+        json!(null),
+    ];
+    for body in nasty {
+        let response = app.post("/items", Some(&seller), &body).await;
+        assert!(
+            response.status().is_client_error() || response.status() == StatusCode::CREATED,
+            "{body}"
+        );
+        if response.status().is_client_error() {
+            problem(response).await;
+        }
+    }
+    let odd_paths = [
+        "/items/%00",
+        "/items/..%2F..%2Fetc",
+        "/users/me?token=%FF",
+        "/items/x/stock",
+    ];
+    for path in odd_paths {
+        let response = app.get(path, None).await;
+        assert!(
+            response.status().is_client_error(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}

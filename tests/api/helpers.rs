@@ -1,0 +1,312 @@
+//! `TestApp`: a real `agora serve` process on a free port with its own data
+//! directory, and one method per endpoint the tests use.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// A running server process.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    child: Option<Child>,
+    data: Arc<TempDir>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    logs: Arc<Mutex<String>>,
+}
+
+/// How to start a server.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra command-line arguments after `serve`.
+    pub args: Vec<String>,
+    /// Extra `AGORA_*` environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+impl TestApp {
+    /// A server with default settings, except rate limits off.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default().env("AGORA_RATE_LIMIT_PER_SEC", "0")).await
+    }
+
+    /// A server with the given options.
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let data = Arc::new(TempDir::new().expect("temp dir"));
+        Self::start(data, options.args, options.env)
+    }
+
+    fn start(data: Arc<TempDir>, args: Vec<String>, env: Vec<(String, String)>) -> TestApp {
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (child, addr) = launch(data.path(), &args, &env, &logs).unwrap_or_else(|status| {
+            panic!("server did not start ({status}):\n{}", logs.lock().unwrap())
+        });
+        let client = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestApp {
+            base: format!("http://{addr}"),
+            client,
+            child: Some(child),
+            data,
+            args,
+            env,
+            logs,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Everything the server printed so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process by its pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        child.wait().expect("reap")
+    }
+
+    /// Starts a new process on the same data directory (and options).
+    pub fn restart(mut self) -> TestApp {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        Self::start(self.data.clone(), self.args.clone(), self.env.clone())
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("GET")
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send_json(reqwest::Method::POST, path, token, body)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send_json(reqwest::Method::PATCH, path, token, body)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("DELETE")
+    }
+
+    pub async fn register(&self, email: &str, password: &str, role: &str) -> Response {
+        self.post(
+            "/users",
+            None,
+            &json!({"email": email, "password": password, "name": "Test User", "role": role}),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/sessions",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers a fresh user with `role` and returns a session token.
+    pub async fn user_token(&self, role: &str) -> String {
+        let email = format!("{}-{}@example.com", role, ulid_like());
+        let created = self.register(&email, "correct horse", role).await;
+        assert_eq!(created.status(), StatusCode::CREATED, "register");
+        let session = self.sign_in(&email, "correct horse").await;
+        assert_eq!(session.status(), StatusCode::CREATED, "sign in");
+        let body: Value = session.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an item as `token`'s seller; returns its JSON.
+    pub async fn create_item(&self, token: &str, body: &Value) -> Value {
+        let response = self.post("/items", Some(token), body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "create item");
+        response.json().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The design's item body.
+pub fn mouse() -> Value {
+    json!({"name": "Wireless Mouse", "description": "Ergonomic Bluetooth Mouse", "price": 999, "quantity": 100})
+}
+
+/// A problem+json body, checked for shape.
+pub async fn problem(response: Response) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["code"].is_string() && body["status"].is_u64() && body["title"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+pub fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs the binary and waits for its "listening on" line.
+fn launch(
+    data: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    logs: &Arc<Mutex<String>>,
+) -> Result<(Child, String), String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+    command
+        .arg("serve")
+        .arg("--http")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data.join("node"))
+        .args(args)
+        // Run where no cluster.toml is, and with none of the caller's AGORA_* settings.
+        .current_dir(data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AGORA_")) {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_logs = logs.clone();
+    std::thread::spawn(move || {
+        // Keep draining after the address line: a full pipe would block the server.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("agora listening on http://") {
+                let _ = addr_tx.send(addr.trim().to_owned());
+            }
+            let mut logs = out_logs.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    let err_logs = logs.clone();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        err_logs.lock().unwrap().push_str(&text);
+    });
+    match addr_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => Ok((child, addr)),
+        Err(_) => {
+            let status = child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map_or("still running".to_owned(), |s| s.to_string());
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            Err(status)
+        }
+    }
+}
+
+/// Runs the binary to completion with `args` (for start-up failures).
+pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AGORA_")) {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run agora");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status, text)
+}

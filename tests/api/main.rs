@@ -1,0 +1,9 @@
+//! Black-box API tests: each boots the real `agora` binary on port 0 with a
+//! fresh data directory and talks HTTP to it.
+
+mod accounts;
+mod catalog;
+mod durability;
+mod gateway;
+mod helpers;
+mod operations;
