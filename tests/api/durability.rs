@@ -63,6 +63,40 @@ async fn sigterm_stops_the_node_cleanly_and_keeps_its_data() {
 }
 
 #[tokio::test]
+async fn a_request_in_flight_at_sigterm_is_finished_before_the_node_stops() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = TestApp::spawn().await;
+    let body = json!({"email": "late@example.com", "password": "correct horse", "name": "Late"})
+        .to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /users HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Let the server read the headers, so the request is in flight, then
+    // signal while half of the body is still missing.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.send_sigterm();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stream.write_all(tail.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(app.wait_exit().success());
+    let app = app.restart();
+    assert_eq!(
+        app.sign_in("late@example.com", "correct horse")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
 async fn invalid_settings_stop_start_up_with_every_problem_named() {
     let dir = tempfile::tempdir().unwrap();
     let (status, output) = run_to_exit(

@@ -178,3 +178,14 @@ async fn hostile_input_never_causes_a_server_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_503_timeout() {
+    // Argon2id hashing alone takes far longer than one millisecond.
+    let app = TestApp::spawn_with(Options::default().env("AGORA_REQUEST_TIMEOUT_MS", "1")).await;
+    let response = app
+        .register("slow@example.com", "correct horse", "buyer")
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem(response).await["code"], "TIMEOUT");
+}

@@ -95,10 +95,20 @@ impl TestApp {
 
     /// SIGTERM, then waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        self.send_sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn send_sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
         // SAFETY: sending a signal to our own child process by its pid.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        child.wait().expect("reap")
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.child.take().expect("running").wait().expect("reap")
     }
 
     /// Starts a new process on the same data directory (and options).
