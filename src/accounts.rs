@@ -223,10 +223,7 @@ impl Accounts {
             return Ok(None);
         }
         let key = token_key(token);
-        let session = self
-            .store
-            .read(move |trees| trees.get::<Session>(TreeName::Sessions, key))
-            .await?;
+        let session = self.store.get::<Session>(TreeName::Sessions, key).await?;
         Ok(session
             .filter(|s| s.expires_at > Timestamp::now())
             .map(|s| Authenticated {
@@ -238,9 +235,8 @@ impl Accounts {
 
     /// The user's own record.
     pub async fn profile(&self, user_id: &str) -> Result<User, AccountError> {
-        let id = user_id.to_owned();
         self.store
-            .read(move |trees| trees.get::<User>(TreeName::Users, id.as_bytes()))
+            .get::<User>(TreeName::Users, user_id.as_bytes())
             .await?
             .ok_or(AccountError::Unauthenticated)
     }

@@ -30,6 +30,7 @@ impl Application {
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let options = StoreOptions {
             cache_bytes: settings.storage_cache_mb * 1024 * 1024,
+            read_cache_bytes: settings.read_cache_mb * 1024 * 1024,
             ..Default::default()
         };
         let dir = settings.data_dir.clone();

@@ -199,9 +199,8 @@ impl Catalog {
         if !looks_like_id(item_id) {
             return Err(CatalogError::NotFound);
         }
-        let id = item_id.to_owned();
         self.store
-            .read(move |trees| trees.get::<Item>(TreeName::Items, id.as_bytes()))
+            .get::<Item>(TreeName::Items, item_id.as_bytes())
             .await?
             .ok_or(CatalogError::NotFound)
     }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// sled page cache, MiB.
     pub storage_cache_mb: u64,
+    /// Read cache of hot records (items, stock, sessions, users), MiB.
+    pub read_cache_mb: u64,
     /// The cluster this node belongs to.
     pub cluster: ClusterSettings,
 }
@@ -85,13 +87,14 @@ impl Default for Settings {
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             storage_cache_mb: 256,
+            read_cache_mb: 64,
             cluster: ClusterSettings::default(),
         }
     }
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "node_id",
     "http",
     "data_dir",
@@ -105,6 +108,7 @@ const ENV_KEYS: [&str; 13] = [
     "cors_origins",
     "shutdown_grace_secs",
     "storage_cache_mb",
+    "read_cache_mb",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -217,6 +221,12 @@ impl Settings {
             if !(low..=high).contains(&value) {
                 problems.push(format!("{name} must be in {low}..={high}, got {value}"));
             }
+        }
+        if !(1..=65_536).contains(&self.read_cache_mb) {
+            problems.push(format!(
+                "read_cache_mb must be in 1..=65536, got {}",
+                self.read_cache_mb
+            ));
         }
         if !(8..=65_536).contains(&self.storage_cache_mb) {
             problems.push(format!(

