@@ -84,8 +84,8 @@ pub struct Accounts {
 
 impl Accounts {
     /// The service over `store`; sessions last `session_ttl_secs`.
-    pub fn new(store: Store, session_ttl_secs: u64) -> Result<Self, AccountError> {
-        let decoy = hash_password(&new_id())?;
+    pub async fn new(store: Store, session_ttl_secs: u64) -> Result<Self, AccountError> {
+        let decoy = blocking_hash(new_id()).await?;
         Ok(Accounts {
             store,
             session_ttl_secs,
@@ -209,6 +209,39 @@ impl Accounts {
                 Ok(())
             })
             .await
+    }
+
+    /// Deletes expired sessions; returns how many. Expired tokens are already
+    /// refused on use, so this only reclaims space (`app` runs it hourly).
+    pub async fn remove_expired_sessions(&self) -> Result<usize, AccountError> {
+        let now = Timestamp::now();
+        let expired: Vec<Vec<u8>> = self
+            .store
+            .read(move |trees| {
+                let mut keys = Vec::new();
+                for entry in trees.tree(TreeName::Sessions).iter() {
+                    let (key, value) = entry?;
+                    let session: Session = crate::storage::codec::decode(&value)?;
+                    if session.expires_at <= now {
+                        keys.push(key.to_vec());
+                    }
+                }
+                Ok(keys)
+            })
+            .await?;
+        let count = expired.len();
+        for chunk in expired.chunks(1_000) {
+            let chunk = chunk.to_vec();
+            self.store
+                .write(move |tx| {
+                    for key in &chunk {
+                        tx.remove(TreeName::Sessions, key.clone());
+                    }
+                    Ok::<_, AccountError>(())
+                })
+                .await?;
+        }
+        Ok(count)
     }
 
     /// Resolves a bearer token; `None` if it is unknown or expired.

@@ -42,7 +42,7 @@ impl Application {
                     settings.data_dir.display()
                 )
             })?;
-        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs)?;
+        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs).await?;
         let inventory = Inventory::new(store.clone());
         let catalog = Catalog::new(store.clone(), inventory);
         let state = AppState::new(settings.clone(), store, accounts, catalog);
@@ -67,6 +67,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application { listener, state } = self;
         let store = state.store.clone();
+        let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,9 +92,23 @@ impl Application {
             result = server => result.context("HTTP server failed")?,
             () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
         }
+        sweeper.abort();
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");
         Ok(())
+    }
+}
+
+/// Hourly removal of expired sessions.
+async fn sweep_sessions(accounts: Accounts) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match accounts.remove_expired_sessions().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
     }
 }
 

@@ -8,14 +8,15 @@
 
 /// One-line text (names, brands, tags): no line breaks survive.
 pub fn single_line(raw: &str) -> String {
-    let stripped = strip_markup(raw);
+    // Invisible characters go first: removed after markup stripping, one
+    // could join `<` and a letter into a tag that survives ("<\u{202E}a").
+    let visible: String = raw.chars().filter(|&c| !is_invisible(c)).collect();
+    let stripped = strip_markup(&visible);
     let mut out = String::with_capacity(stripped.len());
     let mut pending_space = false;
     for ch in stripped.chars() {
         if ch.is_whitespace() || ch.is_control() {
             pending_space = !out.is_empty();
-        } else if is_invisible(ch) {
-            continue;
         } else {
             if pending_space {
                 out.push(' ');
@@ -114,6 +115,11 @@ mod tests {
         assert_eq!(single_line("2 < 3 and <3"), "2 < 3 and <3");
         assert_eq!(single_line("<img src=x onerror=alert(1)"), "");
         assert_eq!(single_line("<!-- hidden --> shown"), "shown");
+        assert_eq!(
+            single_line("<\u{202E}script>x"),
+            " x".trim(),
+            "found by proptest"
+        );
     }
 
     #[test]
@@ -122,5 +128,37 @@ mod tests {
             multi_line(" one \r\n\r\n\r\n two  \n three "),
             "one\n\ntwo\nthree"
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn no_tag_survives(text: &str) -> bool {
+        text.as_bytes().windows(2).all(|w| {
+            !(w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?')))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn single_line_output_is_clean(raw in "(\\PC|[<>/!\\t\\n\\r\\u{0}\\u{7}\\u{202E}\\u{200B} ]){0,80}") {
+            let out = single_line(&raw);
+            prop_assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)));
+            prop_assert_eq!(out.trim(), out.as_str());
+            prop_assert!(!out.contains("  "));
+            prop_assert!(no_tag_survives(&out), "{:?} -> {:?}", raw, out);
+            prop_assert_eq!(single_line(&out), out.clone(), "normalizing twice changes nothing");
+        }
+
+        #[test]
+        fn multi_line_output_is_clean(raw in "(\\PC|[<>a\\n\\r\\t ]){0,80}") {
+            let out = multi_line(&raw);
+            prop_assert!(!out.chars().any(|c| c != '\n' && (c.is_control() || is_invisible(c))));
+            prop_assert!(!out.contains("\n\n\n"));
+            prop_assert!(no_tag_survives(&out));
+        }
     }
 }

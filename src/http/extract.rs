@@ -66,8 +66,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     }
 }
 
-/// The bearer token of a request, from `Authorization: Bearer` (or, where a
-/// client cannot set headers, the `token` query parameter).
+/// The bearer token of a request, from `Authorization: Bearer`, or, on
+/// `/ws` only (browsers cannot set headers on a WebSocket), from `?token=`.
+/// Elsewhere a token in the URL is ignored: URLs end up in logs and histories.
 pub fn bearer_token(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
@@ -75,6 +76,9 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_owned());
+    }
+    if parts.uri.path() != "/ws" {
+        return None;
     }
     parts
         .uri

@@ -163,6 +163,19 @@ async fn hostile_input_never_causes_a_server_error() {
             problem(response).await;
         }
     }
+    // 100,000 levels of nesting (200 KB): parsing must refuse, not overflow the stack.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let response = app
+        .client
+        .post(app.url("/items"))
+        .bearer_auth(&seller)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    problem(response).await;
     let odd_paths = [
         "/items/%00",
         "/items/..%2F..%2Fetc",
