@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{mouse, problem, TestApp};
+use crate::helpers::{item_path, mouse, problem, TestApp};
 
 #[tokio::test]
 async fn the_original_design_body_lists_an_item() {
@@ -230,11 +230,11 @@ async fn the_owner_can_patch_fields_and_clear_optional_ones() {
     let mut body = mouse();
     body["brand"] = json!("Logi");
     let item = app.create_item(&seller, &body).await;
-    let path = format!("/items/{}", item["id"].as_str().unwrap());
+    let path = item_path(&item);
     let patch = json!({"name": "Silent Mouse", "price": 1099, "brand": null, "tags": ["quiet"], "attributes": {"dpi": 800}});
     let response = app.patch(&path, Some(&seller), &patch).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let fetched: Value = app.get(&path, None).await.json().await.unwrap();
+    let fetched = app.get_json(&path).await;
     assert_eq!(fetched["name"], "Silent Mouse");
     assert_eq!(fetched["price"], 1099);
     assert_eq!(fetched["brand"], Value::Null);
@@ -252,7 +252,7 @@ async fn someone_elses_item_is_404_to_patch_delete_or_restock() {
     let owner = app.user_token("seller").await;
     let stranger = app.user_token("seller").await;
     let item = app.create_item(&owner, &mouse()).await;
-    let path = format!("/items/{}", item["id"].as_str().unwrap());
+    let path = item_path(&item);
     assert_eq!(
         app.patch(&path, Some(&stranger), &json!({"name": "Mine"}))
             .await
@@ -271,7 +271,7 @@ async fn someone_elses_item_is_404_to_patch_delete_or_restock() {
         )
         .await;
     assert_eq!(restock.status(), StatusCode::NOT_FOUND);
-    let fetched: Value = app.get(&path, None).await.json().await.unwrap();
+    let fetched = app.get_json(&path).await;
     assert_eq!(
         (fetched["name"].clone(), fetched["available"].clone()),
         (json!("Wireless Mouse"), json!(100))
@@ -283,7 +283,7 @@ async fn an_invalid_patch_is_422_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let seller = app.user_token("seller").await;
     let item = app.create_item(&seller, &mouse()).await;
-    let path = format!("/items/{}", item["id"].as_str().unwrap());
+    let path = item_path(&item);
     let response = app
         .patch(
             &path,
@@ -294,7 +294,7 @@ async fn an_invalid_patch_is_422_and_changes_nothing() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem = problem(response).await;
     assert!(problem["errors"]["price"].is_string() && problem["errors"]["status"].is_string());
-    let fetched: Value = app.get(&path, None).await.json().await.unwrap();
+    let fetched = app.get_json(&path).await;
     assert_eq!(fetched["name"], "Wireless Mouse");
 }
 
@@ -303,7 +303,7 @@ async fn deleting_makes_an_item_inactive_but_still_readable() {
     let app = TestApp::spawn().await;
     let seller = app.user_token("seller").await;
     let item = app.create_item(&seller, &mouse()).await;
-    let path = format!("/items/{}", item["id"].as_str().unwrap());
+    let path = item_path(&item);
     assert_eq!(
         app.delete(&path, Some(&seller)).await.status(),
         StatusCode::NO_CONTENT
@@ -361,12 +361,7 @@ async fn stock_moves_by_delta_and_never_below_zero() {
 
     app.post(&path, Some(&seller), &json!({"delta": -125}))
         .await;
-    let fetched: Value = app
-        .get(&format!("/items/{}", item["id"].as_str().unwrap()), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get_json(&item_path(&item)).await;
     assert_eq!(fetched["available"], 0);
 }
 
@@ -402,12 +397,7 @@ async fn stock_of_an_item_with_variants_needs_a_variant_id() {
         .await
         .unwrap();
     assert_eq!(level["available"], 5);
-    let fetched: Value = app
-        .get(&format!("/items/{}", item["id"].as_str().unwrap()), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get_json(&item_path(&item)).await;
     assert_eq!(fetched["variants"][1]["available"], 5);
     assert_eq!(fetched["variants"][0]["available"], 1);
     assert_eq!(fetched["available"], 6);

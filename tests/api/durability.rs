@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{mouse, run_to_exit, Options, TestApp};
+use crate::helpers::{item_path, mouse, run_to_exit, Options, TestApp};
 
 #[tokio::test]
 async fn items_acknowledged_just_before_kill_9_are_there_after_restart() {
@@ -53,12 +53,7 @@ async fn sigterm_stops_the_node_cleanly_and_keeps_its_data() {
     assert!(status.success(), "exit status {status}");
     assert!(app.logs().contains("storage flushed"), "{}", app.logs());
     let app = app.restart();
-    let fetched: Value = app
-        .get(&format!("/items/{}", item["id"].as_str().unwrap()), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get_json(&item_path(&item)).await;
     assert_eq!(fetched["name"], "Wireless Mouse");
 }
 

@@ -190,6 +190,13 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// `GET path` expecting 200; returns the body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// Creates an item as `token`'s seller; returns its JSON.
     pub async fn create_item(&self, token: &str, body: &Value) -> Value {
         let response = self.post("/items", Some(token), body).await;
@@ -210,6 +217,11 @@ impl Drop for TestApp {
 /// The design's item body.
 pub fn mouse() -> Value {
     json!({"name": "Wireless Mouse", "description": "Ergonomic Bluetooth Mouse", "price": 999, "quantity": 100})
+}
+
+/// `/items/{id}` of an item's JSON.
+pub fn item_path(item: &Value) -> String {
+    format!("/items/{}", item["id"].as_str().unwrap())
 }
 
 /// A problem+json body, checked for shape.
@@ -244,25 +256,13 @@ fn launch(
     env: &[(String, String)],
     logs: &Arc<Mutex<String>>,
 ) -> Result<(Child, String), String> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
-    command
-        .arg("serve")
-        .arg("--http")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data.join("node"))
-        .args(args)
-        // Run where no cluster.toml is, and with none of the caller's AGORA_* settings.
-        .current_dir(data)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AGORA_")) {
-        command.env_remove(key);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
+    let mut serve: Vec<String> = ["serve", "--http", "127.0.0.1:0", "--data-dir"]
+        .map(String::from)
+        .to_vec();
+    serve.push(data.join("node").to_string_lossy().into_owned());
+    serve.extend(args.iter().cloned());
+    let mut command = agora_command(data, &serve, env);
+    command.env("RUST_LOG", "info");
     let mut child = command.spawn().map_err(|e| e.to_string())?;
     let (addr_tx, addr_rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
@@ -301,8 +301,13 @@ fn launch(
     }
 }
 
-/// Runs the binary to completion with `args` (for start-up failures).
-pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+/// The `agora` binary with `args`, run in `dir` (where no cluster.toml is),
+/// without the caller's `AGORA_*` settings, with `env` added.
+fn agora_command<A: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: &[A],
+    env: &[(String, String)],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
         .args(args)
@@ -315,7 +320,16 @@ pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStat
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command.output().expect("run agora");
+    command
+}
+
+/// Runs the binary to completion with `args` (for start-up failures).
+pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let output = agora_command(dir, args, &env).output().expect("run agora");
     let text = String::from_utf8_lossy(&output.stderr).into_owned()
         + &String::from_utf8_lossy(&output.stdout);
     (output.status, text)

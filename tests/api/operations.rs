@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{mouse, TestApp};
+use crate::helpers::{item_path, mouse, TestApp};
 
 #[tokio::test]
 async fn health_and_ready_are_200_on_a_running_node() {
@@ -52,8 +52,7 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
     let seller = app.user_token("seller").await;
     let item = app.create_item(&seller, &mouse()).await;
     for _ in 0..3 {
-        app.get(&format!("/items/{}", item["id"].as_str().unwrap()), None)
-            .await;
+        app.get(&item_path(&item), None).await;
     }
     app.get("/items/01ARZ3NDEKTSV4RRFFQ69G5FAV", None).await;
     let text = app.get("/metrics", None).await.text().await.unwrap();
