@@ -10,6 +10,7 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::domain::user::{self, AddressInput, Role, Session, User};
 use crate::domain::{new_id, FieldErrors, Timestamp};
@@ -30,6 +31,9 @@ pub enum AccountError {
     /// The session is gone (signed out, expired, or its user removed).
     #[error("not signed in")]
     Unauthenticated,
+    /// Too many password hashes are already running; try again shortly.
+    #[error("too many sign-ins in progress")]
+    Busy,
     /// Hashing failed or its worker died.
     #[error("password hashing failed: {0}")]
     Hashing(String),
@@ -80,16 +84,26 @@ pub struct Accounts {
     /// A real hash of a random password: unknown emails are verified against
     /// it so that sign-in takes as long whether or not the email exists.
     decoy_hash: Arc<String>,
+    /// Bounds concurrent Argon2id runs (19 MiB and tens of ms of CPU each) to
+    /// the number of cores, so a burst of sign-ins cannot exhaust memory or
+    /// starve the blocking pool that sled reads share.
+    hashing: Arc<Semaphore>,
 }
+
+/// How long a sign-in or registration waits for a hashing slot before 503.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Accounts {
     /// The service over `store`; sessions last `session_ttl_secs`.
     pub async fn new(store: Store, session_ttl_secs: u64) -> Result<Self, AccountError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hashing = Arc::new(Semaphore::new(cores));
         let decoy = blocking_hash(new_id()).await?;
         Ok(Accounts {
             store,
             session_ttl_secs,
             decoy_hash: Arc::new(decoy),
+            hashing,
         })
     }
 
@@ -129,7 +143,10 @@ impl Accounts {
         else {
             return Err(AccountError::Invalid(errors));
         };
-        let password_hash = blocking_hash(password).await?;
+        let password_hash = {
+            let _slot = self.hashing_slot().await?;
+            blocking_hash(password).await?
+        };
         let now = Timestamp::now();
         let user = User {
             id: new_id(),
@@ -173,7 +190,13 @@ impl Accounts {
             || self.decoy_hash.as_str().to_owned(),
             |u| u.password_hash.clone(),
         );
-        let matches = blocking_verify(password, hash).await?;
+        if password.len() > user::MAX_PASSWORD_BYTES {
+            return Err(AccountError::InvalidCredentials);
+        }
+        let matches = {
+            let _slot = self.hashing_slot().await?;
+            blocking_verify(password, hash).await?
+        };
         let user = match found {
             Some(user) if matches => user,
             _ => return Err(AccountError::InvalidCredentials),
@@ -209,6 +232,13 @@ impl Accounts {
                 Ok(())
             })
             .await
+    }
+
+    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AccountError> {
+        match tokio::time::timeout(HASHING_WAIT, self.hashing.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AccountError::Busy),
+        }
     }
 
     /// Deletes expired sessions; returns how many. Expired tokens are already

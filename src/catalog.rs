@@ -6,7 +6,7 @@
 
 use crate::accounts::Authenticated;
 use crate::actors::inventory::{Inventory, InventoryError};
-use crate::domain::item::{self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel};
+use crate::domain::item::{self, Item, ItemInput, ItemPatch, PatchEffect, StockLevel, ValidPatch};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::storage::events::EventBody;
@@ -106,10 +106,18 @@ impl Catalog {
             .write(move |tx| {
                 claim_skus(tx, &new.item)?;
                 tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
+                tx.emit(EventBody::ItemCreated(new.item.clone()));
                 for (variant_id, quantity) in &new.stock {
                     Inventory::stage_opening_stock(tx, variant_id, *quantity)?;
+                    // Consumers (search, other nodes) learn the opening stock
+                    // from the log, like every later change.
+                    tx.emit(EventBody::StockChanged {
+                        item_id: new.item.id.clone(),
+                        variant_id: variant_id.clone(),
+                        available: *quantity,
+                        reserved: 0,
+                    });
                 }
-                tx.emit(EventBody::ItemCreated(new.item.clone()));
                 Ok::<_, CatalogError>(new.item.clone())
             })
             .await?;
@@ -133,12 +141,8 @@ impl Catalog {
         item_id: &str,
         patch: ItemPatch,
     ) -> Result<StockedItem, CatalogError> {
-        let mut item = self.load_owned(seller_id, item_id).await?;
-        let effect =
-            item::apply_patch(&mut item, patch, Timestamp::now()).map_err(CatalogError::Invalid)?;
-        if effect != PatchEffect::Unchanged {
-            item = self.save_changed(item, effect).await?;
-        }
+        let patch = item::validate_patch(patch).map_err(CatalogError::Invalid)?;
+        let item = self.change(seller_id, item_id, patch).await?;
         let stock = self
             .inventory
             .levels(item.variants.iter().map(|v| v.id.clone()).collect())
@@ -149,13 +153,7 @@ impl Catalog {
     /// Withdraws an item: it stays readable by id but is no longer sold.
     /// Withdrawing an inactive item changes nothing.
     pub async fn deactivate(&self, seller_id: &str, item_id: &str) -> Result<(), CatalogError> {
-        let mut item = self.load_owned(seller_id, item_id).await?;
-        if item.status == ItemStatus::Inactive {
-            return Ok(());
-        }
-        item.status = ItemStatus::Inactive;
-        item.updated_at = Timestamp::now();
-        self.save_changed(item, PatchEffect::Deactivated)
+        self.change(seller_id, item_id, item::deactivation())
             .await
             .map(drop)
     }
@@ -214,18 +212,34 @@ impl Catalog {
         Ok(item)
     }
 
-    /// Stores a changed item with its event. Last writer wins on concurrent
-    /// patches of one item by its one seller; the item actor, when items get
-    /// one, will serialize them instead.
-    async fn save_changed(&self, item: Item, effect: PatchEffect) -> Result<Item, CatalogError> {
+    /// Applies `patch` to the current record inside one write job (so two
+    /// concurrent changes never overwrite each other), with its event.
+    async fn change(
+        &self,
+        seller_id: &str,
+        item_id: &str,
+        patch: ValidPatch,
+    ) -> Result<Item, CatalogError> {
+        if !looks_like_id(item_id) {
+            return Err(CatalogError::NotFound);
+        }
+        let (seller_id, item_id) = (seller_id.to_owned(), item_id.to_owned());
+        let now = Timestamp::now();
         self.store
             .write(move |tx| {
+                let mut item: Item = tx
+                    .get(TreeName::Items, item_id.as_bytes())?
+                    .ok_or(CatalogError::NotFound)?;
+                if item.seller_id != seller_id {
+                    return Err(CatalogError::NotFound);
+                }
+                match patch.apply(&mut item, now) {
+                    PatchEffect::Unchanged => return Ok(item),
+                    PatchEffect::Deactivated => tx.emit(EventBody::ItemDeactivated(item.clone())),
+                    PatchEffect::Updated => tx.emit(EventBody::ItemUpdated(item.clone())),
+                }
                 tx.put(TreeName::Items, item.id.as_bytes(), &item)?;
-                tx.emit(match effect {
-                    PatchEffect::Deactivated => EventBody::ItemDeactivated(item.clone()),
-                    _ => EventBody::ItemUpdated(item.clone()),
-                });
-                Ok::<_, CatalogError>(item.clone())
+                Ok(item)
             })
             .await
     }

@@ -137,6 +137,29 @@ pub struct Overrides {
     pub checkout_wait_ms: Option<u64>,
 }
 
+/// Settings whose values are text: taken verbatim, so `AGORA_NODE_ID=1`
+/// stays the string "1" rather than becoming a number.
+const TEXT_KEYS: [&str; 3] = ["node_id", "http", "data_dir"];
+
+/// Interprets one environment value: verbatim for text settings, a
+/// comma-separated list for `cors_origins` (or a TOML array), else a TOML
+/// value (`100`, `true`, ...).
+fn env_value(key: &str, raw: String) -> figment::value::Value {
+    use figment::value::Value;
+    if TEXT_KEYS.contains(&key) {
+        return Value::from(raw);
+    }
+    if key == "cors_origins" && !raw.trim_start().starts_with('[') {
+        let list: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        return Value::from(list);
+    }
+    raw.parse::<Value>().unwrap_or_else(|_| Value::from(raw))
+}
+
 impl Settings {
     /// Loads the layers from the real environment and validates the result.
     pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
@@ -164,15 +187,8 @@ impl Settings {
             figment = figment.merge(Toml::file(file));
         }
         for key in ENV_KEYS {
-            if let Some(value) = from_env(&format!("AGORA_{}", key.to_uppercase())) {
-                let value = figment::value::Value::from(value);
-                let parsed = match value.as_str() {
-                    Some(text) => text
-                        .parse::<figment::value::Value>()
-                        .unwrap_or(value.clone()),
-                    None => value,
-                };
-                figment = figment.merge(Serialized::global(key, parsed));
+            if let Some(raw) = from_env(&format!("AGORA_{}", key.to_uppercase())) {
+                figment = figment.merge(Serialized::global(key, env_value(key, raw)));
             }
         }
         let settings: Settings = figment
@@ -310,6 +326,25 @@ mod tests {
             .to_string();
         assert!(message.contains("request_timeout_ms"), "{message}");
         assert!(message.contains("cors_origins"), "{message}");
+    }
+
+    #[test]
+    fn environment_text_stays_text_and_lists_may_be_comma_separated() {
+        let vars = env(&[
+            ("AGORA_NODE_ID", "1"),
+            (
+                "AGORA_CORS_ORIGINS",
+                "https://shop.example, https://admin.example",
+            ),
+        ]);
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let settings =
+            Settings::load_from(Some(empty.path()), &vars, &Overrides::default()).unwrap();
+        assert_eq!(settings.node_id, "1");
+        assert_eq!(
+            settings.cors_origins,
+            ["https://shop.example", "https://admin.example"]
+        );
     }
 
     #[test]

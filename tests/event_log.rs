@@ -37,13 +37,24 @@ async fn list(store: &Store, names: &[&str]) -> Vec<String> {
     ids
 }
 
+/// Every event as a short label: the item name for `item.created`, the new
+/// availability for `stock.changed` (each new item emits both, in that order).
 fn names(batch: &[agora::storage::events::Event]) -> Vec<String> {
     batch
         .iter()
         .map(|e| match &e.body {
             EventBody::ItemCreated(item) => item.name.clone(),
+            EventBody::StockChanged { available, .. } => format!("stock={available}"),
             other => other.kind().to_owned(),
         })
+        .collect()
+}
+
+/// Only the item names, in order.
+fn created(batch: &[agora::storage::events::Event]) -> Vec<String> {
+    names(batch)
+        .into_iter()
+        .filter(|n| !n.starts_with("stock="))
         .collect()
 }
 
@@ -54,12 +65,15 @@ async fn a_consumer_resumes_from_its_offset_after_a_restart_and_sees_each_event_
     list(&store, &["a", "b", "c"]).await;
 
     let mut consumer = EventConsumer::open(store.clone(), "indexer").await.unwrap();
-    let first = consumer.next_batch(2).await.unwrap();
-    assert_eq!(names(&first), ["a", "b"]);
-    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-    consumer.commit(2).await.unwrap();
+    let first = consumer.next_batch(4).await.unwrap();
+    assert_eq!(names(&first), ["a", "stock=5", "b", "stock=5"]);
+    assert_eq!(
+        first.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    consumer.commit(4).await.unwrap();
     // "c" is handed out but the consumer dies before committing it.
-    assert_eq!(names(&consumer.next_batch(10).await.unwrap()), ["c"]);
+    assert_eq!(created(&consumer.next_batch(10).await.unwrap()), ["c"]);
     drop(consumer);
     store.shutdown().await;
     drop(store);
@@ -67,22 +81,25 @@ async fn a_consumer_resumes_from_its_offset_after_a_restart_and_sees_each_event_
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     list(&store, &["d", "e"]).await;
     let mut consumer = EventConsumer::open(store.clone(), "indexer").await.unwrap();
-    assert_eq!(consumer.position(), 2);
+    assert_eq!(consumer.position(), 4);
     let mut seen = Vec::new();
-    while seen.len() < 3 {
+    while seen.len() < 6 {
         let batch = consumer.next_batch(2).await.unwrap();
         consumer.commit(batch.last().unwrap().seq).await.unwrap();
         seen.extend(batch);
     }
-    assert_eq!(names(&seen), ["c", "d", "e"]);
-    assert_eq!(seen.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(created(&seen), ["c", "d", "e"]);
+    assert_eq!(
+        seen.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (5..=10).collect::<Vec<_>>()
+    );
 
     // Another consumer has its own offset and starts from the beginning.
     let mut other = EventConsumer::open(store.clone(), "recommender")
         .await
         .unwrap();
     assert_eq!(
-        names(&other.next_batch(100).await.unwrap()),
+        created(&other.next_batch(100).await.unwrap()),
         ["a", "b", "c", "d", "e"]
     );
 }
@@ -96,7 +113,7 @@ async fn a_waiting_consumer_wakes_when_an_event_commits() {
     tokio::task::yield_now().await;
     list(&store, &["late"]).await;
     let batch = waiting.await.unwrap();
-    assert_eq!(names(&batch), ["late"]);
+    assert_eq!(created(&batch), ["late"]);
 }
 
 #[tokio::test]
@@ -118,7 +135,7 @@ async fn concurrent_writers_produce_a_gap_free_ordered_log() {
     }
     let mut consumer = EventConsumer::open(store.clone(), "audit").await.unwrap();
     let events = consumer.next_batch(1_000).await.unwrap();
-    assert_eq!(events.len(), 200);
+    assert_eq!(events.len(), 400, "item.created and stock.changed per item");
     assert!(
         events
             .iter()
@@ -129,7 +146,7 @@ async fn concurrent_writers_produce_a_gap_free_ordered_log() {
     // Each writer's own items appear in the order it wrote them.
     for t in 0..8 {
         let prefix = format!("t{t}-");
-        let mine: Vec<String> = names(&events)
+        let mine: Vec<String> = created(&events)
             .into_iter()
             .filter(|n| n.starts_with(&prefix))
             .collect();
@@ -151,8 +168,11 @@ async fn a_refused_write_leaves_no_trace_in_the_log() {
     assert!(catalog.create(&seller(), clash).await.is_err());
     list(&store, &["after"]).await;
     let mut consumer = EventConsumer::open(store.clone(), "audit").await.unwrap();
+    let events = consumer.next_batch(10).await.unwrap();
+    assert_eq!(names(&events), ["first", "stock=5", "after", "stock=5"]);
     assert_eq!(
-        names(&consumer.next_batch(10).await.unwrap()),
-        ["first", "after"]
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "no gap left by the refusal"
     );
 }

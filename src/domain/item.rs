@@ -327,61 +327,108 @@ pub enum PatchEffect {
     Deactivated,
 }
 
-/// Applies a validated `PATCH /items/{id}` body to `item`.
-pub fn apply_patch(
-    item: &mut Item,
-    patch: ItemPatch,
-    now: Timestamp,
-) -> Result<PatchEffect, FieldErrors> {
+/// A `PATCH /items/{id}` body, validated and normalized: applying it to an
+/// item is cheap and cannot fail, so it can run inside a write job against
+/// the current record (no lost update between two patches or a delete).
+#[derive(Debug, Clone, Default)]
+pub struct ValidPatch {
+    name: Option<String>,
+    description: Option<String>,
+    price: Option<i64>,
+    brand: Option<Option<String>>,
+    category: Option<Option<String>>,
+    tags: Option<Vec<String>>,
+    attributes_json: Option<String>,
+    status: Option<ItemStatus>,
+}
+
+/// Validates and normalizes a `PATCH /items/{id}` body.
+pub fn validate_patch(patch: ItemPatch) -> Result<ValidPatch, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let mut next = item.clone();
-    if let Some(name) = patch.name {
-        next.name = check_name(&mut errors, &name).unwrap_or_default();
+    let valid = ValidPatch {
+        name: patch
+            .name
+            .map(|n| check_name(&mut errors, &n).unwrap_or_default()),
+        description: patch
+            .description
+            .map(|d| check_description(&mut errors, &d).unwrap_or_default()),
+        price: patch
+            .price
+            .and_then(|p| check_price(&mut errors, "price", p)),
+        brand: patch
+            .brand
+            .map(|b| b.and_then(|b| optional_label(&mut errors, "brand", &b, false))),
+        category: patch
+            .category
+            .map(|c| c.and_then(|c| optional_label(&mut errors, "category", &c, true))),
+        tags: patch.tags.map(|t| check_tags(&mut errors, t)),
+        attributes_json: patch
+            .attributes
+            .is_some()
+            .then(|| check_attributes(&mut errors, "attributes", patch.attributes)),
+        status: patch.status.and_then(|s| match s.as_str() {
+            "active" => Some(ItemStatus::Active),
+            "inactive" => Some(ItemStatus::Inactive),
+            _ => {
+                errors.add("status", "must be \"active\" or \"inactive\"");
+                None
+            }
+        }),
+    };
+    errors.into_result(valid)
+}
+
+/// A patch that only withdraws the item (`DELETE /items/{id}`).
+pub fn deactivation() -> ValidPatch {
+    ValidPatch {
+        status: Some(ItemStatus::Inactive),
+        ..Default::default()
     }
-    if let Some(description) = patch.description {
-        next.description = check_description(&mut errors, &description).unwrap_or_default();
-    }
-    if let Some(price) = patch.price {
-        if let Some(price) = check_price(&mut errors, "price", price) {
+}
+
+impl ValidPatch {
+    /// Applies the patch to `item`, reporting what changed.
+    pub fn apply(&self, item: &mut Item, now: Timestamp) -> PatchEffect {
+        let mut next = item.clone();
+        if let Some(name) = &self.name {
+            next.name = name.clone();
+        }
+        if let Some(description) = &self.description {
+            next.description = description.clone();
+        }
+        if let Some(price) = self.price {
             next.price = price;
             if !next.has_variants {
                 next.variants[0].price = price;
             }
         }
-    }
-    if let Some(brand) = patch.brand {
-        next.brand = brand.and_then(|b| optional_label(&mut errors, "brand", &b, false));
-    }
-    if let Some(category) = patch.category {
-        next.category = category.and_then(|c| optional_label(&mut errors, "category", &c, true));
-    }
-    if let Some(tags) = patch.tags {
-        next.tags = check_tags(&mut errors, tags);
-    }
-    if patch.attributes.is_some() {
-        next.attributes_json = check_attributes(&mut errors, "attributes", patch.attributes);
-    }
-    if let Some(status) = patch.status {
-        match status.as_str() {
-            "active" => next.status = ItemStatus::Active,
-            "inactive" => next.status = ItemStatus::Inactive,
-            _ => errors.add("status", "must be \"active\" or \"inactive\""),
+        if let Some(brand) = &self.brand {
+            next.brand = brand.clone();
         }
+        if let Some(category) = &self.category {
+            next.category = category.clone();
+        }
+        if let Some(tags) = &self.tags {
+            next.tags = tags.clone();
+        }
+        if let Some(attributes_json) = &self.attributes_json {
+            next.attributes_json = attributes_json.clone();
+        }
+        if let Some(status) = self.status {
+            next.status = status;
+        }
+        if next == *item {
+            return PatchEffect::Unchanged;
+        }
+        let effect = if item.status == ItemStatus::Active && next.status == ItemStatus::Inactive {
+            PatchEffect::Deactivated
+        } else {
+            PatchEffect::Updated
+        };
+        next.updated_at = now;
+        *item = next;
+        effect
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    if next == *item {
-        return Ok(PatchEffect::Unchanged);
-    }
-    let effect = if item.status == ItemStatus::Active && next.status == ItemStatus::Inactive {
-        PatchEffect::Deactivated
-    } else {
-        PatchEffect::Updated
-    };
-    next.updated_at = now;
-    *item = next;
-    Ok(effect)
 }
 
 fn required<T>(errors: &mut FieldErrors, field: &str, value: Option<T>) -> Option<T> {
@@ -656,20 +703,14 @@ mod tests {
         let mut item = validate_new_item(input(body), "s", Timestamp(0))
             .unwrap()
             .item;
-        let same = ItemPatch {
+        let same = validate_patch(ItemPatch {
             name: Some(" n ".into()),
             ..Default::default()
-        };
+        })
+        .unwrap();
+        assert_eq!(same.apply(&mut item, Timestamp(1)), PatchEffect::Unchanged);
         assert_eq!(
-            apply_patch(&mut item, same, Timestamp(1)).unwrap(),
-            PatchEffect::Unchanged
-        );
-        let off = ItemPatch {
-            status: Some("inactive".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            apply_patch(&mut item, off, Timestamp(2)).unwrap(),
+            deactivation().apply(&mut item, Timestamp(2)),
             PatchEffect::Deactivated
         );
         assert_eq!(item.updated_at, Timestamp(2));

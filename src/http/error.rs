@@ -204,6 +204,11 @@ impl From<AccountError> for ApiError {
                 ApiError::new(Code::InvalidCredentials, "email or password is incorrect")
             }
             AccountError::Unauthenticated => ApiError::unauthenticated(),
+            AccountError::Busy => ApiError::new(
+                Code::Overloaded,
+                "too many sign-ins in progress; retry shortly",
+            )
+            .retry_after(1),
             AccountError::Hashing(cause) => ApiError::internal(cause),
             AccountError::Storage(e) => e.into(),
         }

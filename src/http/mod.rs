@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::IntoResponse;
 use axum::{middleware, Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -30,6 +32,7 @@ use crate::accounts::Accounts;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::storage::Store;
+use error::ApiError;
 use gateway::RateLimits;
 
 /// Largest JSON body, per the API conventions.
@@ -158,6 +161,13 @@ pub fn router(state: AppState) -> Router {
         .layer(cors(&state.settings))
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(gateway::problem_fallback))
+        // A panic anywhere below becomes a 500 (rewritten to problem+json
+        // above) instead of a reset connection.
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("a handler panicked").into_response()
+            },
+        ))
         .layer(middleware::from_fn(gateway::record_metrics))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -300,8 +300,10 @@ impl Committer {
                 } else {
                     Ok(())
                 };
-                if seq != last_seq {
-                    self.event_watch.send_replace(seq);
+                // The watch is the durable mark consumers read up to: only a
+                // successful flush moves it (a later one catches it up).
+                if flushed.is_ok() && *self.event_watch.borrow() != self.last_seq {
+                    self.event_watch.send_replace(self.last_seq);
                 }
                 flushed
             }

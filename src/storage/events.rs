@@ -81,12 +81,20 @@ fn seq_from_key(key: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
-/// Reads up to `max` events with sequence numbers greater than `after`.
-pub fn read_after(trees: &Trees, after: u64, max: usize) -> Result<Vec<Event>, StorageError> {
-    let start = after.saturating_add(1).to_be_bytes();
+/// Reads up to `max` events with sequence numbers in `after+1 ..= upto`.
+pub fn read_after(
+    trees: &Trees,
+    after: u64,
+    upto: u64,
+    max: usize,
+) -> Result<Vec<Event>, StorageError> {
+    if upto <= after {
+        return Ok(Vec::new());
+    }
+    let (start, end) = (after.saturating_add(1).to_be_bytes(), upto.to_be_bytes());
     trees
         .tree(TreeName::Events)
-        .range(start..)
+        .range(start..=end)
         .take(max)
         .map(|entry| {
             let (_, value) = entry?;
@@ -135,21 +143,26 @@ impl EventConsumer {
         self.position
     }
 
-    /// The next events after the last one handed out, up to `max`; waits
-    /// while there are none. Returns an empty batch only if storage closed.
+    /// The next events after the last one handed out, up to `max` (at least
+    /// one); waits while there are none. Only events already flushed to disk
+    /// are handed out: a consumer never acts on a change a crash could undo.
+    /// Returns an empty batch only if storage closed.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Event>, StorageError> {
+        let max = max.max(1);
         loop {
             let after = self.position;
-            let batch = self
-                .store
-                .read(move |trees| read_after(trees, after, max))
-                .await?;
-            if let Some(last) = batch.last() {
-                self.position = last.seq;
-                return Ok(batch);
+            let durable = *self.watch.borrow_and_update();
+            if durable > after {
+                let batch = self
+                    .store
+                    .read(move |trees| read_after(trees, after, durable, max))
+                    .await?;
+                if let Some(last) = batch.last() {
+                    self.position = last.seq;
+                    return Ok(batch);
+                }
             }
-            // Wait for a commit past our position; `changed` errs once the
-            // writer is gone.
+            // Wait for a flush past our position; errs once the writer is gone.
             if self.watch.wait_for(|&newest| newest > after).await.is_err() {
                 return Ok(Vec::new());
             }
@@ -157,7 +170,9 @@ impl EventConsumer {
     }
 
     /// Durably records that every event up to and including `seq` is handled.
+    /// An offset never passes what was handed out.
     pub async fn commit(&self, seq: u64) -> Result<(), StorageError> {
+        let seq = seq.min(self.position);
         let key = self.name.clone().into_bytes();
         self.store
             .write(move |tx| {

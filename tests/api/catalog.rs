@@ -402,3 +402,29 @@ async fn stock_of_an_item_with_variants_needs_a_variant_id() {
     assert_eq!(fetched["variants"][0]["available"], 1);
     assert_eq!(fetched["available"], 6);
 }
+
+#[tokio::test]
+async fn a_delete_racing_patches_is_never_undone() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    for round in 0..3 {
+        let item = app.create_item(&seller, &mouse()).await;
+        let path = item_path(&item);
+        let patches = (0..20).map(|i| {
+            let (app, seller, path) = (&app, &seller, &path);
+            async move {
+                let body = json!({"name": format!("Renamed {round}-{i}")});
+                app.patch(path, Some(seller), &body).await.status()
+            }
+        });
+        let delete = async { app.delete(&path, Some(&seller)).await.status() };
+        let (statuses, deleted) = tokio::join!(futures::future::join_all(patches), delete);
+        assert_eq!(deleted, StatusCode::NO_CONTENT);
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+        let fetched = app.get_json(&path).await;
+        assert_eq!(
+            fetched["status"], "inactive",
+            "an acknowledged DELETE was overwritten: {fetched}"
+        );
+    }
+}

@@ -55,6 +55,14 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
         app.get(&item_path(&item), None).await;
     }
     app.get("/items/01ARZ3NDEKTSV4RRFFQ69G5FAV", None).await;
+    for odd in ["BREW", "XYZZY"] {
+        let method = reqwest::Method::from_bytes(odd.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+    }
     let text = app.get("/metrics", None).await.text().await.unwrap();
     let line = |needle: &str| {
         text.lines()
@@ -69,4 +77,9 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
             .is_some()
     );
     assert!(text.contains(r#"agora_http_request_duration_seconds_bucket{method="GET",route="/items/{id}",status="200",le="#));
+    // Unknown methods share one label value instead of each adding a series.
+    let other = line(r#"agora_http_requests_total{method="other",route="/health",status="405"}"#)
+        .expect(&text);
+    assert!(other.ends_with(" 2"), "{other}");
+    assert!(!text.contains("BREW") && !text.contains("XYZZY"));
 }
