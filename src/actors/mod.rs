@@ -1,9 +1,9 @@
 //! Actor-owned state.
 //!
-//! The design gives every piece of contested state one owner that changes it
-//! by messages (see ARCHITECTURE.md). The entity runtime (activation,
-//! passivation, supervision) arrives with the inventory and cart actors; until
-//! then [`inventory`] is the one interface through which stock is read and
-//! changed, so that swapping its inside for an actor per SKU touches no caller.
+//! Every piece of contested state has one owner that changes it by messages
+//! (see ARCHITECTURE.md). [`runtime`] is the virtual-actor runtime on ractor
+//! (activation on demand, passivation, supervision, bounded ingress); the
+//! entity kinds built on it live beside it, one file each.
 
 pub mod inventory;
+pub mod runtime;
