@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
 use crate::actors::inventory::Inventory;
+use crate::actors::runtime::RegionSettings;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -43,9 +44,14 @@ impl Application {
                 )
             })?;
         let accounts = Accounts::new(store.clone(), settings.session_ttl_secs).await?;
-        let inventory = Inventory::new(store.clone());
-        let catalog = Catalog::new(store.clone(), inventory);
-        let state = AppState::new(settings.clone(), store, accounts, catalog);
+        let regions = RegionSettings {
+            idle: Duration::from_secs(settings.entity_idle_secs),
+            call_timeout: Duration::from_millis(settings.actor_call_timeout_ms),
+            max_in_flight: usize::try_from(settings.actor_max_in_flight).unwrap_or(usize::MAX),
+        };
+        let inventory = Inventory::start(store.clone(), regions).await?;
+        let catalog = Catalog::new(store.clone(), inventory.clone());
+        let state = AppState::new(settings.clone(), store, accounts, inventory, catalog);
         let listener = TcpListener::bind(settings.http)
             .await
             .with_context(|| format!("binding HTTP to {}", settings.http))?;
@@ -68,6 +74,18 @@ impl Application {
         let Application { listener, state } = self;
         let store = state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
+        let inventory = state.inventory.clone();
+        // Reservations whose SKUs nobody touches after a restart still expire.
+        let recovery = tokio::spawn({
+            let inventory = inventory.clone();
+            async move {
+                match inventory.recover().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(skus = n, "re-armed reservation deadlines"),
+                    Err(e) => tracing::warn!(error = %e, "reservation recovery failed"),
+                }
+            }
+        });
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -93,6 +111,10 @@ impl Application {
             () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
         }
         sweeper.abort();
+        recovery.abort();
+        // Actors answer only after their changes are durable, so stopping
+        // them loses nothing acknowledged; then the writer drains and flushes.
+        inventory.stop().await;
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");
         Ok(())

@@ -30,6 +30,9 @@ pub enum CatalogError {
         /// Current available stock.
         available: i64,
     },
+    /// An actor the change needed was overloaded, too slow or failed.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -47,6 +50,7 @@ impl From<InventoryError> for CatalogError {
             )),
             InventoryError::UnknownVariant => CatalogError::NotFound,
             InventoryError::Storage(e) => CatalogError::Storage(e),
+            other => CatalogError::Unavailable(other.to_string()),
         }
     }
 }
@@ -108,7 +112,7 @@ impl Catalog {
                 tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
                 tx.emit(EventBody::ItemCreated(new.item.clone()));
                 for (variant_id, quantity) in &new.stock {
-                    Inventory::stage_opening_stock(tx, variant_id, *quantity)?;
+                    Inventory::stage_opening_stock(tx, &new.item.id, variant_id, *quantity)?;
                     // Consumers (search, other nodes) learn the opening stock
                     // from the log, like every later change.
                     tx.emit(EventBody::StockChanged {
@@ -189,7 +193,7 @@ impl Catalog {
             let message = format!("must be between -{0} and {0}", item::MAX_QUANTITY);
             return Err(CatalogError::Invalid(FieldErrors::single("delta", message)));
         }
-        let level = self.inventory.adjust(&item.id, &variant_id, delta).await?;
+        let level = self.inventory.adjust(&variant_id, delta).await?;
         Ok(VariantStock { variant_id, level })
     }
 

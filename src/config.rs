@@ -41,6 +41,12 @@ pub struct Settings {
     /// After SIGTERM, how long in-flight requests may take before the node
     /// stops anyway (storage is flushed either way).
     pub shutdown_grace_secs: u64,
+    /// An entity actor idle this long passivates (stops; state stays stored).
+    pub entity_idle_secs: u64,
+    /// How long a caller waits for an entity actor's answer.
+    pub actor_call_timeout_ms: u64,
+    /// Calls in flight per entity kind before callers get 503 `OVERLOADED`.
+    pub actor_max_in_flight: u64,
     /// sled page cache, MiB.
     pub storage_cache_mb: u64,
     /// Read cache of hot records (items, stock, sessions, users), MiB.
@@ -86,6 +92,9 @@ impl Default for Settings {
             checkout_wait_ms: 5_000,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
+            entity_idle_secs: 60,
+            actor_call_timeout_ms: 5_000,
+            actor_max_in_flight: 50_000,
             storage_cache_mb: 256,
             read_cache_mb: 64,
             cluster: ClusterSettings::default(),
@@ -94,7 +103,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 17] = [
     "node_id",
     "http",
     "data_dir",
@@ -109,6 +118,9 @@ const ENV_KEYS: [&str; 14] = [
     "shutdown_grace_secs",
     "storage_cache_mb",
     "read_cache_mb",
+    "entity_idle_secs",
+    "actor_call_timeout_ms",
+    "actor_max_in_flight",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -208,7 +220,20 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 8] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
+            ("entity_idle_secs", self.entity_idle_secs, 1, 86_400),
+            (
+                "actor_call_timeout_ms",
+                self.actor_call_timeout_ms,
+                1,
+                600_000,
+            ),
+            (
+                "actor_max_in_flight",
+                self.actor_max_in_flight,
+                1,
+                10_000_000,
+            ),
             (
                 "rate_limit_per_sec",
                 self.rate_limit_per_sec.into(),

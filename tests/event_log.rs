@@ -4,6 +4,7 @@
 
 use agora::accounts::Authenticated;
 use agora::actors::inventory::Inventory;
+use agora::actors::runtime::RegionSettings;
 use agora::catalog::Catalog;
 use agora::domain::item::ItemInput;
 use agora::domain::user::Role;
@@ -28,8 +29,15 @@ fn item(name: &str) -> ItemInput {
     }
 }
 
+async fn catalog(store: &Store) -> Catalog {
+    let inventory = Inventory::start(store.clone(), RegionSettings::default())
+        .await
+        .unwrap();
+    Catalog::new(store.clone(), inventory)
+}
+
 async fn list(store: &Store, names: &[&str]) -> Vec<String> {
-    let catalog = Catalog::new(store.clone(), Inventory::new(store.clone()));
+    let catalog = catalog(store).await;
     let mut ids = Vec::new();
     for name in names {
         ids.push(catalog.create(&seller(), item(name)).await.unwrap().item.id);
@@ -159,7 +167,7 @@ async fn concurrent_writers_produce_a_gap_free_ordered_log() {
 async fn a_refused_write_leaves_no_trace_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let catalog = Catalog::new(store.clone(), Inventory::new(store.clone()));
+    let catalog = catalog(&store).await;
     let mut first = item("first");
     first.sku = Some("SKU-1".into());
     catalog.create(&seller(), first).await.unwrap();

@@ -228,6 +228,14 @@ impl From<CatalogError> for ApiError {
                 format!("the change would make stock negative: {available} available"),
             )
             .with("available", json!(available)),
+            CatalogError::Unavailable(reason) => {
+                tracing::warn!(%reason, "catalog call unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "stock is temporarily unavailable; retry shortly",
+                )
+                .retry_after(1)
+            }
             CatalogError::Storage(e) => e.into(),
         }
     }

@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::accounts::Accounts;
+use crate::actors::inventory::Inventory;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::storage::Store;
@@ -60,6 +61,8 @@ pub struct Services {
     pub store: Store,
     /// Accounts and sessions.
     pub accounts: Accounts,
+    /// Stock per SKU (one actor each).
+    pub inventory: Inventory,
     /// The seller catalog.
     pub catalog: Catalog,
     /// Rate limits (`None` when disabled).
@@ -75,6 +78,7 @@ impl AppState {
         settings: Arc<Settings>,
         store: Store,
         accounts: Accounts,
+        inventory: Inventory,
         catalog: Catalog,
     ) -> Self {
         let rate_limits = RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst);
@@ -95,6 +99,7 @@ impl AppState {
             settings,
             store,
             accounts,
+            inventory,
             catalog,
             rate_limits,
             metrics: crate::telemetry::metrics_handle(),

@@ -71,7 +71,7 @@ pub enum TreeName {
     Items,
     /// seller id ‖ 0 ‖ upper-case SKU code → item id (uniqueness per seller).
     SellerSkus,
-    /// variant id → `StockLevel`.
+    /// variant id → `SkuStock` (owned by that SKU's inventory actor).
     Stock,
     /// big-endian sequence number → `Event`.
     Events,

@@ -1,7 +1,7 @@
 //! Which domain types are stored, and their format versions.
 
 use super::Record;
-use crate::domain::item::{Item, StockLevel};
+use crate::domain::item::Item;
 use crate::domain::user::{Session, User};
 
 impl Record for User {
@@ -19,7 +19,5 @@ impl Record for Item {
     const VERSION: u8 = 1;
 }
 
-impl Record for StockLevel {
-    const KIND: &'static str = "stock";
-    const VERSION: u8 = 1;
-}
+// `SkuStock` (the `stock` tree) is declared beside its owner,
+// `actors::inventory`.
