@@ -22,8 +22,11 @@ use crate::domain::Timestamp;
 use crate::storage::events::EventBody;
 use crate::storage::{Record, StorageError, Store, TreeName, Tx};
 
-/// How many finished checkouts a SKU remembers, for idempotency.
-const REMEMBERED_CHECKOUTS: usize = 1_000;
+/// How many finished checkouts a SKU remembers, so that a step retried soon
+/// after (a caller's retry, a saga resumed at start-up) is a no-op. The
+/// checkout saga's own log is the primary guard; this window is kept small
+/// because the record is rewritten on every flush.
+const REMEMBERED_CHECKOUTS: usize = 128;
 
 /// Why an inventory operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -380,7 +383,7 @@ impl Entity for InventoryEntity {
                         if matches!(command, Command::Reserve { .. }) {
                             arm_expiry(state, myself);
                         }
-                        self.flush(state, myself);
+                        self.flush(state, myself).await?;
                     }
                 }
             }
@@ -394,7 +397,7 @@ impl Entity for InventoryEntity {
                         state.variant_id
                     )));
                 }
-                self.flush(state, myself);
+                self.flush(state, myself).await?;
             }
             InventoryMsg::Expire => {
                 state.timer = None;
@@ -402,7 +405,7 @@ impl Entity for InventoryEntity {
                     state.dirty |= stock.release_expired(Timestamp::now());
                 }
                 arm_expiry(state, myself);
-                self.flush(state, myself);
+                self.flush(state, myself).await?;
             }
         }
         Ok(())
@@ -421,14 +424,13 @@ impl Entity for InventoryEntity {
 
 impl InventoryEntity {
     /// Starts a flush of everything changed (or waiting) unless one is in
-    /// flight; `Flushed` starts the next.
-    fn flush(&self, state: &mut InventoryState, myself: &EntityRef<Self>) {
+    /// flight; `Flushed` starts the next. The writer itself answers the
+    /// waiting callers once the flush is durable, so no task sits between.
+    async fn flush(&self, state: &mut InventoryState, myself: &EntityRef<Self>) -> Result<(), EntityError> {
         if state.flushing || (state.pending.is_empty() && !state.dirty) {
-            return;
+            return Ok(());
         }
-        let Some(stock) = state.stock.clone() else {
-            return;
-        };
+        let Some(stock) = state.stock.clone() else { return Ok(()) };
         let level = stock.level();
         let event = (level != state.flushed_level).then(|| EventBody::StockChanged {
             item_id: stock.item_id.clone(),
@@ -440,35 +442,37 @@ impl InventoryEntity {
         state.flushing = true;
         state.dirty = false;
         let replies = std::mem::take(&mut state.pending);
-        let (store, id, myself) = (self.store.clone(), state.variant_id.clone(), myself.clone());
-        tokio::spawn(async move {
-            let result = persist(&store, &id, stock, event).await;
+        let myself = myself.clone();
+        let done = move |result: Result<(), StorageError>| {
             let ok = result.is_ok();
             for reply in replies {
                 reply(result.clone());
             }
             myself.tell(InventoryMsg::Flushed(ok));
-        });
+        };
+        self.store.submit(record_job(state.variant_id.as_bytes().to_vec(), stock, event), done).await?;
+        Ok(())
     }
 }
 
-/// Writes a SKU's record (and its event) through the group-commit writer.
-async fn persist(
-    store: &Store,
-    id: &str,
+/// The write job storing a SKU's record and its event.
+fn record_job(
+    key: Vec<u8>,
     stock: SkuStock,
     event: Option<EventBody>,
-) -> Result<(), StorageError> {
-    let key = id.as_bytes().to_vec();
-    store
-        .write(move |tx| {
-            tx.put(TreeName::Stock, key.clone(), &stock)?;
-            if let Some(event) = &event {
-                tx.emit(event.clone());
-            }
-            Ok(())
-        })
-        .await
+) -> impl Fn(&mut Tx<'_>) -> Result<(), StorageError> + Send + 'static {
+    move |tx| {
+        tx.put(TreeName::Stock, key.clone(), &stock)?;
+        if let Some(event) = &event {
+            tx.emit(event.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Writes a SKU's record (and its event) and waits until it is durable.
+async fn persist(store: &Store, id: &str, stock: SkuStock, event: Option<EventBody>) -> Result<(), StorageError> {
+    store.write(record_job(id.as_bytes().to_vec(), stock, event)).await
 }
 
 /// Arms (or re-arms earlier) the timer for the earliest reservation deadline.

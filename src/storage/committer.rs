@@ -43,19 +43,24 @@ pub(super) trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), StorageError>);
 }
 
-/// A job closure with its typed reply channel.
+/// What is done with a job's outcome once its group is durable. It runs on
+/// the writer thread, so it must be quick and never block (send on a
+/// channel, cast to an actor).
+pub(super) type Completion<T, E> = Box<dyn FnOnce(Result<T, E>) + Send>;
+
+/// A job closure with its typed completion.
 pub(super) struct TypedJob<F, T, E> {
     job: F,
     result: RefCell<Option<Result<T, E>>>,
-    reply: oneshot::Sender<Result<T, E>>,
+    done: Completion<T, E>,
 }
 
 impl<F, T, E> TypedJob<F, T, E> {
-    pub(super) fn new(job: F, reply: oneshot::Sender<Result<T, E>>) -> Self {
+    pub(super) fn new(job: F, done: Completion<T, E>) -> Self {
         TypedJob {
             job,
             result: RefCell::new(None),
-            reply,
+            done,
         }
     }
 }
@@ -84,7 +89,7 @@ where
             (_, Err(e)) => Err(e.into()),
             (None, Ok(())) => Err(StorageError::JobPanicked.into()),
         };
-        let _ = self.reply.send(answer);
+        (self.done)(answer);
     }
 }
 

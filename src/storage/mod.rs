@@ -239,13 +239,33 @@ impl Store {
         E: From<StorageError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(TypedJob::new(job, reply));
-        if self.inner.writes.send(Command::Write(job)).await.is_err() {
-            return Err(StorageError::Closed.into());
+        let done = move |result| {
+            let _ = reply.send(result);
+        };
+        if let Err(refused) = self.submit(job, done).await {
+            return Err(refused.into());
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(StorageError::Closed.into()))
+        answer.await.unwrap_or_else(|_| Err(StorageError::Closed.into()))
+    }
+
+    /// Queues `job` like [`Self::write`], but instead of waiting, has the
+    /// writer call `done` with the outcome once the group is durable.
+    ///
+    /// For actors that keep handling messages while their flush is in
+    /// flight: no task has to wait for the answer. `done` runs on the writer
+    /// thread and must not block. Waits only for room in the queue.
+    pub async fn submit<T, E, F>(
+        &self,
+        job: F,
+        done: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), StorageError>
+    where
+        F: Fn(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let job = Box::new(TypedJob::new(job, Box::new(done)));
+        self.inner.writes.send(Command::Write(job)).await.map_err(|_| StorageError::Closed)
     }
 
     /// Reads one record. For the hot trees a cache hit costs no sled call and
