@@ -32,8 +32,12 @@ fn setup(runtime: &Runtime) -> Bench {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let inventory = Inventory::start(store.clone(), RegionSettings::default()).await.unwrap();
-        let ids: Vec<String> = std::iter::once("hot".to_owned()).chain((0..SPREAD).map(|i| format!("sku-{i}"))).collect();
+        let inventory = Inventory::start(store.clone(), RegionSettings::default())
+            .await
+            .unwrap();
+        let ids: Vec<String> = std::iter::once("hot".to_owned())
+            .chain((0..SPREAD).map(|i| format!("sku-{i}")))
+            .collect();
         store
             .write(move |tx| {
                 for id in &ids {
@@ -43,7 +47,11 @@ fn setup(runtime: &Runtime) -> Bench {
             })
             .await
             .unwrap();
-        Bench { _dir: dir, store, inventory }
+        Bench {
+            _dir: dir,
+            store,
+            inventory,
+        }
     })
 }
 
@@ -57,7 +65,10 @@ fn deadline() -> Timestamp {
 /// live reservations bounded as real checkouts do.
 async fn sale(inventory: &Inventory, sku: &str) {
     let checkout = format!("c{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
-    inventory.reserve(sku, &checkout, 1, deadline()).await.unwrap();
+    inventory
+        .reserve(sku, &checkout, 1, deadline())
+        .await
+        .unwrap();
     inventory.commit(sku, &checkout).await.unwrap();
 }
 
@@ -73,7 +84,11 @@ fn criterion_groups(c: &mut Criterion, runtime: &Runtime, bench: &Bench) {
     let mut group = c.benchmark_group("inventory");
     group.measurement_time(Duration::from_secs(5));
     for spread in [false, true] {
-        let name = if spread { "sales_spread_10k" } else { "sales_hot_sku" };
+        let name = if spread {
+            "sales_spread_10k"
+        } else {
+            "sales_hot_sku"
+        };
         // Elements = durable changes (a sale is a reserve and a commit).
         group.throughput(Throughput::Elements(CLIENTS * 2));
         group.bench_function(BenchmarkId::new(name, CLIENTS), |b| {
@@ -85,7 +100,9 @@ fn criterion_groups(c: &mut Criterion, runtime: &Runtime, bench: &Bench) {
                         let clients: Vec<_> = (0..CLIENTS)
                             .map(|client| {
                                 let inventory = inventory.clone();
-                                tokio::spawn(async move { sale(&inventory, &sku_for(client, i, spread)).await })
+                                tokio::spawn(async move {
+                                    sale(&inventory, &sku_for(client, i, spread)).await
+                                })
                             })
                             .collect();
                         for client in clients {
@@ -99,7 +116,8 @@ fn criterion_groups(c: &mut Criterion, runtime: &Runtime, bench: &Bench) {
     }
     group.throughput(Throughput::Elements(1));
     group.bench_function("get_hot_in_memory", |b| {
-        b.to_async(runtime).iter(|| async { bench.inventory.get("hot").await.unwrap() })
+        b.to_async(runtime)
+            .iter(|| async { bench.inventory.get("hot").await.unwrap() })
     });
     group.bench_function("activation_of_an_unknown_sku", |b| {
         b.to_async(runtime).iter(|| async {
@@ -125,7 +143,10 @@ fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64,
                         let sku = sku_for(client, i, spread);
                         let checkout = format!("s{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
                         let t = Instant::now();
-                        inventory.reserve(&sku, &checkout, 1, deadline()).await.unwrap();
+                        inventory
+                            .reserve(&sku, &checkout, 1, deadline())
+                            .await
+                            .unwrap();
                         histogram.record(t.elapsed().as_micros() as u64).unwrap();
                         let t = Instant::now();
                         inventory.commit(&sku, &checkout).await.unwrap();
@@ -142,20 +163,34 @@ fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64,
             total.add(client.await.unwrap()).unwrap();
         }
         let rate = total.len() as f64 / started.elapsed().as_secs_f64();
-        (rate, total.value_at_quantile(0.5), total.value_at_quantile(0.99))
+        (
+            rate,
+            total.value_at_quantile(0.5),
+            total.value_at_quantile(0.99),
+        )
     })
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let bench = setup(&runtime);
     let mut criterion = Criterion::default().configure_from_args();
     criterion_groups(&mut criterion, &runtime, &bench);
     criterion.final_summary();
-    let secs = std::env::var("SUSTAINED_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let secs = std::env::var("SUSTAINED_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     for spread in [false, true] {
         let (rate, p50, p99) = sustained(&runtime, &bench, spread, secs);
-        let mode = if spread { "spread over 10k SKUs" } else { "one hot SKU" };
+        let mode = if spread {
+            "spread over 10k SKUs"
+        } else {
+            "one hot SKU"
+        };
         println!("sustained, {CLIENTS} clients, {mode}: {rate:.0} durable changes/s, p50 {p50} µs, p99 {p99} µs");
     }
     runtime.block_on(async {

@@ -9,8 +9,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
+use crate::actors::cart::CartActors;
 use crate::actors::inventory::Inventory;
 use crate::actors::runtime::RegionSettings;
+use crate::carts::Carts;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -49,9 +51,18 @@ impl Application {
             call_timeout: Duration::from_millis(settings.actor_call_timeout_ms),
             max_in_flight: usize::try_from(settings.actor_max_in_flight).unwrap_or(usize::MAX),
         };
-        let inventory = Inventory::start(store.clone(), regions).await?;
+        let inventory = Inventory::start(store.clone(), regions.clone()).await?;
         let catalog = Catalog::new(store.clone(), inventory.clone());
-        let state = AppState::new(settings.clone(), store, accounts, inventory, catalog);
+        let cart_ttl = Duration::from_secs(settings.cart_ttl_days * 24 * 3600);
+        let cart_actors = CartActors::start(store.clone(), cart_ttl, regions.clone()).await?;
+        let carts = Carts::new(
+            store.clone(),
+            cart_actors,
+            catalog.clone(),
+            settings.pricing.clone(),
+            cart_ttl.as_secs(),
+        );
+        let state = AppState::new(settings.clone(), store, accounts, inventory, catalog, carts);
         let listener = TcpListener::bind(settings.http)
             .await
             .with_context(|| format!("binding HTTP to {}", settings.http))?;
@@ -75,6 +86,7 @@ impl Application {
         let store = state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
         let inventory = state.inventory.clone();
+        let carts = state.carts.clone();
         // Reservations whose SKUs nobody touches after a restart still expire.
         let recovery = tokio::spawn({
             let inventory = inventory.clone();
@@ -114,6 +126,7 @@ impl Application {
         recovery.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged; then the writer drains and flushes.
+        carts.actors().stop().await;
         inventory.stop().await;
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");

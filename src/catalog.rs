@@ -197,6 +197,16 @@ impl Catalog {
         Ok(VariantStock { variant_id, level })
     }
 
+    /// The item record alone (no stock): one cache read.
+    pub async fn item(&self, item_id: &str) -> Result<Item, CatalogError> {
+        self.load(item_id).await
+    }
+
+    /// Stock levels of the given variants (the read model).
+    pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, CatalogError> {
+        Ok(self.inventory.levels(variant_ids).await?)
+    }
+
     async fn load(&self, item_id: &str) -> Result<Item, CatalogError> {
         if !looks_like_id(item_id) {
             return Err(CatalogError::NotFound);

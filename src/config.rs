@@ -47,6 +47,10 @@ pub struct Settings {
     pub actor_call_timeout_ms: u64,
     /// Calls in flight per entity kind before callers get 503 `OVERLOADED`.
     pub actor_max_in_flight: u64,
+    /// An idle cart is emptied after this many days.
+    pub cart_ttl_days: u64,
+    /// Tax and shipping rules (`[pricing]` in the file).
+    pub pricing: crate::domain::cart::Pricing,
     /// sled page cache, MiB.
     pub storage_cache_mb: u64,
     /// Read cache of hot records (items, stock, sessions, users), MiB.
@@ -95,6 +99,8 @@ impl Default for Settings {
             entity_idle_secs: 60,
             actor_call_timeout_ms: 5_000,
             actor_max_in_flight: 50_000,
+            cart_ttl_days: 30,
+            pricing: crate::domain::cart::Pricing::default(),
             storage_cache_mb: 256,
             read_cache_mb: 64,
             cluster: ClusterSettings::default(),
@@ -103,7 +109,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 17] = [
+const ENV_KEYS: [&str; 18] = [
     "node_id",
     "http",
     "data_dir",
@@ -121,6 +127,7 @@ const ENV_KEYS: [&str; 17] = [
     "entity_idle_secs",
     "actor_call_timeout_ms",
     "actor_max_in_flight",
+    "cart_ttl_days",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -220,7 +227,8 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 11] = [
+        let ranges: [(&str, u64, u64, u64); 12] = [
+            ("cart_ttl_days", self.cart_ttl_days, 1, 3_650),
             ("entity_idle_secs", self.entity_idle_secs, 1, 86_400),
             (
                 "actor_call_timeout_ms",
@@ -274,6 +282,17 @@ impl Settings {
                 "storage_cache_mb must be in 8..=65536, got {}",
                 self.storage_cache_mb
             ));
+        }
+        let pricing = &self.pricing;
+        let rates = std::iter::once(pricing.default_tax_bps)
+            .chain(pricing.tax_bps_by_category.values().copied());
+        if rates.into_iter().any(|bps| bps > 10_000) {
+            problems.push("pricing: tax rates are basis points, at most 10000 (100%)".to_owned());
+        }
+        if pricing.shipping_fee < 0 || pricing.free_shipping_from < 0 {
+            problems.push(
+                "pricing: shipping_fee and free_shipping_from must not be negative".to_owned(),
+            );
         }
         for origin in &self.cors_origins {
             let ok = origin == "*"

@@ -14,7 +14,7 @@
 //!   its consumers.
 //! - [`actors`]: owners of contested state; for now the inventory interface
 //!   that actors per SKU will sit behind.
-//! - [`accounts`], [`catalog`]: the services handlers call.
+//! - [`accounts`], [`catalog`], [`carts`]: the services handlers call.
 //! - [`search`]: the catalog search index.
 //! - [`http`]: the axum router, one module per resource, the gateway layers
 //!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
@@ -25,6 +25,7 @@
 pub mod accounts;
 pub mod actors;
 pub mod app;
+pub mod carts;
 pub mod catalog;
 pub mod config;
 pub mod domain;

@@ -195,8 +195,9 @@ async fn an_expired_reservation_is_released_by_the_actor_and_announced() {
         .reserve("sku", "c2", 1, soon(60_000))
         .await
         .unwrap();
+    // The durable record (what item pages read) is what must change.
     eventually("the first reservation expires", || async {
-        node.inventory.get("sku").await.unwrap().reserved == 1
+        node.inventory.levels(vec!["sku".into()]).await.unwrap()[0].reserved == 1
     })
     .await;
     let level = node.inventory.levels(vec!["sku".into()]).await.unwrap()[0];

@@ -426,11 +426,17 @@ impl InventoryEntity {
     /// Starts a flush of everything changed (or waiting) unless one is in
     /// flight; `Flushed` starts the next. The writer itself answers the
     /// waiting callers once the flush is durable, so no task sits between.
-    async fn flush(&self, state: &mut InventoryState, myself: &EntityRef<Self>) -> Result<(), EntityError> {
+    async fn flush(
+        &self,
+        state: &mut InventoryState,
+        myself: &EntityRef<Self>,
+    ) -> Result<(), EntityError> {
         if state.flushing || (state.pending.is_empty() && !state.dirty) {
             return Ok(());
         }
-        let Some(stock) = state.stock.clone() else { return Ok(()) };
+        let Some(stock) = state.stock.clone() else {
+            return Ok(());
+        };
         let level = stock.level();
         let event = (level != state.flushed_level).then(|| EventBody::StockChanged {
             item_id: stock.item_id.clone(),
@@ -450,7 +456,12 @@ impl InventoryEntity {
             }
             myself.tell(InventoryMsg::Flushed(ok));
         };
-        self.store.submit(record_job(state.variant_id.as_bytes().to_vec(), stock, event), done).await?;
+        self.store
+            .submit(
+                record_job(state.variant_id.as_bytes().to_vec(), stock, event),
+                done,
+            )
+            .await?;
         Ok(())
     }
 }
@@ -471,8 +482,15 @@ fn record_job(
 }
 
 /// Writes a SKU's record (and its event) and waits until it is durable.
-async fn persist(store: &Store, id: &str, stock: SkuStock, event: Option<EventBody>) -> Result<(), StorageError> {
-    store.write(record_job(id.as_bytes().to_vec(), stock, event)).await
+async fn persist(
+    store: &Store,
+    id: &str,
+    stock: SkuStock,
+    event: Option<EventBody>,
+) -> Result<(), StorageError> {
+    store
+        .write(record_job(id.as_bytes().to_vec(), stock, event))
+        .await
 }
 
 /// Arms (or re-arms earlier) the timer for the earliest reservation deadline.

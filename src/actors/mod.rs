@@ -5,5 +5,6 @@
 //! (activation on demand, passivation, supervision, bounded ingress); the
 //! entity kinds built on it live beside it, one file each.
 
+pub mod cart;
 pub mod inventory;
 pub mod runtime;

@@ -4,6 +4,7 @@
 //! Nothing here touches storage or HTTP; parsing a request body into one of
 //! these types is where untrusted input becomes trusted.
 
+pub mod cart;
 mod ids;
 pub mod item;
 pub mod text;

@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use crate::accounts::AccountError;
+use crate::actors::cart::CartError;
+use crate::carts::CartsError;
 use crate::catalog::CatalogError;
+use crate::domain::cart::CartRuleError;
 use crate::domain::FieldErrors;
 use crate::storage::StorageError;
 
@@ -57,9 +60,12 @@ codes! {
     MethodNotAllowed => METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed";
     EmailTaken => CONFLICT, "EMAIL_TAKEN", "Email already registered";
     InsufficientStock => CONFLICT, "INSUFFICIENT_STOCK", "Insufficient stock";
+    ItemInactive => CONFLICT, "ITEM_INACTIVE", "Item inactive";
+    CheckoutInProgress => CONFLICT, "CHECKOUT_IN_PROGRESS", "Checkout in progress";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type";
     ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
+    EmptyCart => UNPROCESSABLE_ENTITY, "EMPTY_CART", "Empty cart";
     RateLimited => TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests";
     Internal => INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error";
     Unavailable => SERVICE_UNAVAILABLE, "UNAVAILABLE", "Service unavailable";
@@ -237,6 +243,50 @@ impl From<CatalogError> for ApiError {
                 .retry_after(1)
             }
             CatalogError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<CartsError> for ApiError {
+    fn from(e: CartsError) -> Self {
+        match e {
+            CartsError::Invalid(errors) => ApiError::validation(errors),
+            CartsError::ItemNotFound => ApiError::not_found("item"),
+            CartsError::ItemInactive => {
+                ApiError::new(Code::ItemInactive, "the item is not for sale")
+            }
+            CartsError::InsufficientStock { available } => ApiError::new(
+                Code::InsufficientStock,
+                format!("only {available} available"),
+            )
+            .with("available", json!(available)),
+            CartsError::Cart(e) => e.into(),
+            CartsError::Catalog(e) => e.into(),
+            CartsError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(e: CartError) -> Self {
+        match e {
+            CartError::Rule(CartRuleError::Locked) | CartError::InProgress => ApiError::new(
+                Code::CheckoutInProgress,
+                "a checkout of this cart is in progress",
+            ),
+            CartError::Rule(rule) => {
+                ApiError::validation(FieldErrors::single("itemId", rule.to_string()))
+            }
+            CartError::Empty => ApiError::new(Code::EmptyCart, "the cart is empty"),
+            CartError::Unavailable(reason) => {
+                tracing::warn!(%reason, "cart unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the cart is temporarily unavailable; retry shortly",
+                )
+                .retry_after(1)
+            }
+            CartError::Storage(e) => e.into(),
         }
     }
 }

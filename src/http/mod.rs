@@ -2,6 +2,7 @@
 //! the gateway layers. Handlers translate HTTP to service calls and back;
 //! they hold no locks and make no business decisions.
 
+mod cart;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::accounts::Accounts;
 use crate::actors::inventory::Inventory;
+use crate::carts::Carts;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::storage::Store;
@@ -65,6 +67,8 @@ pub struct Services {
     pub inventory: Inventory,
     /// The seller catalog.
     pub catalog: Catalog,
+    /// Carts.
+    pub carts: Carts,
     /// Rate limits (`None` when disabled).
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Renders `/metrics`.
@@ -80,6 +84,7 @@ impl AppState {
         accounts: Accounts,
         inventory: Inventory,
         catalog: Catalog,
+        carts: Carts,
     ) -> Self {
         let rate_limits = RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst);
         if let Some(limits) = &rate_limits {
@@ -101,6 +106,7 @@ impl AppState {
             accounts,
             inventory,
             catalog,
+            carts,
             rate_limits,
             metrics: crate::telemetry::metrics_handle(),
         }))
@@ -114,6 +120,7 @@ impl AppState {
     tags(
         (name = "accounts", description = "Users and sessions"),
         (name = "catalog", description = "Items and stock"),
+        (name = "cart", description = "The shopper's cart (signed in, or a guest with X-Cart-Token)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -137,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(sessions::router())
         .merge(items::router())
+        .merge(cart::router())
         .merge(ops::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));

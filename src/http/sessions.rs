@@ -24,8 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct SignInBody {
     email: Option<String>,
     password: Option<String>,
-    /// A guest cart to merge into the user's cart (carts arrive with the cart actors).
-    #[allow(dead_code)]
+    /// A guest cart to merge into the user's cart.
     cart_token: Option<String>,
 }
 
@@ -62,6 +61,12 @@ async fn sign_in(
         return Err(ApiError::validation(errors));
     };
     let session = state.accounts.sign_in(&email, password).await?;
+    if let Some(token) = body.cart_token {
+        // The sign-in stands even if the merge fails; the guest cart stays.
+        if let Err(e) = state.carts.merge_guest(&token, &session.user.id).await {
+            tracing::warn!(error = %e, "guest cart merge failed at sign-in");
+        }
+    }
     let view = SessionView {
         token: session.token,
         expires_at: session.expires_at,

@@ -75,13 +75,19 @@ pub enum TreeName {
     Stock,
     /// big-endian sequence number → `Event`.
     Events,
+    /// cart id → `Cart` (owned by that cart's actor).
+    Carts,
+    /// user id → the user's cart id (one cart per user).
+    UserCarts,
+    /// SHA-256 of a guest cart token → cart id.
+    GuestCarts,
     /// consumer name → big-endian offset (last handled sequence number).
     Offsets,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 8] = [
+    pub const ALL: [TreeName; 11] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -89,6 +95,9 @@ impl TreeName {
         TreeName::SellerSkus,
         TreeName::Stock,
         TreeName::Events,
+        TreeName::Carts,
+        TreeName::UserCarts,
+        TreeName::GuestCarts,
         TreeName::Offsets,
     ];
 
@@ -114,6 +123,9 @@ impl TreeName {
             TreeName::SellerSkus => "seller_skus",
             TreeName::Stock => "stock",
             TreeName::Events => "events",
+            TreeName::Carts => "carts",
+            TreeName::UserCarts => "user_carts",
+            TreeName::GuestCarts => "guest_carts",
             TreeName::Offsets => "consumer_offsets",
         }
     }
@@ -245,7 +257,9 @@ impl Store {
         if let Err(refused) = self.submit(job, done).await {
             return Err(refused.into());
         }
-        answer.await.unwrap_or_else(|_| Err(StorageError::Closed.into()))
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StorageError::Closed.into()))
     }
 
     /// Queues `job` like [`Self::write`], but instead of waiting, has the
@@ -265,7 +279,11 @@ impl Store {
         E: From<StorageError> + Send + 'static,
     {
         let job = Box::new(TypedJob::new(job, Box::new(done)));
-        self.inner.writes.send(Command::Write(job)).await.map_err(|_| StorageError::Closed)
+        self.inner
+            .writes
+            .send(Command::Write(job))
+            .await
+            .map_err(|_| StorageError::Closed)
     }
 
     /// Reads one record. For the hot trees a cache hit costs no sled call and
@@ -297,6 +315,30 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+
+    /// Reads one raw value (for index trees whose values are plain ids),
+    /// through the read cache like [`Self::get`].
+    pub async fn get_raw(
+        &self,
+        tree: TreeName,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = key.as_ref();
+        if tree.is_cached() {
+            if let Some(bytes) = self.inner.cache.get(tree, key) {
+                return Ok(Some(bytes.to_vec()));
+            }
+        }
+        let seen = self.inner.cache.epoch();
+        let owned = key.to_vec();
+        let found = self
+            .read(move |trees| Ok(trees.tree(tree).get(owned)?))
+            .await?;
+        if let (true, Some(bytes)) = (tree.is_cached(), &found) {
+            self.inner.cache.fill(tree, key, bytes.clone(), seen);
+        }
+        Ok(found.map(|b| b.to_vec()))
     }
 
     /// Runs a read on the blocking pool.

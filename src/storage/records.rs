@@ -1,6 +1,7 @@
 //! Which domain types are stored, and their format versions.
 
 use super::Record;
+use crate::domain::cart::Cart;
 use crate::domain::item::Item;
 use crate::domain::user::{Session, User};
 
@@ -21,3 +22,8 @@ impl Record for Item {
 
 // `SkuStock` (the `stock` tree) is declared beside its owner,
 // `actors::inventory`.
+
+impl Record for Cart {
+    const KIND: &'static str = "cart";
+    const VERSION: u8 = 1;
+}

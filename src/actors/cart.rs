@@ -1,0 +1,311 @@
+//! Carts: one actor per cart, serializing every change to it.
+//!
+//! Forty devices changing one cart at once each see their line kept: the
+//! actor applies one change at a time and stores the cart before it answers.
+//! Carts are not hot the way a popular SKU is, so each change is its own
+//! write job (the shared writer still groups jobs of different carts).
+//! The checkout lock lives here too: while a checkout holds the cart, lines
+//! cannot change.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ractor::RpcReplyPort;
+
+use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
+use crate::domain::cart::{Cart, CartLine, CartRuleError};
+use crate::domain::Timestamp;
+use crate::storage::{StorageError, Store, TreeName};
+
+/// Why a cart operation was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CartError {
+    /// A rule of the cart refused it.
+    #[error(transparent)]
+    Rule(#[from] CartRuleError),
+    /// Checkout of an empty cart.
+    #[error("the cart is empty")]
+    Empty,
+    /// A checkout other than the caller's holds the lock.
+    #[error("another checkout holds the cart")]
+    InProgress,
+    /// The cart actor was unavailable, overloaded or too slow.
+    #[error("cart unavailable: {0}")]
+    Unavailable(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<EntityError> for CartError {
+    fn from(e: EntityError) -> Self {
+        match e {
+            EntityError::Storage(e) => CartError::Storage(e),
+            other => CartError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Who a new cart belongs to.
+#[derive(Debug, Clone)]
+pub enum Owner {
+    /// A signed-in user.
+    User(String),
+    /// A guest (the cart is reached by its token).
+    Guest,
+}
+
+/// Messages of the cart actor.
+pub enum CartMsg {
+    /// The cart, or `None` if it was never written (or has expired).
+    Get(RpcReplyPort<Result<Option<Cart>, CartError>>),
+    /// Set one line's quantity (0 removes); creates the cart if needed.
+    SetLine(Owner, CartLine, RpcReplyPort<Result<Cart, CartError>>),
+    /// Remove every line.
+    Clear(RpcReplyPort<Result<(), CartError>>),
+    /// Add a guest cart's lines, capped by the given stock per variant.
+    Merge(
+        Owner,
+        Vec<CartLine>,
+        BTreeMap<String, i64>,
+        RpcReplyPort<Result<Cart, CartError>>,
+    ),
+    /// Lock the cart for a checkout and return it (idempotent per checkout).
+    BeginCheckout(String, RpcReplyPort<Result<Cart, CartError>>),
+    /// Release the lock; with `true`, also empty the cart (order confirmed).
+    EndCheckout(String, bool, RpcReplyPort<Result<(), CartError>>),
+}
+
+/// The cart entity kind.
+pub struct CartEntity {
+    store: Store,
+    ttl: Duration,
+}
+
+/// A live cart: its id and stored state.
+pub struct CartState {
+    id: String,
+    cart: Option<Cart>,
+}
+
+impl Entity for CartEntity {
+    const KIND: &'static str = "cart";
+    type Msg = CartMsg;
+    type State = CartState;
+
+    async fn activate(&self, id: &str, _: &EntityRef<Self>) -> Result<CartState, EntityError> {
+        let cart = self
+            .store
+            .get::<Cart>(TreeName::Carts, id.as_bytes())
+            .await?;
+        Ok(CartState {
+            id: id.to_owned(),
+            cart,
+        })
+    }
+
+    async fn handle(
+        &self,
+        message: CartMsg,
+        state: &mut CartState,
+        _: &EntityRef<Self>,
+    ) -> Result<(), EntityError> {
+        let now = Timestamp::now();
+        self.expire_if_idle(state, now);
+        match message {
+            CartMsg::Get(reply) => {
+                let _ = reply.send(Ok(state
+                    .cart
+                    .clone()
+                    .filter(|c| !c.lines.is_empty() || c.user_id.is_some())));
+            }
+            CartMsg::SetLine(owner, line, reply) => {
+                let mut cart = state
+                    .cart
+                    .clone()
+                    .unwrap_or_else(|| new_cart(&state.id, &owner, now));
+                let result = match cart.set_line(line, now) {
+                    Ok(()) => self.save(state, cart).await,
+                    Err(refusal) => Err(refusal.into()),
+                };
+                let _ = reply.send(result);
+            }
+            CartMsg::Clear(reply) => {
+                let result = match state.cart.clone() {
+                    Some(mut cart) if cart.checkout.is_none() => {
+                        cart.clear(now);
+                        self.save(state, cart).await.map(drop)
+                    }
+                    Some(_) => Err(CartRuleError::Locked.into()),
+                    None => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
+            CartMsg::Merge(owner, lines, caps, reply) => {
+                let mut cart = state
+                    .cart
+                    .clone()
+                    .unwrap_or_else(|| new_cart(&state.id, &owner, now));
+                let result = if cart.checkout.is_some() {
+                    Err(CartRuleError::Locked.into())
+                } else {
+                    cart.merge(lines, &caps, now);
+                    self.save(state, cart).await
+                };
+                let _ = reply.send(result);
+            }
+            CartMsg::BeginCheckout(checkout, reply) => {
+                let result = match state.cart.clone() {
+                    Some(cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => Ok(cart),
+                    Some(cart) if cart.checkout.is_some() => Err(CartError::InProgress),
+                    Some(cart) if cart.lines.is_empty() => Err(CartError::Empty),
+                    None => Err(CartError::Empty),
+                    Some(mut cart) => {
+                        cart.checkout = Some(checkout);
+                        self.save(state, cart).await
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            CartMsg::EndCheckout(checkout, clear, reply) => {
+                let result = match state.cart.clone() {
+                    Some(mut cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => {
+                        if clear {
+                            cart.clear(now);
+                        } else {
+                            cart.checkout = None;
+                        }
+                        self.save(state, cart).await.map(drop)
+                    }
+                    // Not (or no longer) held by this checkout: nothing to do.
+                    _ => Ok(()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_cart(id: &str, owner: &Owner, now: Timestamp) -> Cart {
+    let user = match owner {
+        Owner::User(user) => Some(user.clone()),
+        Owner::Guest => None,
+    };
+    Cart::new(id.to_owned(), user, now)
+}
+
+impl CartEntity {
+    /// Stores the cart, then adopts it as the live state (persist before reply).
+    async fn save(&self, state: &mut CartState, cart: Cart) -> Result<Cart, CartError> {
+        let key = cart.id.clone().into_bytes();
+        let stored = cart.clone();
+        self.store
+            .write(move |tx| {
+                tx.put(TreeName::Carts, key.clone(), &stored)?;
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        state.cart = Some(cart.clone());
+        Ok(cart)
+    }
+
+    /// An idle cart past its time-to-live is emptied (unless a checkout holds it).
+    fn expire_if_idle(&self, state: &mut CartState, now: Timestamp) {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        if let Some(cart) = state.cart.as_mut() {
+            if cart.checkout.is_none()
+                && !cart.lines.is_empty()
+                && now.0.saturating_sub(cart.updated_at.0) > ttl_ms
+            {
+                cart.lines.clear();
+            }
+        }
+    }
+}
+
+/// The carts of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct CartActors {
+    region: Region<CartEntity>,
+}
+
+impl CartActors {
+    /// Starts the cart region; carts idle for `ttl` are emptied.
+    pub async fn start(
+        store: Store,
+        ttl: Duration,
+        settings: RegionSettings,
+    ) -> Result<Self, EntityError> {
+        Ok(CartActors {
+            region: Region::start(CartEntity { store, ttl }, settings).await?,
+        })
+    }
+
+    /// The cart (`None` if it has no content and no owner yet).
+    pub async fn get(&self, cart_id: &str) -> Result<Option<Cart>, CartError> {
+        self.region.call(cart_id, CartMsg::Get).await?
+    }
+
+    /// Sets a line (quantity 0 removes it).
+    pub async fn set_line(
+        &self,
+        cart_id: &str,
+        owner: Owner,
+        line: CartLine,
+    ) -> Result<Cart, CartError> {
+        self.region
+            .call(cart_id, |reply| {
+                CartMsg::SetLine(owner.clone(), line.clone(), reply)
+            })
+            .await?
+    }
+
+    /// Removes every line.
+    pub async fn clear(&self, cart_id: &str) -> Result<(), CartError> {
+        self.region.call(cart_id, CartMsg::Clear).await?
+    }
+
+    /// Adds `lines` to the cart, capped per variant by `caps`.
+    pub async fn merge(
+        &self,
+        cart_id: &str,
+        owner: Owner,
+        lines: Vec<CartLine>,
+        caps: BTreeMap<String, i64>,
+    ) -> Result<Cart, CartError> {
+        self.region
+            .call(cart_id, |reply| {
+                CartMsg::Merge(owner.clone(), lines.clone(), caps.clone(), reply)
+            })
+            .await?
+    }
+
+    /// Locks the cart for `checkout` and returns its lines.
+    pub async fn begin_checkout(&self, cart_id: &str, checkout: &str) -> Result<Cart, CartError> {
+        self.region
+            .call(cart_id, |reply| {
+                CartMsg::BeginCheckout(checkout.to_owned(), reply)
+            })
+            .await?
+    }
+
+    /// Unlocks the cart held by `checkout`, emptying it when `clear`.
+    pub async fn end_checkout(
+        &self,
+        cart_id: &str,
+        checkout: &str,
+        clear: bool,
+    ) -> Result<(), CartError> {
+        self.region
+            .call(cart_id, |reply| {
+                CartMsg::EndCheckout(checkout.to_owned(), clear, reply)
+            })
+            .await?
+    }
+
+    /// Stops every cart actor.
+    pub async fn stop(&self) {
+        self.region.stop().await;
+    }
+}

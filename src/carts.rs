@@ -1,0 +1,395 @@
+//! The cart service: which cart a caller means, what a line may hold, and the
+//! priced view. Changes go to the cart's actor; item data and stock come from
+//! the catalog's read models.
+//!
+//! One cart per signed-in user (across devices), found through `user_carts`.
+//! A guest's cart is reached by an unguessable token (`X-Cart-Token`), stored
+//! only as its SHA-256 in `guest_carts`; signing in with it merges the lines.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::actors::cart::{CartActors, CartError, Owner};
+use crate::catalog::{Catalog, CatalogError};
+use crate::domain::cart::{Cart, CartLine, PricedLine, Pricing, Totals, MAX_LINE_QUANTITY};
+use crate::domain::item::{Item, ItemStatus};
+use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::storage::{StorageError, Store, TreeName};
+
+/// Why a cart request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CartsError {
+    /// Invalid fields.
+    #[error("invalid fields")]
+    Invalid(FieldErrors),
+    /// The item does not exist.
+    #[error("item not found")]
+    ItemNotFound,
+    /// The item is not for sale.
+    #[error("item is inactive")]
+    ItemInactive,
+    /// More than the available stock (soft check: nothing is reserved).
+    #[error("only {available} available")]
+    InsufficientStock {
+        /// Current available stock.
+        available: i64,
+    },
+    /// The cart refused.
+    #[error(transparent)]
+    Cart(#[from] CartError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Who is asking for "my cart".
+#[derive(Debug, Clone)]
+pub enum Shopper {
+    /// A signed-in user.
+    User(String),
+    /// A guest, with the token of their cart if they have one.
+    Guest(Option<String>),
+}
+
+/// A priced line for display.
+#[derive(Debug, Clone)]
+pub struct LineView {
+    /// The stored line (with its price snapshot).
+    pub line: CartLine,
+    /// The item's current name.
+    pub name: String,
+    /// Today's price of the variant.
+    pub current_price: i64,
+}
+
+/// A cart with current prices and totals.
+#[derive(Debug, Clone)]
+pub struct PricedCart {
+    /// The cart, if one exists yet.
+    pub cart: Option<Cart>,
+    /// A guest cart's token (returned so the guest can send it back).
+    pub token: Option<String>,
+    /// Lines with current prices.
+    pub lines: Vec<LineView>,
+    /// The amounts.
+    pub totals: Totals,
+    /// When an idle cart expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The cart service. Cheap to clone.
+#[derive(Clone)]
+pub struct Carts {
+    store: Store,
+    actors: CartActors,
+    catalog: Catalog,
+    pricing: Arc<Pricing>,
+    ttl_secs: u64,
+}
+
+impl Carts {
+    /// The service over the cart actors, the catalog and the pricing rules.
+    pub fn new(
+        store: Store,
+        actors: CartActors,
+        catalog: Catalog,
+        pricing: Pricing,
+        ttl_secs: u64,
+    ) -> Self {
+        Carts {
+            store,
+            actors,
+            catalog,
+            pricing: Arc::new(pricing),
+            ttl_secs,
+        }
+    }
+
+    /// The cart actors (checkout locks them).
+    pub fn actors(&self) -> &CartActors {
+        &self.actors
+    }
+
+    /// The shopper's cart, priced (empty if they have none).
+    pub async fn view(&self, shopper: &Shopper) -> Result<PricedCart, CartsError> {
+        let (cart_id, token) = match self.find(shopper).await? {
+            Some(found) => found,
+            None => return self.price(None, None).await,
+        };
+        let cart = self.actors.get(&cart_id).await?;
+        self.price(cart, token).await
+    }
+
+    /// The cart with `cart_id`, priced, if `shopper` owns it.
+    pub async fn owned(
+        &self,
+        shopper: &Shopper,
+        cart_id: &str,
+    ) -> Result<Option<PricedCart>, CartsError> {
+        match self.find(shopper).await? {
+            Some((id, token)) if id == cart_id => {
+                let cart = self.actors.get(&id).await?;
+                Ok(Some(self.price(cart, token).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sets the quantity of one line (0 removes it), after checking the item,
+    /// the variant and (softly) the stock.
+    pub async fn set_line(
+        &self,
+        shopper: &Shopper,
+        item_id: Option<String>,
+        variant_id: Option<String>,
+        quantity: Option<i64>,
+    ) -> Result<PricedCart, CartsError> {
+        let mut errors = FieldErrors::new();
+        match quantity {
+            None => errors.add("quantity", "is required"),
+            Some(q) if !(0..=MAX_LINE_QUANTITY).contains(&q) => errors.add(
+                "quantity",
+                format!("must be between 0 and {MAX_LINE_QUANTITY}"),
+            ),
+            Some(_) => {}
+        }
+        if item_id.is_none() {
+            errors.add("itemId", "is required");
+        }
+        let (Some(item_id), Some(quantity), true) = (item_id, quantity, errors.is_empty()) else {
+            return Err(CartsError::Invalid(errors));
+        };
+        let item = match self.catalog.item(&item_id).await {
+            Ok(item) => item,
+            Err(CatalogError::NotFound) => return Err(CartsError::ItemNotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let variant_id = pick_variant(&item, variant_id)?;
+        let price = item.variant(&variant_id).map_or(item.price, |v| v.price);
+        if quantity > 0 {
+            if item.status == ItemStatus::Inactive {
+                return Err(CartsError::ItemInactive);
+            }
+            let available = self.catalog.levels(vec![variant_id.clone()]).await?[0].available;
+            if quantity > available {
+                return Err(CartsError::InsufficientStock { available });
+            }
+        }
+        let line = CartLine {
+            item_id: item.id.clone(),
+            variant_id,
+            quantity,
+            unit_price: price,
+            currency: item.currency,
+        };
+        let (cart_id, token, owner) = self.find_or_create(shopper).await?;
+        let cart = self
+            .actors
+            .set_line(&cart_id, owner, line)
+            .await
+            .map_err(|e| match e {
+                CartError::Rule(rule) => {
+                    CartsError::Invalid(FieldErrors::single("itemId", rule.to_string()))
+                }
+                other => other.into(),
+            })?;
+        self.price(Some(cart), token).await
+    }
+
+    /// Empties the shopper's cart.
+    pub async fn clear(&self, shopper: &Shopper) -> Result<(), CartsError> {
+        if let Some((cart_id, _)) = self.find(shopper).await? {
+            self.actors.clear(&cart_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges the guest cart behind `token` into `user_id`'s cart: summed
+    /// quantities capped by stock; the guest cart is emptied and forgotten.
+    pub async fn merge_guest(&self, token: &str, user_id: &str) -> Result<(), CartsError> {
+        let Some(guest_id) = self.guest_cart(token).await? else {
+            return Ok(());
+        };
+        let Some(guest) = self.actors.get(&guest_id).await? else {
+            return Ok(());
+        };
+        if guest.lines.is_empty() {
+            return Ok(());
+        }
+        let variants: Vec<String> = guest.lines.iter().map(|l| l.variant_id.clone()).collect();
+        let levels = self.catalog.levels(variants.clone()).await?;
+        let caps: BTreeMap<String, i64> = variants
+            .into_iter()
+            .zip(levels.iter().map(|l| l.available))
+            .collect();
+        let shopper = Shopper::User(user_id.to_owned());
+        let (cart_id, _, owner) = self.find_or_create(&shopper).await?;
+        self.actors
+            .merge(&cart_id, owner, guest.lines, caps)
+            .await?;
+        self.actors.clear(&guest_id).await?;
+        let key = token_key(token);
+        self.store
+            .write(move |tx| {
+                tx.remove(TreeName::GuestCarts, key.to_vec());
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Prices a cart at today's prices.
+    async fn price(
+        &self,
+        cart: Option<Cart>,
+        token: Option<String>,
+    ) -> Result<PricedCart, CartsError> {
+        let mut lines = Vec::new();
+        let mut categories = Vec::new();
+        for line in cart.iter().flat_map(|c| c.lines.iter()) {
+            let (name, current_price, category) = match self.catalog.item(&line.item_id).await {
+                Ok(item) => {
+                    let price = item
+                        .variant(&line.variant_id)
+                        .map_or(item.price, |v| v.price);
+                    (item.name, price, item.category)
+                }
+                // An item that vanished keeps its snapshot.
+                Err(CatalogError::NotFound) => (String::new(), line.unit_price, None),
+                Err(e) => return Err(e.into()),
+            };
+            categories.push(category);
+            lines.push(LineView {
+                line: line.clone(),
+                name,
+                current_price,
+            });
+        }
+        let totals = self
+            .pricing
+            .totals(lines.iter().zip(&categories).map(|(l, c)| PricedLine {
+                quantity: l.line.quantity,
+                current_price: l.current_price,
+                category: c.as_deref(),
+            }));
+        let expires_at = cart.as_ref().map(|c| c.updated_at.plus_secs(self.ttl_secs));
+        Ok(PricedCart {
+            cart,
+            token,
+            lines,
+            totals,
+            expires_at,
+        })
+    }
+
+    /// The shopper's cart id (and guest token), if they have a cart.
+    async fn find(
+        &self,
+        shopper: &Shopper,
+    ) -> Result<Option<(String, Option<String>)>, CartsError> {
+        match shopper {
+            Shopper::User(user) => {
+                let id = self
+                    .store
+                    .get_raw(TreeName::UserCarts, user.as_bytes())
+                    .await?;
+                Ok(id.map(|id| (String::from_utf8_lossy(&id).into_owned(), None)))
+            }
+            Shopper::Guest(Some(token)) => Ok(self
+                .guest_cart(token)
+                .await?
+                .map(|id| (id, Some(token.clone())))),
+            Shopper::Guest(None) => Ok(None),
+        }
+    }
+
+    /// The shopper's cart id, creating the cart (and a guest token) if needed.
+    async fn find_or_create(
+        &self,
+        shopper: &Shopper,
+    ) -> Result<(String, Option<String>, Owner), CartsError> {
+        match shopper {
+            Shopper::User(user) => {
+                let owner = Owner::User(user.clone());
+                let (user, candidate) = (user.clone(), new_id());
+                // In one write job, so two devices' first changes share one cart.
+                let id = self
+                    .store
+                    .write(
+                        move |tx| match tx.get_raw(TreeName::UserCarts, user.as_bytes())? {
+                            Some(existing) => Ok::<_, StorageError>(
+                                String::from_utf8_lossy(&existing).into_owned(),
+                            ),
+                            None => {
+                                tx.put_raw(
+                                    TreeName::UserCarts,
+                                    user.as_bytes(),
+                                    candidate.as_bytes().to_vec(),
+                                );
+                                Ok(candidate.clone())
+                            }
+                        },
+                    )
+                    .await?;
+                Ok((id, None, owner))
+            }
+            Shopper::Guest(token) => {
+                if let Some(token) = token {
+                    if let Some(id) = self.guest_cart(token).await? {
+                        return Ok((id, Some(token.clone()), Owner::Guest));
+                    }
+                }
+                let (id, token) = (new_id(), new_token());
+                let (key, value) = (token_key(&token), id.clone().into_bytes());
+                self.store
+                    .write(move |tx| {
+                        tx.put_raw(TreeName::GuestCarts, key.to_vec(), value.clone());
+                        Ok::<_, StorageError>(())
+                    })
+                    .await?;
+                Ok((id, Some(token), Owner::Guest))
+            }
+        }
+    }
+
+    async fn guest_cart(&self, token: &str) -> Result<Option<String>, CartsError> {
+        if token.len() != 43 {
+            return Ok(None);
+        }
+        let id = self
+            .store
+            .get_raw(TreeName::GuestCarts, token_key(token))
+            .await?;
+        Ok(id.map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+}
+
+/// The variant a line is for: required exactly when the item declares variants.
+fn pick_variant(item: &Item, variant_id: Option<String>) -> Result<String, CartsError> {
+    let invalid = |message: &str| CartsError::Invalid(FieldErrors::single("variantId", message));
+    match (item.has_variants, variant_id) {
+        (false, None) => Ok(item.id.clone()),
+        (false, Some(v)) if v == item.id => Ok(v),
+        (true, Some(v)) if item.variant(&v).is_some() => Ok(v),
+        (true, None) => Err(invalid("is required: the item has variants")),
+        (_, Some(_)) => Err(invalid("is not a variant of this item")),
+    }
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
