@@ -171,6 +171,39 @@ fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64,
     })
 }
 
+/// Closed loop of in-memory `Get`s on one SKU: messages per second one
+/// actor handles, with p50/p99 (µs).
+fn sustained_reads(runtime: &Runtime, bench: &Bench, secs: u64) -> (f64, u64, u64) {
+    runtime.block_on(async {
+        let stop = Instant::now() + Duration::from_secs(secs);
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let inventory = bench.inventory.clone();
+                tokio::spawn(async move {
+                    let mut histogram = Histogram::<u64>::new(3).unwrap();
+                    while Instant::now() < stop {
+                        let t = Instant::now();
+                        inventory.get("hot").await.unwrap();
+                        histogram.record(t.elapsed().as_micros() as u64).unwrap();
+                    }
+                    histogram
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let mut total = Histogram::<u64>::new(3).unwrap();
+        for client in clients {
+            total.add(client.await.unwrap()).unwrap();
+        }
+        let rate = total.len() as f64 / started.elapsed().as_secs_f64();
+        (
+            rate,
+            total.value_at_quantile(0.5),
+            total.value_at_quantile(0.99),
+        )
+    })
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,6 +226,8 @@ fn main() {
         };
         println!("sustained, {CLIENTS} clients, {mode}: {rate:.0} durable changes/s, p50 {p50} µs, p99 {p99} µs");
     }
+    let (rate, p50, p99) = sustained_reads(&runtime, &bench, secs);
+    println!("sustained, {CLIENTS} clients, in-memory get on one SKU: {rate:.0} messages/s, p50 {p50} µs, p99 {p99} µs");
     runtime.block_on(async {
         bench.inventory.stop().await;
         bench.store.shutdown().await;

@@ -6,6 +6,7 @@
 
 use crate::accounts::Authenticated;
 use crate::actors::inventory::{Inventory, InventoryError};
+use crate::actors::runtime::EntityError;
 use crate::domain::item::{self, Item, ItemInput, ItemPatch, PatchEffect, StockLevel, ValidPatch};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
@@ -32,7 +33,7 @@ pub enum CatalogError {
     },
     /// An actor the change needed was overloaded, too slow or failed.
     #[error("temporarily unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(EntityError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -50,7 +51,8 @@ impl From<InventoryError> for CatalogError {
             )),
             InventoryError::UnknownVariant => CatalogError::NotFound,
             InventoryError::Storage(e) => CatalogError::Storage(e),
-            other => CatalogError::Unavailable(other.to_string()),
+            InventoryError::Unavailable(e) => CatalogError::Unavailable(e),
+            other => CatalogError::Invalid(FieldErrors::single("delta", other.to_string())),
         }
     }
 }

@@ -29,9 +29,9 @@ pub enum CartError {
     /// A checkout other than the caller's holds the lock.
     #[error("another checkout holds the cart")]
     InProgress,
-    /// The cart actor was unavailable, overloaded or too slow.
+    /// The cart's actor was overloaded, too slow, or failed.
     #[error("cart unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(EntityError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -41,7 +41,7 @@ impl From<EntityError> for CartError {
     fn from(e: EntityError) -> Self {
         match e {
             EntityError::Storage(e) => CartError::Storage(e),
-            other => CartError::Unavailable(other.to_string()),
+            other => CartError::Unavailable(other),
         }
     }
 }

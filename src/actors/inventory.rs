@@ -58,9 +58,9 @@ pub enum InventoryError {
     /// Commit of a checkout that holds no reservation.
     #[error("no reservation for that checkout")]
     NoReservation,
-    /// The actor was unavailable, overloaded or too slow.
+    /// The SKU's actor was overloaded, too slow, or failed.
     #[error("inventory unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(EntityError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -70,7 +70,7 @@ impl From<EntityError> for InventoryError {
     fn from(e: EntityError) -> Self {
         match e {
             EntityError::Storage(e) => InventoryError::Storage(e),
-            other => InventoryError::Unavailable(other.to_string()),
+            other => InventoryError::Unavailable(other),
         }
     }
 }

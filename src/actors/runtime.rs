@@ -33,7 +33,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::storage::StorageError;
 
 /// Why a call to an entity failed. Each maps to a 503 for HTTP callers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EntityError {
     /// Too many calls in flight for this kind (bounded ingress).
     #[error("too many requests in flight")]

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::accounts::AccountError;
 use crate::actors::cart::CartError;
+use crate::actors::runtime::EntityError;
 use crate::carts::CartsError;
 use crate::catalog::CatalogError;
 use crate::domain::cart::CartRuleError;
@@ -234,14 +235,7 @@ impl From<CatalogError> for ApiError {
                 format!("the change would make stock negative: {available} available"),
             )
             .with("available", json!(available)),
-            CatalogError::Unavailable(reason) => {
-                tracing::warn!(%reason, "catalog call unavailable");
-                ApiError::new(
-                    Code::Unavailable,
-                    "stock is temporarily unavailable; retry shortly",
-                )
-                .retry_after(1)
-            }
+            CatalogError::Unavailable(e) => e.into(),
             CatalogError::Storage(e) => e.into(),
         }
     }
@@ -278,15 +272,29 @@ impl From<CartError> for ApiError {
                 ApiError::validation(FieldErrors::single("itemId", rule.to_string()))
             }
             CartError::Empty => ApiError::new(Code::EmptyCart, "the cart is empty"),
-            CartError::Unavailable(reason) => {
-                tracing::warn!(%reason, "cart unavailable");
-                ApiError::new(
-                    Code::Unavailable,
-                    "the cart is temporarily unavailable; retry shortly",
-                )
-                .retry_after(1)
-            }
+            CartError::Unavailable(e) => e.into(),
             CartError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<EntityError> for ApiError {
+    fn from(e: EntityError) -> Self {
+        match e {
+            EntityError::Overloaded => ApiError::new(
+                Code::Overloaded,
+                "too many requests in flight; retry shortly",
+            )
+            .retry_after(1),
+            EntityError::Timeout => {
+                ApiError::new(Code::Timeout, "the request took too long").retry_after(1)
+            }
+            EntityError::Unavailable(reason) => {
+                tracing::warn!(%reason, "entity unavailable");
+                ApiError::new(Code::Unavailable, "temporarily unavailable; retry shortly")
+                    .retry_after(1)
+            }
+            EntityError::Storage(e) => e.into(),
         }
     }
 }

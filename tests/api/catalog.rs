@@ -428,3 +428,63 @@ async fn a_delete_racing_patches_is_never_undone() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_overloaded_inventory_answers_503_overloaded_and_loses_no_acknowledged_change() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Options::default()
+            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
+            .env("AGORA_ACTOR_MAX_IN_FLIGHT", "1"),
+    )
+    .await;
+    let seller = app.user_token("seller").await;
+    let item = app.create_item(&seller, &mouse()).await;
+    let path = format!("{}/stock", item_path(&item));
+    let restocks = (0..50).map(|_| {
+        let (app, seller, path) = (&app, &seller, &path);
+        async move {
+            let response = app.post(path, Some(seller), &json!({"delta": 1})).await;
+            let status = response.status();
+            let code = if status == StatusCode::OK {
+                None
+            } else {
+                Some(problem(response).await["code"].clone())
+            };
+            (status, code)
+        }
+    });
+    let outcomes = futures::future::join_all(restocks).await;
+    let accepted = outcomes
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count() as i64;
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::OK)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "50 concurrent calls against a limit of 1 must overflow"
+    );
+    for (status, code) in refused {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(code.as_ref().unwrap(), "OVERLOADED");
+    }
+    let fetched = app.get_json(&item_path(&item)).await;
+    assert_eq!(
+        fetched["available"],
+        100 + accepted,
+        "every acknowledged restock, and only those"
+    );
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"agora_actor_overloaded_total{kind="inventory"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"agora_actor_activations_total{kind="inventory"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"agora_actors_live{kind="inventory"} 1"#));
+    assert!(metrics.contains(r#"agora_actor_mailbox_wait_seconds_bucket{kind="inventory""#));
+}
