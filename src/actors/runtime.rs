@@ -164,6 +164,9 @@ struct Slot<E: Entity> {
 struct Shared<E: Entity> {
     entity: E,
     settings: RegionSettings,
+    /// Metric handles resolved once: a labelled lookup per message cost
+    /// measurable CPU on the hot path.
+    mailbox_wait: metrics::Histogram,
     slots: DashMap<String, Arc<Slot<E>>>,
     ids: DashMap<ActorId, String>,
     supervisor: OnceLock<ActorCell>,
@@ -199,6 +202,7 @@ impl<E: Entity> Region<E> {
         let shared = Arc::new(Shared {
             entity,
             settings,
+            mailbox_wait: metrics::histogram!("agora_actor_mailbox_wait_seconds", "kind" => E::KIND),
             slots: DashMap::new(),
             ids: DashMap::new(),
             supervisor: OnceLock::new(),
@@ -414,7 +418,8 @@ impl<E: Entity> Actor for EntityActor<E> {
         match message {
             Envelope::Work(message, sent, taken) => {
                 taken.store(true, Ordering::Release);
-                metrics::histogram!("agora_actor_mailbox_wait_seconds", "kind" => E::KIND)
+                self.shared
+                    .mailbox_wait
                     .record(sent.elapsed().as_secs_f64());
                 running.last_active = Instant::now();
                 let me = EntityRef { actor: myself };
