@@ -28,6 +28,9 @@ impl Application {
     /// Opens storage under `settings.data_dir`, builds the services and binds
     /// the HTTP listener (port 0 picks a free port; see [`Self::local_addr`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // The recorder first: components resolve metric handles when they
+        // start, and a handle taken before it exists records nowhere.
+        let metrics = crate::telemetry::metrics_handle();
         let settings = Arc::new(settings);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
@@ -62,7 +65,15 @@ impl Application {
             settings.pricing.clone(),
             cart_ttl.as_secs(),
         );
-        let state = AppState::new(settings.clone(), store, accounts, inventory, catalog, carts);
+        let state = AppState::new(
+            settings.clone(),
+            store,
+            accounts,
+            inventory,
+            catalog,
+            carts,
+            metrics,
+        );
         let listener = TcpListener::bind(settings.http)
             .await
             .with_context(|| format!("binding HTTP to {}", settings.http))?;

@@ -85,6 +85,7 @@ impl AppState {
         inventory: Inventory,
         catalog: Catalog,
         carts: Carts,
+        metrics: PrometheusHandle,
     ) -> Self {
         let rate_limits = RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst);
         if let Some(limits) = &rate_limits {
@@ -108,7 +109,7 @@ impl AppState {
             catalog,
             carts,
             rate_limits,
-            metrics: crate::telemetry::metrics_handle(),
+            metrics,
         }))
     }
 }
