@@ -28,7 +28,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
     SupervisionEvent,
 };
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::storage::StorageError;
 
@@ -89,8 +89,11 @@ pub enum Envelope<M> {
     /// A caller's message, with the time it was sent (for mailbox wait) and
     /// a flag the actor sets when it starts handling it: a caller whose reply
     /// was dropped can then tell "never handled, safe to re-send" (the actor
-    /// died with it still queued) from "failed while handling".
-    Work(M, Instant, Arc<AtomicBool>),
+    /// died with it still queued) from "failed while handling". The
+    /// in-flight permit travels with the message: it is freed when the actor
+    /// has handled (or dropped) the message, not when a caller gives up, so a
+    /// stalled actor cannot be fed without bound by callers timing out.
+    Work(M, Instant, Arc<AtomicBool>, Option<OwnedSemaphorePermit>),
     /// Periodic idleness check.
     IdleCheck,
 }
@@ -117,7 +120,7 @@ impl<E: Entity> EntityRef<E> {
     pub fn tell(&self, message: E::Msg) {
         let _ = self
             .actor
-            .cast(Envelope::Work(message, Instant::now(), Arc::default()));
+            .cast(Envelope::Work(message, Instant::now(), Arc::default(), None));
     }
 
     /// Sends `message()` to this entity after `delay`.
@@ -129,7 +132,7 @@ impl<E: Entity> EntityRef<E> {
         let actor = self.actor.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = actor.cast(Envelope::Work(message(), Instant::now(), Arc::default()));
+            let _ = actor.cast(Envelope::Work(message(), Instant::now(), Arc::default(), None));
         })
     }
 }
@@ -170,7 +173,7 @@ struct Shared<E: Entity> {
     slots: DashMap<String, Arc<Slot<E>>>,
     ids: DashMap<ActorId, String>,
     supervisor: OnceLock<ActorCell>,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
 }
 
 /// The entities of one kind on this node. Cheap to clone.
@@ -186,12 +189,22 @@ impl<E: Entity> Clone for Region<E> {
     }
 }
 
-/// Decrements a slot's lease count when the call is done.
-struct Lease<E: Entity>(Arc<Slot<E>>);
+/// A call's hold on a slot. Dropping it (also when the caller's future is
+/// cancelled mid-activation) decrements the count and removes a slot that
+/// never got an actor, so abandoned activations leak nothing.
+struct Lease<E: Entity> {
+    slot: Arc<Slot<E>>,
+    shared: Arc<Shared<E>>,
+    id: String,
+}
 
 impl<E: Entity> Drop for Lease<E> {
     fn drop(&mut self) {
-        self.0.leases.fetch_sub(1, Ordering::AcqRel);
+        if self.slot.leases.fetch_sub(1, Ordering::AcqRel) == 1 && self.slot.actor.get().is_none() {
+            self.shared.slots.remove_if(&self.id, |_, slot| {
+                Arc::ptr_eq(slot, &self.slot) && slot.actor.get().is_none() && slot.leases.load(Ordering::Acquire) == 0
+            });
+        }
     }
 }
 
@@ -206,7 +219,7 @@ impl<E: Entity> Region<E> {
             slots: DashMap::new(),
             ids: DashMap::new(),
             supervisor: OnceLock::new(),
-            in_flight: Semaphore::new(permits),
+            in_flight: Arc::new(Semaphore::new(permits)),
         });
         let supervisor = KindSupervisor {
             shared: Arc::downgrade(&shared),
@@ -238,43 +251,34 @@ impl<E: Entity> Region<E> {
         T: Send + 'static,
         F: Fn(RpcReplyPort<T>) -> E::Msg,
     {
-        let _permit = self.shared.in_flight.try_acquire().map_err(|_| {
-            metrics::counter!("agora_actor_overloaded_total", "kind" => E::KIND).increment(1);
-            EntityError::Overloaded
-        })?;
         for _ in 0..3 {
+            let permit = self.shared.in_flight.clone().try_acquire_owned().map_err(|_| {
+                metrics::counter!("agora_actor_overloaded_total", "kind" => E::KIND).increment(1);
+                EntityError::Overloaded
+            })?;
             let lease = self.lease(id);
-            let actor = match lease.0.actor.get_or_try_init(|| self.activate(id)).await {
-                Ok(actor) => actor.clone(),
-                Err(e) => {
-                    drop(lease);
-                    self.shared.slots.remove_if(id, |_, slot| {
-                        slot.actor.get().is_none() && slot.leases.load(Ordering::Acquire) == 0
-                    });
-                    return Err(e);
-                }
+            let timeout = self.shared.settings.call_timeout;
+            let actor = match lease.slot.actor.get() {
+                Some(actor) => actor.clone(),
+                None => match tokio::time::timeout(timeout, self.activate_detached(id)).await {
+                    Ok(Ok(actor)) => actor,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(EntityError::Timeout),
+                },
             };
             let taken = Arc::new(AtomicBool::new(false));
             let sent = actor
-                .call(
-                    |reply| Envelope::Work(build(reply), Instant::now(), taken.clone()),
-                    Some(self.shared.settings.call_timeout),
-                )
+                .call(|reply| Envelope::Work(build(reply), Instant::now(), taken.clone(), Some(permit)), Some(timeout))
                 .await;
             match sent {
                 Ok(CallResult::Success(value)) => return Ok(value),
                 Ok(CallResult::Timeout) => return Err(EntityError::Timeout),
                 Ok(CallResult::SenderError) if taken.load(Ordering::Acquire) => {
-                    return Err(EntityError::Unavailable(format!(
-                        "{} {id} failed while handling the call",
-                        E::KIND
-                    )))
+                    return Err(EntityError::Unavailable(format!("{} {id} failed while handling the call", E::KIND)))
                 }
                 // Never delivered, or dropped unhandled when the actor died:
                 // forget that actor and re-send to a fresh activation.
-                Ok(CallResult::SenderError)
-                | Err(MessagingErr::SendErr(_))
-                | Err(MessagingErr::ChannelClosed) => {
+                Ok(CallResult::SenderError) | Err(MessagingErr::SendErr(_)) | Err(MessagingErr::ChannelClosed) => {
                     drop(lease);
                     self.forget(actor.get_id());
                 }
@@ -300,9 +304,10 @@ impl<E: Entity> Region<E> {
     /// Takes a lease on `id`'s slot, creating the slot if needed. The count
     /// goes up while the map's lock is held: see the module docs.
     fn lease(&self, id: &str) -> Lease<E> {
+        let lease = |slot: Arc<Slot<E>>| Lease { slot, shared: self.shared.clone(), id: id.to_owned() };
         if let Some(slot) = self.shared.slots.get(id) {
             slot.leases.fetch_add(1, Ordering::AcqRel);
-            return Lease(slot.clone());
+            return lease(slot.clone());
         }
         let slot = self.shared.slots.entry(id.to_owned()).or_insert_with(|| {
             Arc::new(Slot {
@@ -311,7 +316,22 @@ impl<E: Entity> Region<E> {
             })
         });
         slot.leases.fetch_add(1, Ordering::AcqRel);
-        Lease(slot.clone())
+        let slot = slot.clone();
+        lease(slot)
+    }
+
+    /// Activates `id` in a task of its own that holds its own lease: a caller
+    /// that gives up (timeout, disconnect) cannot cancel an activation half
+    /// way and leave a started actor that no slot knows.
+    async fn activate_detached(&self, id: &str) -> Result<ActorRef<Envelope<E::Msg>>, EntityError> {
+        let (region, id) = (self.clone(), id.to_owned());
+        let lease = self.lease(&id);
+        let task = tokio::spawn(async move {
+            let activated = lease.slot.actor.get_or_try_init(|| region.activate(&id)).await.cloned();
+            drop(lease);
+            activated
+        });
+        task.await.map_err(|e| EntityError::Unavailable(format!("activation task failed: {e}")))?
     }
 
     async fn activate(&self, id: &str) -> Result<ActorRef<Envelope<E::Msg>>, EntityError> {
@@ -330,9 +350,6 @@ impl<E: Entity> Region<E> {
                 tracing::warn!(kind = E::KIND, id, error = %e, "activation failed");
                 EntityError::Unavailable(format!("{} {id} could not be activated", E::KIND))
             })?;
-        self.shared.ids.insert(actor.get_id(), id.to_owned());
-        metrics::counter!("agora_actor_activations_total", "kind" => E::KIND).increment(1);
-        metrics::gauge!("agora_actors_live", "kind" => E::KIND).increment(1.0);
         Ok(actor)
     }
 
@@ -390,6 +407,11 @@ impl<E: Entity> Actor for EntityActor<E> {
             actor: myself.clone(),
         };
         let state = self.shared.entity.activate(&id, &me).await?;
+        // Registered here, before any message can make the actor stop, so
+        // the supervisor always finds what to forget.
+        self.shared.ids.insert(myself.get_id(), id.clone());
+        metrics::counter!("agora_actor_activations_total", "kind" => E::KIND).increment(1);
+        metrics::gauge!("agora_actors_live", "kind" => E::KIND).increment(1.0);
         let every = (self.shared.settings.idle / 2).max(Duration::from_millis(5));
         let idle_ticker = myself.send_interval(every, || Envelope::IdleCheck);
         Ok(Running {
@@ -416,7 +438,7 @@ impl<E: Entity> Actor for EntityActor<E> {
         running: &mut Running<E>,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            Envelope::Work(message, sent, taken) => {
+            Envelope::Work(message, sent, taken, _permit) => {
                 taken.store(true, Ordering::Release);
                 self.shared
                     .mailbox_wait
