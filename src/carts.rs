@@ -191,16 +191,7 @@ impl Carts {
             currency: item.currency,
         };
         let (cart_id, token, owner) = self.find_or_create(shopper).await?;
-        let cart = self
-            .actors
-            .set_line(&cart_id, owner, line)
-            .await
-            .map_err(|e| match e {
-                CartError::Rule(rule) => {
-                    CartsError::Invalid(FieldErrors::single("itemId", rule.to_string()))
-                }
-                other => other.into(),
-            })?;
+        let cart = self.actors.set_line(&cart_id, owner, line).await?;
         self.price(Some(cart), token).await
     }
 
@@ -213,29 +204,16 @@ impl Carts {
     }
 
     /// Merges the guest cart behind `token` into `user_id`'s cart: summed
-    /// quantities capped by stock; the guest cart is emptied and forgotten.
+    /// quantities capped by stock (and the line maximum); lines of items no
+    /// longer for sale are left out.
+    ///
+    /// The token is forgotten first, so a second sign-in with it (double
+    /// click, two devices) merges nothing; then the guest's lines are taken
+    /// in one step of the guest cart's actor, so none is merged twice.
     pub async fn merge_guest(&self, token: &str, user_id: &str) -> Result<(), CartsError> {
         let Some(guest_id) = self.guest_cart(token).await? else {
             return Ok(());
         };
-        let Some(guest) = self.actors.get(&guest_id).await? else {
-            return Ok(());
-        };
-        if guest.lines.is_empty() {
-            return Ok(());
-        }
-        let variants: Vec<String> = guest.lines.iter().map(|l| l.variant_id.clone()).collect();
-        let levels = self.catalog.levels(variants.clone()).await?;
-        let caps: BTreeMap<String, i64> = variants
-            .into_iter()
-            .zip(levels.iter().map(|l| l.available))
-            .collect();
-        let shopper = Shopper::User(user_id.to_owned());
-        let (cart_id, _, owner) = self.find_or_create(&shopper).await?;
-        self.actors
-            .merge(&cart_id, owner, guest.lines, caps)
-            .await?;
-        self.actors.clear(&guest_id).await?;
         let key = token_key(token);
         self.store
             .write(move |tx| {
@@ -243,6 +221,27 @@ impl Carts {
                 Ok::<_, StorageError>(())
             })
             .await?;
+        let taken = self.actors.take_lines(&guest_id).await?;
+        let mut lines = Vec::with_capacity(taken.len());
+        for line in taken {
+            match self.catalog.item(&line.item_id).await {
+                Ok(item) if item.status == ItemStatus::Active => lines.push(line),
+                Ok(_) | Err(CatalogError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let variants: Vec<String> = lines.iter().map(|l| l.variant_id.clone()).collect();
+        let levels = self.catalog.levels(variants.clone()).await?;
+        let caps: BTreeMap<String, i64> = variants
+            .into_iter()
+            .zip(levels.iter().map(|l| l.available))
+            .collect();
+        let shopper = Shopper::User(user_id.to_owned());
+        let (cart_id, _, owner) = self.find_or_create(&shopper).await?;
+        self.actors.merge(&cart_id, owner, lines, caps).await?;
         Ok(())
     }
 

@@ -108,3 +108,57 @@ async fn an_idle_cart_expires_and_a_stored_one_survives_restart() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
+    use agora::accounts::Authenticated;
+    use agora::actors::inventory::Inventory;
+    use agora::carts::{Carts, Shopper};
+    use agora::catalog::Catalog;
+    use agora::domain::cart::Pricing;
+    use agora::domain::item::ItemInput;
+    use agora::domain::user::Role;
+    use agora::http::error::{ApiError, Code};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let inventory = Inventory::start(store.clone(), RegionSettings::default())
+        .await
+        .unwrap();
+    let catalog = Catalog::new(store.clone(), inventory);
+    let seller = Authenticated {
+        user_id: "seller".into(),
+        role: Role::Seller,
+        session_key: [1; 32],
+    };
+    let input = ItemInput {
+        name: Some("Mouse".into()),
+        description: Some("d".into()),
+        price: Some(999),
+        quantity: Some(10),
+        ..Default::default()
+    };
+    let item = catalog.create(&seller, input).await.unwrap().item;
+    let actors = carts(&store, Duration::from_secs(3600)).await;
+    let service = Carts::new(
+        store.clone(),
+        actors.clone(),
+        catalog,
+        Pricing::default(),
+        3600,
+    );
+    let buyer = Shopper::User("buyer".into());
+    let priced = service
+        .set_line(&buyer, Some(item.id.clone()), None, Some(1))
+        .await
+        .unwrap();
+    let cart_id = priced.cart.unwrap().id;
+    actors.begin_checkout(&cart_id, "k1").await.unwrap();
+    let refused = service
+        .set_line(&buyer, Some(item.id.clone()), None, Some(2))
+        .await
+        .unwrap_err();
+    assert_eq!(ApiError::from(refused).code(), Code::CheckoutInProgress);
+    let cleared = service.clear(&buyer).await.unwrap_err();
+    assert_eq!(ApiError::from(cleared).code(), Code::CheckoutInProgress);
+}

@@ -250,6 +250,24 @@ async fn a_deadline_that_passed_while_the_node_was_down_is_enforced_at_start() {
     .await;
     let level = node.inventory.levels(vec!["sku".into()]).await.unwrap()[0];
     assert_eq!((level.available, level.reserved), (9, 1));
+    // And the release is announced, like any other stock change.
+    let mut consumer = EventConsumer::open(node.store.clone(), "after-restart")
+        .await
+        .unwrap();
+    let mut last = None;
+    while let Ok(Ok(batch)) =
+        tokio::time::timeout(Duration::from_millis(300), consumer.next_batch(100)).await
+    {
+        last = batch.last().cloned().or(last);
+    }
+    match last.map(|e| e.body) {
+        Some(EventBody::StockChanged {
+            available: 9,
+            reserved: 1,
+            ..
+        }) => {}
+        other => panic!("expected stock.changed to 9 available, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

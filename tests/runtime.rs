@@ -232,7 +232,10 @@ async fn a_slow_entity_times_out_and_a_full_region_is_overloaded() {
     // The caller gave up, but the actor is still busy with its message: the
     // capacity stays taken until the actor is done, so callers timing out
     // cannot pile work into a stalled actor.
-    assert!(matches!(add(&region, "c2", 1).await, Err(EntityError::Overloaded)));
+    assert!(matches!(
+        add(&region, "c2", 1).await,
+        Err(EntityError::Overloaded)
+    ));
     let deadline = Instant::now() + Duration::from_secs(30);
     let value = loop {
         match add(&region, "c2", 1).await {

@@ -70,6 +70,9 @@ pub enum CartMsg {
         BTreeMap<String, i64>,
         RpcReplyPort<Result<Cart, CartError>>,
     ),
+    /// Empty the cart and hand its lines over (to merge elsewhere); refused
+    /// while a checkout holds it. A second call hands over nothing.
+    TakeLines(RpcReplyPort<Result<Vec<CartLine>, CartError>>),
     /// Lock the cart for a checkout and return it (idempotent per checkout).
     BeginCheckout(String, RpcReplyPort<Result<Cart, CartError>>),
     /// Release the lock; with `true`, also empty the cart (order confirmed).
@@ -94,9 +97,12 @@ impl Entity for CartEntity {
     type State = CartState;
 
     async fn activate(&self, id: &str, _: &EntityRef<Self>) -> Result<CartState, EntityError> {
+        // Through the writer: a write of a previous activation that died
+        // mid-save may still be queued, and this read must come after it.
+        let key = id.as_bytes().to_vec();
         let cart = self
             .store
-            .get::<Cart>(TreeName::Carts, id.as_bytes())
+            .write(move |tx| tx.get::<Cart>(TreeName::Carts, key.clone()))
             .await?;
         Ok(CartState {
             id: id.to_owned(),
@@ -151,6 +157,18 @@ impl Entity for CartEntity {
                 } else {
                     cart.merge(lines, &caps, now);
                     self.save(state, cart).await
+                };
+                let _ = reply.send(result);
+            }
+            CartMsg::TakeLines(reply) => {
+                let result = match state.cart.clone() {
+                    Some(cart) if cart.checkout.is_some() => Err(CartRuleError::Locked.into()),
+                    Some(mut cart) if !cart.lines.is_empty() => {
+                        let lines = std::mem::take(&mut cart.lines);
+                        cart.updated_at = now;
+                        self.save(state, cart).await.map(|_| lines)
+                    }
+                    _ => Ok(Vec::new()),
                 };
                 let _ = reply.send(result);
             }
@@ -279,6 +297,11 @@ impl CartActors {
                 CartMsg::Merge(owner.clone(), lines.clone(), caps.clone(), reply)
             })
             .await?
+    }
+
+    /// Empties the cart and returns its lines (refused while locked).
+    pub async fn take_lines(&self, cart_id: &str) -> Result<Vec<CartLine>, CartError> {
+        self.region.call(cart_id, CartMsg::TakeLines).await?
     }
 
     /// Locks the cart for `checkout` and returns its lines.

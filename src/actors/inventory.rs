@@ -322,15 +322,21 @@ impl Entity for InventoryEntity {
         id: &str,
         myself: &EntityRef<Self>,
     ) -> Result<InventoryState, EntityError> {
+        // Read through the writer, not the cache: a previous activation that
+        // failed may still have a flush queued, and this read must come after
+        // it (the writer runs jobs in order).
+        let key = id.as_bytes().to_vec();
         let mut stock = self
             .store
-            .get::<SkuStock>(TreeName::Stock, id.as_bytes())
+            .write(move |tx| tx.get::<SkuStock>(TreeName::Stock, key.clone()))
             .await?;
         // Deadlines that passed while this SKU was passivated or the node was
-        // down are enforced before anything else.
+        // down are enforced before anything else, and announced.
         if let Some(record) = stock.as_mut() {
+            let before = record.level();
             if record.release_expired(Timestamp::now()) {
-                persist(&self.store, id, record.clone(), None).await?;
+                let event = stock_changed(&record.item_id, id, before, record.level());
+                persist(&self.store, id, record.clone(), event).await?;
             }
         }
         let flushed_level = stock.as_ref().map(SkuStock::level).unwrap_or_default();
@@ -368,7 +374,10 @@ impl Entity for InventoryEntity {
                     let _ = reply.send(Err(InventoryError::UnknownVariant));
                     return Ok(());
                 };
-                match stock.apply(&command, Timestamp::now()) {
+                let now = Timestamp::now();
+                // Lapsed holds go back first, even if their timer has not run.
+                state.dirty |= stock.release_expired(now);
+                match stock.apply(&command, now) {
                     // A refusal changed nothing: answer at once.
                     Err(refusal) => {
                         let _ = reply.send(Err(refusal));
@@ -438,12 +447,12 @@ impl InventoryEntity {
             return Ok(());
         };
         let level = stock.level();
-        let event = (level != state.flushed_level).then(|| EventBody::StockChanged {
-            item_id: stock.item_id.clone(),
-            variant_id: state.variant_id.clone(),
-            available: level.available,
-            reserved: level.reserved,
-        });
+        let event = stock_changed(
+            &stock.item_id,
+            &state.variant_id,
+            state.flushed_level,
+            level,
+        );
         state.flushed_level = level;
         state.flushing = true;
         state.dirty = false;
@@ -464,6 +473,23 @@ impl InventoryEntity {
             .await?;
         Ok(())
     }
+}
+
+/// `stock.changed` for a move from `before` to `after`, if anything moved.
+fn stock_changed(
+    item_id: &str,
+    variant_id: &str,
+    before: StockLevel,
+    after: StockLevel,
+) -> Option<EventBody> {
+    (before.available != after.available || before.reserved != after.reserved).then(|| {
+        EventBody::StockChanged {
+            item_id: item_id.to_owned(),
+            variant_id: variant_id.to_owned(),
+            available: after.available,
+            reserved: after.reserved,
+        }
+    })
 }
 
 /// The write job storing a SKU's record and its event.
@@ -646,18 +672,27 @@ impl Inventory {
                 let mut ids = Vec::new();
                 for entry in trees.tree(TreeName::Stock).iter() {
                     let (key, value) = entry?;
-                    let stock: SkuStock = crate::storage::codec::decode(&value)?;
-                    if !stock.reservations.is_empty() {
-                        ids.push(String::from_utf8_lossy(&key).into_owned());
+                    let id = String::from_utf8_lossy(&key).into_owned();
+                    // One unreadable record must not stop the others' recovery.
+                    match crate::storage::codec::decode::<SkuStock>(&value) {
+                        Ok(stock) if !stock.reservations.is_empty() => ids.push(id),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(sku = %id, error = %e, "unreadable stock record"),
                     }
                 }
                 Ok(ids)
             })
             .await?;
+        let mut recovered = 0;
         for id in &holding {
-            self.get(id).await?;
+            match self.get(id).await {
+                Ok(_) => recovered += 1,
+                Err(e) => {
+                    tracing::warn!(sku = %id, error = %e, "could not re-arm reservation deadlines")
+                }
+            }
         }
-        Ok(holding.len())
+        Ok(recovered)
     }
 
     /// SKU actors alive on this node.

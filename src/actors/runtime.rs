@@ -118,9 +118,12 @@ impl<E: Entity> Clone for EntityRef<E> {
 impl<E: Entity> EntityRef<E> {
     /// Sends a message to this entity (dropped if it has stopped).
     pub fn tell(&self, message: E::Msg) {
-        let _ = self
-            .actor
-            .cast(Envelope::Work(message, Instant::now(), Arc::default(), None));
+        let _ = self.actor.cast(Envelope::Work(
+            message,
+            Instant::now(),
+            Arc::default(),
+            None,
+        ));
     }
 
     /// Sends `message()` to this entity after `delay`.
@@ -132,7 +135,12 @@ impl<E: Entity> EntityRef<E> {
         let actor = self.actor.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = actor.cast(Envelope::Work(message(), Instant::now(), Arc::default(), None));
+            let _ = actor.cast(Envelope::Work(
+                message(),
+                Instant::now(),
+                Arc::default(),
+                None,
+            ));
         })
     }
 }
@@ -202,7 +210,9 @@ impl<E: Entity> Drop for Lease<E> {
     fn drop(&mut self) {
         if self.slot.leases.fetch_sub(1, Ordering::AcqRel) == 1 && self.slot.actor.get().is_none() {
             self.shared.slots.remove_if(&self.id, |_, slot| {
-                Arc::ptr_eq(slot, &self.slot) && slot.actor.get().is_none() && slot.leases.load(Ordering::Acquire) == 0
+                Arc::ptr_eq(slot, &self.slot)
+                    && slot.actor.get().is_none()
+                    && slot.leases.load(Ordering::Acquire) == 0
             });
         }
     }
@@ -252,10 +262,16 @@ impl<E: Entity> Region<E> {
         F: Fn(RpcReplyPort<T>) -> E::Msg,
     {
         for _ in 0..3 {
-            let permit = self.shared.in_flight.clone().try_acquire_owned().map_err(|_| {
-                metrics::counter!("agora_actor_overloaded_total", "kind" => E::KIND).increment(1);
-                EntityError::Overloaded
-            })?;
+            let permit = self
+                .shared
+                .in_flight
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| {
+                    metrics::counter!("agora_actor_overloaded_total", "kind" => E::KIND)
+                        .increment(1);
+                    EntityError::Overloaded
+                })?;
             let lease = self.lease(id);
             let timeout = self.shared.settings.call_timeout;
             let actor = match lease.slot.actor.get() {
@@ -268,17 +284,27 @@ impl<E: Entity> Region<E> {
             };
             let taken = Arc::new(AtomicBool::new(false));
             let sent = actor
-                .call(|reply| Envelope::Work(build(reply), Instant::now(), taken.clone(), Some(permit)), Some(timeout))
+                .call(
+                    |reply| {
+                        Envelope::Work(build(reply), Instant::now(), taken.clone(), Some(permit))
+                    },
+                    Some(timeout),
+                )
                 .await;
             match sent {
                 Ok(CallResult::Success(value)) => return Ok(value),
                 Ok(CallResult::Timeout) => return Err(EntityError::Timeout),
                 Ok(CallResult::SenderError) if taken.load(Ordering::Acquire) => {
-                    return Err(EntityError::Unavailable(format!("{} {id} failed while handling the call", E::KIND)))
+                    return Err(EntityError::Unavailable(format!(
+                        "{} {id} failed while handling the call",
+                        E::KIND
+                    )))
                 }
                 // Never delivered, or dropped unhandled when the actor died:
                 // forget that actor and re-send to a fresh activation.
-                Ok(CallResult::SenderError) | Err(MessagingErr::SendErr(_)) | Err(MessagingErr::ChannelClosed) => {
+                Ok(CallResult::SenderError)
+                | Err(MessagingErr::SendErr(_))
+                | Err(MessagingErr::ChannelClosed) => {
                     drop(lease);
                     self.forget(actor.get_id());
                 }
@@ -304,7 +330,11 @@ impl<E: Entity> Region<E> {
     /// Takes a lease on `id`'s slot, creating the slot if needed. The count
     /// goes up while the map's lock is held: see the module docs.
     fn lease(&self, id: &str) -> Lease<E> {
-        let lease = |slot: Arc<Slot<E>>| Lease { slot, shared: self.shared.clone(), id: id.to_owned() };
+        let lease = |slot: Arc<Slot<E>>| Lease {
+            slot,
+            shared: self.shared.clone(),
+            id: id.to_owned(),
+        };
         if let Some(slot) = self.shared.slots.get(id) {
             slot.leases.fetch_add(1, Ordering::AcqRel);
             return lease(slot.clone());
@@ -327,11 +357,17 @@ impl<E: Entity> Region<E> {
         let (region, id) = (self.clone(), id.to_owned());
         let lease = self.lease(&id);
         let task = tokio::spawn(async move {
-            let activated = lease.slot.actor.get_or_try_init(|| region.activate(&id)).await.cloned();
+            let activated = lease
+                .slot
+                .actor
+                .get_or_try_init(|| region.activate(&id))
+                .await
+                .cloned();
             drop(lease);
             activated
         });
-        task.await.map_err(|e| EntityError::Unavailable(format!("activation task failed: {e}")))?
+        task.await
+            .map_err(|e| EntityError::Unavailable(format!("activation task failed: {e}")))?
     }
 
     async fn activate(&self, id: &str) -> Result<ActorRef<Envelope<E::Msg>>, EntityError> {

@@ -193,7 +193,16 @@ impl IntoResponse for ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Closed => ApiError::new(Code::Unavailable, "the node is shutting down"),
+            StorageError::Closed => {
+                ApiError::new(Code::Unavailable, "the node is not accepting writes")
+            }
+            StorageError::FlushFailed(cause) => {
+                tracing::error!(error = %cause, "flush failed");
+                ApiError::new(
+                    Code::Unavailable,
+                    "storage failed; the outcome of this request is unknown",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

@@ -221,6 +221,8 @@ pub(super) struct Committer {
     last_seq: u64,
     event_watch: watch::Sender<u64>,
     max_group: usize,
+    /// Set by a failed flush: the writer stops (fail-stop).
+    failed: bool,
 }
 
 impl Committer {
@@ -239,6 +241,7 @@ impl Committer {
             last_seq,
             event_watch,
             max_group: max_group.max(1),
+            failed: false,
         }
     }
 
@@ -263,6 +266,17 @@ impl Committer {
             }
             if !group.is_empty() {
                 self.commit(group);
+            }
+            if self.failed {
+                tracing::error!("storage writer stopped after a failed flush; restart the node");
+                queue.close();
+                while let Ok(command) = queue.try_recv() {
+                    match command {
+                        Command::Write(job) => job.finish(Err(StorageError::Closed)),
+                        Command::Shutdown(done) => stopping.push(done),
+                    }
+                }
+                break;
             }
             if !stopping.is_empty() && queue.is_empty() {
                 break;
@@ -301,7 +315,10 @@ impl Committer {
                 self.last_seq = seq;
                 self.cache.apply(cached);
                 let flushed = if wrote {
-                    self.db.flush().map(drop).map_err(StorageError::from)
+                    self.db
+                        .flush()
+                        .map(drop)
+                        .map_err(|e| StorageError::FlushFailed(Arc::new(e)))
                 } else {
                     Ok(())
                 };
@@ -317,6 +334,11 @@ impl Committer {
         };
         if let Err(e) = &result {
             tracing::error!(error = %e, jobs = jobs.len(), "group commit failed");
+            if matches!(e, StorageError::FlushFailed(_)) {
+                // Memory (and sled) may hold writes the disk does not: stop
+                // acknowledging anything rather than drift further.
+                self.failed = true;
+            }
         }
         metrics::histogram!("agora_storage_group_jobs").record(jobs.len() as f64);
         metrics::histogram!("agora_storage_commit_seconds").record(started.elapsed().as_secs_f64());

@@ -46,6 +46,10 @@ pub enum StorageError {
     /// A write job panicked; its writes were discarded.
     #[error("a write job panicked")]
     JobPanicked,
+    /// The flush after a committed group failed: its writes may or may not
+    /// be durable. The writer stops (fail-stop) after reporting this.
+    #[error("storage flush failed; the outcome is unknown: {0}")]
+    FlushFailed(Arc<sled::Error>),
     /// sled saw a conflicting transaction. The writer retries these itself;
     /// a job only sees it while being re-run.
     #[error("transaction conflict")]

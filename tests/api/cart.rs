@@ -397,3 +397,35 @@ async fn an_invalid_bearer_token_is_401_not_a_guest_cart() {
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn signing_in_twice_with_one_guest_token_merges_once() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let item = app.create_item(&seller, &mouse()).await;
+    let first = guest_patch(&app, None, json!({"itemId": item["id"], "quantity": 2})).await;
+    let token = first.json::<Value>().await.unwrap()["cartToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email = format!("twice-{}@example.com", ulid_like());
+    app.register(&email, "correct horse", "buyer").await;
+    let body = json!({"email": email, "password": "correct horse", "cartToken": token});
+    let (a, b) = tokio::join!(
+        app.post("/sessions", None, &body),
+        app.post("/sessions", None, &body)
+    );
+    assert_eq!(
+        (a.status(), b.status()),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    let user = a.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        cart(&app, Some(&user)).await["lines"][0]["quantity"],
+        2,
+        "not 4"
+    );
+}
