@@ -15,6 +15,8 @@
 //! - [`actors`]: owners of contested state; for now the inventory interface
 //!   that actors per SKU will sit behind.
 //! - [`accounts`], [`catalog`], [`carts`]: the services handlers call.
+//! - [`payments`]: the payment gateway interface, the simulated gateway and
+//!   the client with timeouts and retries (used by checkout).
 //! - [`search`]: the catalog search index.
 //! - [`http`]: the axum router, one module per resource, the gateway layers
 //!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
@@ -30,6 +32,7 @@ pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod payments;
 pub mod search;
 pub mod storage;
 pub mod telemetry;

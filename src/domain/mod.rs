@@ -7,6 +7,7 @@
 pub mod cart;
 mod ids;
 pub mod item;
+pub mod order;
 pub mod text;
 mod time;
 pub mod user;

@@ -85,13 +85,16 @@ pub enum TreeName {
     UserCarts,
     /// SHA-256 of a guest cart token → cart id.
     GuestCarts,
+    /// order id → `ChargeRecord`: the simulated payment gateway's own ledger
+    /// (it stands in for an external system's records).
+    GatewayLedger,
     /// consumer name → big-endian offset (last handled sequence number).
     Offsets,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 11] = [
+    pub const ALL: [TreeName; 12] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -102,6 +105,7 @@ impl TreeName {
         TreeName::Carts,
         TreeName::UserCarts,
         TreeName::GuestCarts,
+        TreeName::GatewayLedger,
         TreeName::Offsets,
     ];
 
@@ -130,6 +134,7 @@ impl TreeName {
             TreeName::Carts => "carts",
             TreeName::UserCarts => "user_carts",
             TreeName::GuestCarts => "guest_carts",
+            TreeName::GatewayLedger => "gateway_ledger",
             TreeName::Offsets => "consumer_offsets",
         }
     }
@@ -389,5 +394,25 @@ impl Store {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tree_is_listed_once_at_its_own_index() {
+        for (i, name) in TreeName::ALL.iter().enumerate() {
+            assert_eq!(name.index(), i, "{name:?} is listed out of order");
+        }
+        let mut files: Vec<_> = TreeName::ALL.iter().map(|n| n.file_name()).collect();
+        files.sort_unstable();
+        files.dedup();
+        assert_eq!(
+            files.len(),
+            TreeName::ALL.len(),
+            "two trees share a file name"
+        );
     }
 }
