@@ -7,4 +7,5 @@
 
 pub mod cart;
 pub mod inventory;
+pub mod order;
 pub mod runtime;

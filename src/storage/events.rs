@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::{codec, Record, StorageError, Store, TreeName, Trees};
 use crate::domain::item::Item;
+use crate::domain::order::{OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
 
 /// One entry of the log.
@@ -53,6 +54,17 @@ pub enum EventBody {
         /// Stock held by reservations.
         reserved: i64,
     },
+    /// An order was created or changed status.
+    OrderUpdated {
+        /// The order.
+        order_id: String,
+        /// Its buyer (whose sockets hear of it).
+        user_id: String,
+        /// The new status.
+        status: OrderStatus,
+        /// The payment status.
+        payment_status: PaymentStatus,
+    },
 }
 
 impl EventBody {
@@ -63,6 +75,7 @@ impl EventBody {
             EventBody::ItemUpdated(_) => "item.updated",
             EventBody::ItemDeactivated(_) => "item.deactivated",
             EventBody::StockChanged { .. } => "stock.changed",
+            EventBody::OrderUpdated { .. } => "order.updated",
         }
     }
 }

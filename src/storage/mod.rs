@@ -85,6 +85,13 @@ pub enum TreeName {
     UserCarts,
     /// SHA-256 of a guest cart token → cart id.
     GuestCarts,
+    /// order id → `Order` (owned by that order's actor).
+    Orders,
+    /// user id ‖ 0 ‖ reverse creation time ‖ order id → (): a user's orders,
+    /// newest first, by one range scan.
+    UserOrders,
+    /// order id → its payment deadline: the orders still `PAYMENT_PENDING`.
+    PendingOrders,
     /// order id → `ChargeRecord`: the simulated payment gateway's own ledger
     /// (it stands in for an external system's records).
     GatewayLedger,
@@ -94,7 +101,7 @@ pub enum TreeName {
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 12] = [
+    pub const ALL: [TreeName; 15] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -105,6 +112,9 @@ impl TreeName {
         TreeName::Carts,
         TreeName::UserCarts,
         TreeName::GuestCarts,
+        TreeName::Orders,
+        TreeName::UserOrders,
+        TreeName::PendingOrders,
         TreeName::GatewayLedger,
         TreeName::Offsets,
     ];
@@ -134,6 +144,9 @@ impl TreeName {
             TreeName::Carts => "carts",
             TreeName::UserCarts => "user_carts",
             TreeName::GuestCarts => "guest_carts",
+            TreeName::Orders => "orders",
+            TreeName::UserOrders => "user_orders",
+            TreeName::PendingOrders => "pending_orders",
             TreeName::GatewayLedger => "gateway_ledger",
             TreeName::Offsets => "consumer_offsets",
         }

@@ -3,6 +3,7 @@
 use super::Record;
 use crate::domain::cart::Cart;
 use crate::domain::item::Item;
+use crate::domain::order::Order;
 use crate::domain::user::{Session, User};
 
 impl Record for User {
@@ -25,5 +26,10 @@ impl Record for Item {
 
 impl Record for Cart {
     const KIND: &'static str = "cart";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Order {
+    const KIND: &'static str = "order";
     const VERSION: u8 = 1;
 }
