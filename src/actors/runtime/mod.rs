@@ -18,19 +18,21 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use ractor::concurrency::JoinHandle;
 use ractor::rpc::CallResult;
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
-    SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::storage::StorageError;
+
+mod host;
+
+pub use host::SupervisorMsg;
+use host::{EntityActor, KindSupervisor};
 
 /// Why a call to an entity failed. Each maps to a 503 for HTTP callers.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -413,133 +415,5 @@ impl<E: Entity> Shared<E> {
                     && slot.actor.get().map(|a| a.get_id()) == Some(actor)
             })
             .is_some()
-    }
-}
-
-/// The ractor actor hosting one entity.
-struct EntityActor<E: Entity> {
-    shared: Arc<Shared<E>>,
-}
-
-/// An active entity's state plus the runtime's bookkeeping.
-struct Running<E: Entity> {
-    id: String,
-    state: E::State,
-    last_active: Instant,
-    idle_ticker: JoinHandle<()>,
-}
-
-impl<E: Entity> Actor for EntityActor<E> {
-    type Msg = Envelope<E::Msg>;
-    type State = Running<E>;
-    type Arguments = String;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        id: String,
-    ) -> Result<Running<E>, ActorProcessingErr> {
-        let me = EntityRef {
-            actor: myself.clone(),
-        };
-        let state = self.shared.entity.activate(&id, &me).await?;
-        // Registered here, before any message can make the actor stop, so
-        // the supervisor always finds what to forget.
-        self.shared.ids.insert(myself.get_id(), id.clone());
-        metrics::counter!("agora_actor_activations_total", "kind" => E::KIND).increment(1);
-        metrics::gauge!("agora_actors_live", "kind" => E::KIND).increment(1.0);
-        let every = (self.shared.settings.idle / 2).max(Duration::from_millis(5));
-        let idle_ticker = myself.send_interval(every, || Envelope::IdleCheck);
-        Ok(Running {
-            id,
-            state,
-            last_active: Instant::now(),
-            idle_ticker,
-        })
-    }
-
-    async fn post_stop(
-        &self,
-        _: ActorRef<Self::Msg>,
-        running: &mut Running<E>,
-    ) -> Result<(), ActorProcessingErr> {
-        running.idle_ticker.abort();
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        running: &mut Running<E>,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {
-            Envelope::Work(message, sent, taken, _permit) => {
-                taken.store(true, Ordering::Release);
-                self.shared
-                    .mailbox_wait
-                    .record(sent.elapsed().as_secs_f64());
-                running.last_active = Instant::now();
-                let me = EntityRef { actor: myself };
-                self.shared
-                    .entity
-                    .handle(message, &mut running.state, &me)
-                    .await?;
-            }
-            Envelope::IdleCheck => {
-                let idle = running.last_active.elapsed() >= self.shared.settings.idle;
-                if idle
-                    && self.shared.entity.can_passivate(&running.state)
-                    && self.shared.try_passivate(&running.id, myself.get_id())
-                {
-                    metrics::counter!("agora_actor_passivations_total", "kind" => E::KIND)
-                        .increment(1);
-                    myself.stop(Some("passivated".into()));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The supervisor of one kind: forgets stopped entities so the next message
-/// re-activates them, and never stops itself because a child did.
-struct KindSupervisor<E: Entity> {
-    shared: Weak<Shared<E>>,
-}
-
-/// The supervisor takes no messages of its own.
-pub enum SupervisorMsg {}
-
-impl ractor::Message for SupervisorMsg {}
-
-impl<E: Entity> Actor for KindSupervisor<E> {
-    type Msg = SupervisorMsg;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _: ActorRef<Self::Msg>,
-        event: SupervisionEvent,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Ok(());
-        };
-        match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => shared.forget(cell.get_id()),
-            SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::warn!(kind = E::KIND, %error, "entity failed; it re-activates from storage on its next message");
-                metrics::counter!("agora_actor_restarts_total", "kind" => E::KIND).increment(1);
-                shared.forget(cell.get_id());
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }

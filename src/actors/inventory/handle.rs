@@ -1,0 +1,170 @@
+//! The inventory's public surface: what callers use instead of messages.
+
+use super::{Command, InventoryEntity, InventoryError, InventoryMsg, SkuStock};
+use crate::actors::runtime::{EntityError, Region, RegionSettings};
+use crate::domain::item::StockLevel;
+use crate::domain::Timestamp;
+use crate::storage::{StorageError, Store, TreeName, Tx};
+
+/// The inventory of this node: stock per SKU, one actor each. Cheap to clone.
+#[derive(Clone)]
+pub struct Inventory {
+    region: Region<InventoryEntity>,
+    store: Store,
+}
+
+impl Inventory {
+    /// Starts the inventory region over `store`.
+    pub async fn start(store: Store, settings: RegionSettings) -> Result<Self, EntityError> {
+        let region = Region::start(
+            InventoryEntity {
+                store: store.clone(),
+            },
+            settings,
+        )
+        .await?;
+        Ok(Inventory { region, store })
+    }
+
+    /// Stages a new variant's opening stock inside a caller's write job, so a
+    /// new item and its stock commit together (no actor exists yet).
+    pub fn stage_opening_stock(
+        tx: &mut Tx<'_>,
+        item_id: &str,
+        variant_id: &str,
+        quantity: i64,
+    ) -> Result<(), StorageError> {
+        let stock = SkuStock {
+            item_id: item_id.to_owned(),
+            available: quantity,
+            ..Default::default()
+        };
+        tx.put(TreeName::Stock, variant_id.as_bytes(), &stock)
+    }
+
+    /// Stock of each variant as last made durable by its actor, in the order
+    /// asked (zero for unknown ones). The read model for item pages: no actor
+    /// is activated and nothing queues behind reservations.
+    pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, StorageError> {
+        let mut levels = Vec::with_capacity(variant_ids.len());
+        for id in &variant_ids {
+            let stock = self
+                .store
+                .get::<SkuStock>(TreeName::Stock, id.as_bytes())
+                .await?;
+            levels.push(stock.map(|s| s.level()).unwrap_or_default());
+        }
+        Ok(levels)
+    }
+
+    /// Current stock, from the SKU's actor.
+    pub async fn get(&self, variant_id: &str) -> Result<StockLevel, InventoryError> {
+        self.region.call(variant_id, InventoryMsg::Get).await?
+    }
+
+    /// Applies `command` to one SKU; answered once durable.
+    pub async fn change(
+        &self,
+        variant_id: &str,
+        command: Command,
+    ) -> Result<StockLevel, InventoryError> {
+        self.region
+            .call(variant_id, |reply| {
+                InventoryMsg::Change(command.clone(), reply)
+            })
+            .await?
+    }
+
+    /// Reserves `quantity` for `checkout_id` until `deadline`.
+    pub async fn reserve(
+        &self,
+        variant_id: &str,
+        checkout_id: &str,
+        quantity: i64,
+        deadline: Timestamp,
+    ) -> Result<StockLevel, InventoryError> {
+        let command = Command::Reserve {
+            checkout_id: checkout_id.to_owned(),
+            quantity,
+            deadline,
+        };
+        self.change(variant_id, command).await
+    }
+
+    /// Releases `checkout_id`'s reservation.
+    pub async fn release(
+        &self,
+        variant_id: &str,
+        checkout_id: &str,
+    ) -> Result<StockLevel, InventoryError> {
+        self.change(
+            variant_id,
+            Command::Release {
+                checkout_id: checkout_id.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Commits `checkout_id`'s reservation as sold.
+    pub async fn commit(
+        &self,
+        variant_id: &str,
+        checkout_id: &str,
+    ) -> Result<StockLevel, InventoryError> {
+        self.change(
+            variant_id,
+            Command::Commit {
+                checkout_id: checkout_id.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Adds `delta` (negative to remove) to available stock.
+    pub async fn adjust(&self, variant_id: &str, delta: i64) -> Result<StockLevel, InventoryError> {
+        self.change(variant_id, Command::Adjust { delta }).await
+    }
+
+    /// Activates every SKU that holds reservations, so their deadlines are
+    /// enforced after a restart even if nobody touches them; returns how many.
+    pub async fn recover(&self) -> Result<usize, InventoryError> {
+        let holding: Vec<String> = self
+            .store
+            .read(|trees| {
+                let mut ids = Vec::new();
+                for entry in trees.tree(TreeName::Stock).iter() {
+                    let (key, value) = entry?;
+                    let id = String::from_utf8_lossy(&key).into_owned();
+                    // One unreadable record must not stop the others' recovery.
+                    match crate::storage::codec::decode::<SkuStock>(&value) {
+                        Ok(stock) if !stock.reservations.is_empty() => ids.push(id),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(sku = %id, error = %e, "unreadable stock record"),
+                    }
+                }
+                Ok(ids)
+            })
+            .await?;
+        let mut recovered = 0;
+        for id in &holding {
+            match self.get(id).await {
+                Ok(_) => recovered += 1,
+                Err(e) => {
+                    tracing::warn!(sku = %id, error = %e, "could not re-arm reservation deadlines")
+                }
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// SKU actors alive on this node.
+    pub fn live(&self) -> usize {
+        self.region.live()
+    }
+
+    /// Stops every SKU actor.
+    pub async fn stop(&self) {
+        self.region.stop().await;
+    }
+}

@@ -1,0 +1,139 @@
+//! The ractor side of the runtime: the actor hosting one entity, and the
+//! supervisor of a kind.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::{Entity, EntityRef, Envelope, Shared};
+
+/// The ractor actor hosting one entity.
+pub(super) struct EntityActor<E: Entity> {
+    pub(super) shared: Arc<Shared<E>>,
+}
+
+/// An active entity's state plus the runtime's bookkeeping.
+pub(super) struct Running<E: Entity> {
+    id: String,
+    state: E::State,
+    last_active: Instant,
+    idle_ticker: JoinHandle<()>,
+}
+
+impl<E: Entity> Actor for EntityActor<E> {
+    type Msg = Envelope<E::Msg>;
+    type State = Running<E>;
+    type Arguments = String;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        id: String,
+    ) -> Result<Running<E>, ActorProcessingErr> {
+        let me = EntityRef {
+            actor: myself.clone(),
+        };
+        let state = self.shared.entity.activate(&id, &me).await?;
+        // Registered here, before any message can make the actor stop, so
+        // the supervisor always finds what to forget.
+        self.shared.ids.insert(myself.get_id(), id.clone());
+        metrics::counter!("agora_actor_activations_total", "kind" => E::KIND).increment(1);
+        metrics::gauge!("agora_actors_live", "kind" => E::KIND).increment(1.0);
+        let every = (self.shared.settings.idle / 2).max(Duration::from_millis(5));
+        let idle_ticker = myself.send_interval(every, || Envelope::IdleCheck);
+        Ok(Running {
+            id,
+            state,
+            last_active: Instant::now(),
+            idle_ticker,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<Self::Msg>,
+        running: &mut Running<E>,
+    ) -> Result<(), ActorProcessingErr> {
+        running.idle_ticker.abort();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        running: &mut Running<E>,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            Envelope::Work(message, sent, taken, _permit) => {
+                taken.store(true, Ordering::Release);
+                self.shared
+                    .mailbox_wait
+                    .record(sent.elapsed().as_secs_f64());
+                running.last_active = Instant::now();
+                let me = EntityRef { actor: myself };
+                self.shared
+                    .entity
+                    .handle(message, &mut running.state, &me)
+                    .await?;
+            }
+            Envelope::IdleCheck => {
+                let idle = running.last_active.elapsed() >= self.shared.settings.idle;
+                if idle
+                    && self.shared.entity.can_passivate(&running.state)
+                    && self.shared.try_passivate(&running.id, myself.get_id())
+                {
+                    metrics::counter!("agora_actor_passivations_total", "kind" => E::KIND)
+                        .increment(1);
+                    myself.stop(Some("passivated".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The supervisor of one kind: forgets stopped entities so the next message
+/// re-activates them, and never stops itself because a child did.
+pub(super) struct KindSupervisor<E: Entity> {
+    pub(super) shared: Weak<Shared<E>>,
+}
+
+/// The supervisor takes no messages of its own.
+pub enum SupervisorMsg {}
+
+impl ractor::Message for SupervisorMsg {}
+
+impl<E: Entity> Actor for KindSupervisor<E> {
+    type Msg = SupervisorMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => shared.forget(cell.get_id()),
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::warn!(kind = E::KIND, %error, "entity failed; it re-activates from storage on its next message");
+                metrics::counter!("agora_actor_restarts_total", "kind" => E::KIND).increment(1);
+                shared.forget(cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
