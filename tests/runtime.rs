@@ -31,11 +31,12 @@ struct CounterState {
     value: i64,
 }
 
-/// The entity kind: a handle on the shared counter storage.
+/// The entity kind: a handle on the shared counter storage. `REVIVE` turns
+/// on re-activation by the runtime after a failure.
 #[derive(Clone)]
-struct Counters(Arc<Counter>);
+struct Counters<const REVIVE: bool = false>(Arc<Counter>);
 
-impl std::ops::Deref for Counters {
+impl<const REVIVE: bool> std::ops::Deref for Counters<REVIVE> {
     type Target = Counter;
 
     fn deref(&self) -> &Counter {
@@ -43,8 +44,9 @@ impl std::ops::Deref for Counters {
     }
 }
 
-impl Entity for Counters {
+impl<const REVIVE: bool> Entity for Counters<REVIVE> {
     const KIND: &'static str = "test-counter";
+    const REVIVE_AFTER_FAILURE: bool = REVIVE;
     type Msg = CounterMsg;
     type State = CounterState;
 
@@ -270,4 +272,29 @@ async fn memory_follows_the_working_set() {
         region.live() == 0
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_that_asks_for_it_is_revived_after_a_failure_without_a_message() {
+    let counter = Arc::new(Counter::default());
+    let region: Region<Counters<true>> =
+        Region::start(Counters(counter.clone()), RegionSettings::default())
+            .await
+            .unwrap();
+    region
+        .call("timer", |reply| CounterMsg::Add(1, reply))
+        .await
+        .unwrap();
+    let failed = region.call("timer", CounterMsg::Panic).await;
+    assert!(matches!(failed, Err(EntityError::Unavailable(_))));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counter.activations.get("timer").map_or(0, |n| *n) < 2 {
+        assert!(Instant::now() < deadline, "never revived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        region.live(),
+        1,
+        "alive again, with nobody having sent it anything"
+    );
 }

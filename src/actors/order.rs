@@ -87,6 +87,8 @@ pub struct OrderState {
 
 impl Entity for OrderEntity {
     const KIND: &'static str = "order";
+    // Payment deadlines must fire even on an order nobody asks for.
+    const REVIVE_AFTER_FAILURE: bool = true;
     type Msg = OrderMsg;
     type State = OrderState;
 

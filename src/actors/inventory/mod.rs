@@ -114,6 +114,8 @@ pub struct InventoryEntity {
 
 impl Entity for InventoryEntity {
     const KIND: &'static str = "inventory";
+    // Reservation deadlines must fire even on a SKU nobody touches.
+    const REVIVE_AFTER_FAILURE: bool = true;
     type Msg = InventoryMsg;
     type State = InventoryState;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::{Entity, EntityRef, Envelope, Shared};
+use super::{Entity, EntityRef, Envelope, Region, Shared, REVIVE_BACKOFF};
 
 /// The ractor actor hosting one entity.
 pub(super) struct EntityActor<E: Entity> {
@@ -128,9 +128,22 @@ impl<E: Entity> Actor for KindSupervisor<E> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => shared.forget(cell.get_id()),
             SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::warn!(kind = E::KIND, %error, "entity failed; it re-activates from storage on its next message");
+                tracing::warn!(kind = E::KIND, %error, "entity failed; it re-activates from storage");
                 metrics::counter!("agora_actor_restarts_total", "kind" => E::KIND).increment(1);
+                let id = shared
+                    .ids
+                    .get(&cell.get_id())
+                    .map(|entry| entry.value().clone());
                 shared.forget(cell.get_id());
+                if let (true, Some(id)) = (E::REVIVE_AFTER_FAILURE, id) {
+                    let region = Region { shared };
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REVIVE_BACKOFF).await;
+                        if let Err(e) = region.touch(&id).await {
+                            tracing::warn!(kind = E::KIND, %id, error = %e, "revival after failure failed");
+                        }
+                    });
+                }
             }
             _ => {}
         }

@@ -84,7 +84,17 @@ pub trait Entity: Send + Sync + Sized + 'static {
     fn can_passivate(&self, _state: &Self::State) -> bool {
         true
     }
+
+    /// Whether the runtime re-activates a failed entity by itself (after
+    /// [`REVIVE_BACKOFF`]) instead of waiting for its next message: for kinds
+    /// whose state holds timers (reservation and payment deadlines) that must
+    /// fire even if nobody writes to them.
+    const REVIVE_AFTER_FAILURE: bool = false;
 }
+
+/// How long after a failure the runtime re-activates an entity of a kind that
+/// asks for it: long enough not to spin on a persistent fault.
+pub const REVIVE_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What the actor's mailbox carries.
 pub enum Envelope<M> {
@@ -350,6 +360,16 @@ impl<E: Entity> Region<E> {
         slot.leases.fetch_add(1, Ordering::AcqRel);
         let slot = slot.clone();
         lease(slot)
+    }
+
+    /// Activates `id` if it is not active, without sending it anything.
+    pub async fn touch(&self, id: &str) -> Result<(), EntityError> {
+        let lease = self.lease(id);
+        if lease.slot.actor.get().is_none() {
+            drop(lease);
+            self.activate_detached(id).await?;
+        }
+        Ok(())
     }
 
     /// Activates `id` in a task of its own that holds its own lease: a caller
