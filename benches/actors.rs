@@ -128,29 +128,26 @@ fn criterion_groups(c: &mut Criterion, runtime: &Runtime, bench: &Bench) {
     group.finish();
 }
 
-/// Closed loop: `CLIENTS` tasks doing sales for `secs`; returns changes/s,
-/// p50 and p99 of one durable change (µs).
-fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64, u64, u64) {
+/// Runs `CLIENTS` tasks in a closed loop for `secs`, each repeating `op`
+/// (which returns the latency of every change it made, in µs); returns
+/// operations per second and p50/p99 in µs.
+fn closed_loop<F, Fut>(runtime: &Runtime, bench: &Bench, secs: u64, op: F) -> (f64, u64, u64)
+where
+    F: Fn(Inventory, u64, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Vec<u64>> + Send,
+{
     runtime.block_on(async {
         let stop = Instant::now() + Duration::from_secs(secs);
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
-                let inventory = bench.inventory.clone();
+                let (inventory, op) = (bench.inventory.clone(), op.clone());
                 tokio::spawn(async move {
                     let mut histogram = Histogram::<u64>::new(3).unwrap();
                     let mut i = 0;
                     while Instant::now() < stop {
-                        let sku = sku_for(client, i, spread);
-                        let checkout = format!("s{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
-                        let t = Instant::now();
-                        inventory
-                            .reserve(&sku, &checkout, 1, deadline())
-                            .await
-                            .unwrap();
-                        histogram.record(t.elapsed().as_micros() as u64).unwrap();
-                        let t = Instant::now();
-                        inventory.commit(&sku, &checkout).await.unwrap();
-                        histogram.record(t.elapsed().as_micros() as u64).unwrap();
+                        for latency in op(inventory.clone(), client, i).await {
+                            histogram.record(latency).unwrap();
+                        }
                         i += 1;
                     }
                     histogram
@@ -171,36 +168,34 @@ fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64,
     })
 }
 
-/// Closed loop of in-memory `Get`s on one SKU: messages per second one
-/// actor handles, with p50/p99 (µs).
+/// Sales (reserve, then commit) on one hot SKU or spread over 10k SKUs.
+fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64, u64, u64) {
+    closed_loop(
+        runtime,
+        bench,
+        secs,
+        move |inventory, client, i| async move {
+            let sku = sku_for(client, i, spread);
+            let checkout = format!("s{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
+            let t = Instant::now();
+            inventory
+                .reserve(&sku, &checkout, 1, deadline())
+                .await
+                .unwrap();
+            let reserved = t.elapsed().as_micros() as u64;
+            let t = Instant::now();
+            inventory.commit(&sku, &checkout).await.unwrap();
+            vec![reserved, t.elapsed().as_micros() as u64]
+        },
+    )
+}
+
+/// In-memory `Get`s on one SKU: the messages per second one actor handles.
 fn sustained_reads(runtime: &Runtime, bench: &Bench, secs: u64) -> (f64, u64, u64) {
-    runtime.block_on(async {
-        let stop = Instant::now() + Duration::from_secs(secs);
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| {
-                let inventory = bench.inventory.clone();
-                tokio::spawn(async move {
-                    let mut histogram = Histogram::<u64>::new(3).unwrap();
-                    while Instant::now() < stop {
-                        let t = Instant::now();
-                        inventory.get("hot").await.unwrap();
-                        histogram.record(t.elapsed().as_micros() as u64).unwrap();
-                    }
-                    histogram
-                })
-            })
-            .collect();
-        let started = Instant::now();
-        let mut total = Histogram::<u64>::new(3).unwrap();
-        for client in clients {
-            total.add(client.await.unwrap()).unwrap();
-        }
-        let rate = total.len() as f64 / started.elapsed().as_secs_f64();
-        (
-            rate,
-            total.value_at_quantile(0.5),
-            total.value_at_quantile(0.99),
-        )
+    closed_loop(runtime, bench, secs, |inventory, _, _| async move {
+        let t = Instant::now();
+        inventory.get("hot").await.unwrap();
+        vec![t.elapsed().as_micros() as u64]
     })
 }
 
