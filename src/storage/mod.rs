@@ -15,6 +15,7 @@ pub mod codec;
 mod committer;
 pub mod events;
 mod records;
+mod trees;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use cache::ReadCache;
 pub use codec::Record;
 pub use committer::Tx;
 use committer::{Command, Committer, TypedJob};
+pub use trees::{TreeName, Trees};
 
 /// Why storage failed. Cheap to clone: one failure answers a whole group.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,121 +61,6 @@ pub enum StorageError {
 impl From<sled::Error> for StorageError {
     fn from(e: sled::Error) -> Self {
         StorageError::Io(Arc::new(e))
-    }
-}
-
-/// The record kinds, one sled tree each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TreeName {
-    /// user id → `User`.
-    Users,
-    /// lower-case email → user id.
-    UsersByEmail,
-    /// SHA-256 of a session token → `Session`.
-    Sessions,
-    /// item id → `Item`.
-    Items,
-    /// seller id ‖ 0 ‖ upper-case SKU code → item id (uniqueness per seller).
-    SellerSkus,
-    /// variant id → `SkuStock` (owned by that SKU's inventory actor).
-    Stock,
-    /// big-endian sequence number → `Event`.
-    Events,
-    /// cart id → `Cart` (owned by that cart's actor).
-    Carts,
-    /// user id → the user's cart id (one cart per user).
-    UserCarts,
-    /// SHA-256 of a guest cart token → cart id.
-    GuestCarts,
-    /// order id → `Order` (owned by that order's actor).
-    Orders,
-    /// user id ‖ 0 ‖ reverse creation time ‖ order id → (): a user's orders,
-    /// newest first, by one range scan.
-    UserOrders,
-    /// order id → its payment deadline: the orders still `PAYMENT_PENDING`.
-    PendingOrders,
-    /// order id → `ChargeRecord`: the simulated payment gateway's own ledger
-    /// (it stands in for an external system's records).
-    GatewayLedger,
-    /// consumer name → big-endian offset (last handled sequence number).
-    Offsets,
-}
-
-impl TreeName {
-    /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 15] = [
-        TreeName::Users,
-        TreeName::UsersByEmail,
-        TreeName::Sessions,
-        TreeName::Items,
-        TreeName::SellerSkus,
-        TreeName::Stock,
-        TreeName::Events,
-        TreeName::Carts,
-        TreeName::UserCarts,
-        TreeName::GuestCarts,
-        TreeName::Orders,
-        TreeName::UserOrders,
-        TreeName::PendingOrders,
-        TreeName::GatewayLedger,
-        TreeName::Offsets,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Whether point reads of this tree go through the read cache: the trees
-    /// read on every request, whose records are small.
-    fn is_cached(self) -> bool {
-        matches!(
-            self,
-            TreeName::Users | TreeName::Sessions | TreeName::Items | TreeName::Stock
-        )
-    }
-
-    fn file_name(self) -> &'static str {
-        match self {
-            TreeName::Users => "users",
-            TreeName::UsersByEmail => "users_by_email",
-            TreeName::Sessions => "sessions",
-            TreeName::Items => "items",
-            TreeName::SellerSkus => "seller_skus",
-            TreeName::Stock => "stock",
-            TreeName::Events => "events",
-            TreeName::Carts => "carts",
-            TreeName::UserCarts => "user_carts",
-            TreeName::GuestCarts => "guest_carts",
-            TreeName::Orders => "orders",
-            TreeName::UserOrders => "user_orders",
-            TreeName::PendingOrders => "pending_orders",
-            TreeName::GatewayLedger => "gateway_ledger",
-            TreeName::Offsets => "consumer_offsets",
-        }
-    }
-}
-
-/// Read access to the trees, handed to [`Store::read`] closures.
-pub struct Trees {
-    trees: Vec<sled::Tree>,
-}
-
-impl Trees {
-    /// The raw sled tree.
-    pub fn tree(&self, name: TreeName) -> &sled::Tree {
-        &self.trees[name.index()]
-    }
-
-    /// Reads and decodes one record.
-    pub fn get<R: Record>(
-        &self,
-        name: TreeName,
-        key: impl AsRef<[u8]>,
-    ) -> Result<Option<R>, StorageError> {
-        match self.tree(name).get(key)? {
-            Some(bytes) => codec::decode(&bytes).map(Some),
-            None => Ok(None),
-        }
     }
 }
 
@@ -310,31 +197,13 @@ impl Store {
 
     /// Reads one record. For the hot trees a cache hit costs no sled call and
     /// no thread hop; anything else reads sled on the blocking pool.
-    pub async fn get<R: Record + Send + 'static>(
+    pub async fn get<R: Record>(
         &self,
         tree: TreeName,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<R>, StorageError> {
-        let key = key.as_ref();
-        if !tree.is_cached() {
-            let key = key.to_vec();
-            return self.read(move |trees| trees.get::<R>(tree, key)).await;
-        }
-        let cache = &self.inner.cache;
-        if let Some(bytes) = cache.get(tree, key) {
-            return codec::decode(&bytes).map(Some);
-        }
-        let seen = cache.epoch();
-        let owned = key.to_vec();
-        let found = self
-            .read(move |trees| Ok(trees.tree(tree).get(owned)?))
-            .await?;
-        match found {
-            Some(bytes) => {
-                let record = codec::decode(&bytes)?;
-                cache.fill(tree, key, bytes, seen);
-                Ok(Some(record))
-            }
+        match self.get_bytes(tree, key.as_ref()).await? {
+            Some(bytes) => codec::decode(&bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -346,21 +215,34 @@ impl Store {
         tree: TreeName,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let key = key.as_ref();
+        Ok(self
+            .get_bytes(tree, key.as_ref())
+            .await?
+            .map(|bytes| bytes.to_vec()))
+    }
+
+    /// The stored bytes under `key`: from the cache for cached trees, else
+    /// from sled on the blocking pool (filling the cache for cached trees).
+    async fn get_bytes(
+        &self,
+        tree: TreeName,
+        key: &[u8],
+    ) -> Result<Option<sled::IVec>, StorageError> {
+        let cache = &self.inner.cache;
         if tree.is_cached() {
-            if let Some(bytes) = self.inner.cache.get(tree, key) {
-                return Ok(Some(bytes.to_vec()));
+            if let Some(bytes) = cache.get(tree, key) {
+                return Ok(Some(bytes));
             }
         }
-        let seen = self.inner.cache.epoch();
+        let seen = cache.epoch();
         let owned = key.to_vec();
         let found = self
             .read(move |trees| Ok(trees.tree(tree).get(owned)?))
             .await?;
         if let (true, Some(bytes)) = (tree.is_cached(), &found) {
-            self.inner.cache.fill(tree, key, bytes.clone(), seen);
+            cache.fill(tree, key, bytes.clone(), seen);
         }
-        Ok(found.map(|b| b.to_vec()))
+        Ok(found)
     }
 
     /// Runs a read on the blocking pool.
@@ -407,25 +289,5 @@ impl Store {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_tree_is_listed_once_at_its_own_index() {
-        for (i, name) in TreeName::ALL.iter().enumerate() {
-            assert_eq!(name.index(), i, "{name:?} is listed out of order");
-        }
-        let mut files: Vec<_> = TreeName::ALL.iter().map(|n| n.file_name()).collect();
-        files.sort_unstable();
-        files.dedup();
-        assert_eq!(
-            files.len(),
-            TreeName::ALL.len(),
-            "two trees share a file name"
-        );
     }
 }
