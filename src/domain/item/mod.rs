@@ -1,12 +1,11 @@
-//! Catalog items: the stored record, and (in `input`) the rules that turn a
+//! Catalog items: the stored record, and (in `input` and `patch`) the rules that turn a
 //! seller's untrusted body into one.
 
 mod input;
+mod patch;
 
-pub use input::{
-    check_quantity, deactivation, sku_key, validate_new_item, validate_patch, ItemInput, ItemPatch,
-    NewItem, PatchEffect, ValidPatch, VariantInput,
-};
+pub use input::{check_quantity, sku_key, validate_new_item, ItemInput, NewItem, VariantInput};
+pub use patch::{deactivation, validate_patch, ItemPatch, PatchEffect, ValidPatch};
 
 use super::Timestamp;
 
