@@ -2,7 +2,7 @@
 //! contention, idempotent steps, reservation expiry (also across a restart),
 //! durability, and memory following the working set.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agora::actors::inventory::{Inventory, InventoryError};
 use agora::actors::runtime::RegionSettings;
@@ -10,6 +10,9 @@ use agora::domain::Timestamp;
 use agora::storage::events::{EventBody, EventConsumer};
 use agora::storage::{StorageError, Store, StoreOptions};
 use tempfile::TempDir;
+
+mod common;
+use common::{eventually, last_event};
 
 struct Node {
     dir: TempDir,
@@ -57,18 +60,6 @@ async fn restart(node: Node, idle: Duration) -> Node {
 
 fn soon(millis: i64) -> Timestamp {
     Timestamp(Timestamp::now().0 + millis)
-}
-
-/// Waits (generously bounded, never a timing assertion) until `check` holds.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,17 +197,7 @@ async fn an_expired_reservation_is_released_by_the_actor_and_announced() {
         node.inventory.commit("sku", "c1").await,
         Err(InventoryError::AlreadyFinished)
     ));
-    let mut last = None;
-    while let Some(event) =
-        tokio::time::timeout(Duration::from_millis(500), consumer.next_batch(100))
-            .await
-            .ok()
-            .and_then(|batch| batch.ok())
-            .and_then(|batch| batch.last().cloned())
-    {
-        last = Some(event);
-    }
-    match last.map(|e| e.body) {
+    match last_event(&mut consumer).await {
         Some(EventBody::StockChanged {
             available: 3,
             reserved: 1,
@@ -254,13 +235,7 @@ async fn a_deadline_that_passed_while_the_node_was_down_is_enforced_at_start() {
     let mut consumer = EventConsumer::open(node.store.clone(), "after-restart")
         .await
         .unwrap();
-    let mut last = None;
-    while let Ok(Ok(batch)) =
-        tokio::time::timeout(Duration::from_millis(300), consumer.next_batch(100)).await
-    {
-        last = batch.last().cloned().or(last);
-    }
-    match last.map(|e| e.body) {
+    match last_event(&mut consumer).await {
         Some(EventBody::StockChanged {
             available: 9,
             reserved: 1,

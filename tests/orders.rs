@@ -2,7 +2,7 @@
 //! payment-deadline expiry that gives stock back (also across a restart),
 //! and the per-user index, newest first.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agora::actors::inventory::Inventory;
 use agora::actors::order::{OrderActors, OrderError, PaymentUpdate};
@@ -12,6 +12,9 @@ use agora::domain::{new_id, Timestamp};
 use agora::storage::events::{EventBody, EventConsumer};
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 use tempfile::TempDir;
+
+mod common;
+use common::eventually;
 
 struct Node {
     dir: TempDir,
@@ -83,17 +86,6 @@ async fn stock(node: &Node, quantity: i64) {
         })
         .await
         .unwrap();
-}
-
-async fn eventually<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn pending() -> PaymentUpdate {

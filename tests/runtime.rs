@@ -11,6 +11,9 @@ use agora::actors::runtime::{Entity, EntityError, EntityRef, Region, RegionSetti
 use dashmap::DashMap;
 use ractor::RpcReplyPort;
 
+mod common;
+use common::eventually;
+
 /// A counter persisted in `stored` before every reply.
 #[derive(Default)]
 struct Counter {
@@ -111,15 +114,6 @@ async fn get(region: &Region<Counters>, id: &str) -> i64 {
     region.call(id, CounterMsg::Get).await.unwrap()
 }
 
-/// Waits (generously bounded, never a timing assertion) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_messages_activate_one_actor() {
     let (region, counter) = region(Duration::from_secs(60)).await;
@@ -141,7 +135,7 @@ async fn an_idle_entity_passivates_and_returns_with_its_state() {
     let (region, counter) = region(Duration::from_millis(50)).await;
     add(&region, "c1", 5).await.unwrap();
     assert_eq!(region.live(), 1);
-    eventually("passivation", || region.live() == 0).await;
+    eventually("passivation", || async { region.live() == 0 }).await;
     assert_eq!(
         get(&region, "c1").await,
         5,
@@ -268,7 +262,7 @@ async fn memory_follows_the_working_set() {
         }
     }
     assert_eq!(counter.total_activations.load(Ordering::Relaxed), 100_000);
-    eventually("all 100,000 idle entities passivated", || {
+    eventually("all 100,000 idle entities passivated", || async {
         region.live() == 0
     })
     .await;
