@@ -180,6 +180,8 @@ impl Default for RegionSettings {
 
 /// One registry entry: the actor (once activated) and the calls leasing it.
 struct Slot<E: Entity> {
+    /// The entity's id, kept once here so a lease needs no copy of it.
+    id: String,
     actor: OnceCell<ActorRef<Envelope<E::Msg>>>,
     leases: AtomicUsize,
 }
@@ -215,13 +217,12 @@ impl<E: Entity> Clone for Region<E> {
 struct Lease<E: Entity> {
     slot: Arc<Slot<E>>,
     shared: Arc<Shared<E>>,
-    id: String,
 }
 
 impl<E: Entity> Drop for Lease<E> {
     fn drop(&mut self) {
         if self.slot.leases.fetch_sub(1, Ordering::AcqRel) == 1 && self.slot.actor.get().is_none() {
-            self.shared.slots.remove_if(&self.id, |_, slot| {
+            self.shared.slots.remove_if(&self.slot.id, |_, slot| {
                 Arc::ptr_eq(slot, &self.slot)
                     && slot.actor.get().is_none()
                     && slot.leases.load(Ordering::Acquire) == 0
@@ -345,7 +346,6 @@ impl<E: Entity> Region<E> {
         let lease = |slot: Arc<Slot<E>>| Lease {
             slot,
             shared: self.shared.clone(),
-            id: id.to_owned(),
         };
         if let Some(slot) = self.shared.slots.get(id) {
             slot.leases.fetch_add(1, Ordering::AcqRel);
@@ -353,6 +353,7 @@ impl<E: Entity> Region<E> {
         }
         let slot = self.shared.slots.entry(id.to_owned()).or_insert_with(|| {
             Arc::new(Slot {
+                id: id.to_owned(),
                 actor: OnceCell::new(),
                 leases: AtomicUsize::new(0),
             })
