@@ -10,13 +10,26 @@ use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
 use crate::actors::cart::CartActors;
+use crate::actors::checkout::{CheckoutDeps, Checkouts};
 use crate::actors::inventory::Inventory;
+use crate::actors::order::OrderActors;
 use crate::actors::runtime::RegionSettings;
 use crate::carts::Carts;
 use crate::catalog::Catalog;
+use crate::checkout::Checkout;
 use crate::config::Settings;
-use crate::http::{self, AppState};
+use crate::domain::Timestamp;
+use crate::http::{self, AppState, Services};
+use crate::idempotency::IdempotencyKeys;
+use crate::orders::Orders;
+use crate::payments::{Payments, SimulatedGateway};
+use crate::risk::Risk;
 use crate::storage::{Store, StoreOptions};
+
+/// Gateway attempts after the first, for transient errors.
+const PAYMENT_RETRIES: u32 = 3;
+/// Wait before the first retry (doubling after each).
+const PAYMENT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A node, built and bound, not yet serving.
 pub struct Application {
@@ -65,15 +78,54 @@ impl Application {
             settings.pricing.clone(),
             cart_ttl.as_secs(),
         );
-        let state = AppState::new(
-            settings.clone(),
-            store,
+        let gateway = Arc::new(SimulatedGateway::new(
+            store.clone(),
+            Duration::from_millis(settings.payment_latency_ms),
+        ));
+        let payments = Payments::new(
+            gateway,
+            Duration::from_millis(settings.payment_timeout_ms),
+            PAYMENT_RETRIES,
+            PAYMENT_BACKOFF,
+        );
+        let order_actors = OrderActors::start(
+            store.clone(),
+            inventory.clone(),
+            payments.clone(),
+            regions.clone(),
+        )
+        .await?;
+        let checkouts = Checkouts::start(
+            CheckoutDeps {
+                store: store.clone(),
+                carts: carts.clone(),
+                inventory: inventory.clone(),
+                orders: order_actors.clone(),
+                payments,
+                risk: Risk::new(settings.risk.clone(), store.clone()),
+                payment_window: Duration::from_secs(settings.payment_ttl_secs),
+            },
+            regions.clone(),
+        )
+        .await?;
+        let checkout = Checkout::new(
+            checkouts,
+            carts.clone(),
+            Duration::from_millis(settings.checkout_wait_ms),
+        );
+        let state = AppState::new(Services {
+            settings: settings.clone(),
+            store: store.clone(),
             accounts,
             inventory,
             catalog,
             carts,
+            checkout,
+            orders: Orders::new(store.clone(), order_actors),
+            idempotency: IdempotencyKeys::new(store),
+            rate_limits: None,
             metrics,
-        );
+        });
         let listener = TcpListener::bind(settings.http)
             .await
             .with_context(|| format!("binding HTTP to {}", settings.http))?;
@@ -98,10 +150,25 @@ impl Application {
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
         let inventory = state.inventory.clone();
         let carts = state.carts.clone();
-        // Reservations whose SKUs nobody touches after a restart still expire.
+        let checkouts = state.checkout.checkouts().clone();
+        let orders = state.orders.actors().clone();
+        // Interrupted checkouts are finished or undone before the first
+        // request, so no buyer sees a half-made order or a held cart.
+        match checkouts.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(checkouts = n, "interrupted checkouts resumed"),
+            Err(e) => tracing::warn!(error = %e, "checkout recovery failed"),
+        }
+        // Deadlines fire even for orders and SKUs nobody touches after a
+        // restart.
         let recovery = tokio::spawn({
-            let inventory = inventory.clone();
+            let (inventory, orders) = (inventory.clone(), orders.clone());
             async move {
+                match orders.recover().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(orders = n, "resumed unfinished orders"),
+                    Err(e) => tracing::warn!(error = %e, "order recovery failed"),
+                }
                 match inventory.recover().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(skus = n, "re-armed reservation deadlines"),
@@ -109,6 +176,7 @@ impl Application {
                 }
             }
         });
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
         let router = http::router(state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -135,13 +203,54 @@ impl Application {
         }
         sweeper.abort();
         recovery.abort();
+        housekeeping.abort();
         // Actors answer only after their changes are durable, so stopping
-        // them loses nothing acknowledged; then the writer drains and flushes.
+        // them loses nothing acknowledged (a checkout stopped mid-way is
+        // resumed from its log at the next start); then the writer drains
+        // and flushes.
+        checkouts.stop().await;
+        orders.stop().await;
         carts.actors().stop().await;
         inventory.stop().await;
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");
         Ok(())
+    }
+}
+
+/// Background upkeep: checkouts whose coordinator stopped mid-way (a
+/// participant kept failing) are resumed every minute; expired idempotency
+/// keys are pruned hourly; old final orders move to the archive daily.
+async fn housekeeping(state: AppState) {
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.tick().await;
+    let mut minutes = 0u64;
+    loop {
+        minute.tick().await;
+        minutes += 1;
+        match state.checkout.checkouts().recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(checkouts = n, "stalled checkouts resumed"),
+            Err(e) => tracing::warn!(error = %e, "stalled checkout sweep failed"),
+        }
+        if minutes % 60 == 0 {
+            match state.idempotency.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "expired idempotency keys pruned"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed"),
+            }
+        }
+        if minutes % (24 * 60) == 1 {
+            let days = state.settings.archive_after_days;
+            let cutoff = Timestamp(
+                Timestamp::now().0 - i64::try_from(days * 86_400_000).unwrap_or(i64::MAX),
+            );
+            match state.orders.archive_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(orders = n, "old orders archived"),
+                Err(e) => tracing::warn!(error = %e, "order archival failed"),
+            }
+        }
     }
 }
 

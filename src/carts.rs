@@ -68,6 +68,10 @@ pub struct LineView {
     pub name: String,
     /// Today's price of the variant.
     pub current_price: i64,
+    /// The item's seller (empty if the item is gone).
+    pub seller_id: String,
+    /// Whether the item is still for sale.
+    pub for_sale: bool,
 }
 
 /// A cart with current prices and totals.
@@ -141,6 +145,15 @@ impl Carts {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The id of `user_id`'s cart, if they have one.
+    pub async fn cart_of(&self, user_id: &str) -> Result<Option<String>, StorageError> {
+        let id = self
+            .store
+            .get_raw(TreeName::UserCarts, user_id.as_bytes())
+            .await?;
+        Ok(id.map(|id| String::from_utf8_lossy(&id).into_owned()))
     }
 
     /// Sets the quantity of one line (0 removes it), after checking the item,
@@ -245,8 +258,9 @@ impl Carts {
         Ok(())
     }
 
-    /// Prices a cart at today's prices.
-    async fn price(
+    /// Prices a cart at today's prices: what `GET /cart` shows and what
+    /// checkout charges.
+    pub async fn price(
         &self,
         cart: Option<Cart>,
         token: Option<String>,
@@ -254,23 +268,34 @@ impl Carts {
         let mut lines = Vec::new();
         let mut categories = Vec::new();
         for line in cart.iter().flat_map(|c| c.lines.iter()) {
-            let (name, current_price, category) = match self.catalog.item(&line.item_id).await {
+            let view = match self.catalog.item(&line.item_id).await {
                 Ok(item) => {
                     let price = item
                         .variant(&line.variant_id)
                         .map_or(item.price, |v| v.price);
-                    (item.name, price, item.category)
+                    categories.push(item.category);
+                    LineView {
+                        line: line.clone(),
+                        name: item.name,
+                        current_price: price,
+                        seller_id: item.seller_id,
+                        for_sale: item.status == ItemStatus::Active,
+                    }
                 }
                 // An item that vanished keeps its snapshot.
-                Err(CatalogError::NotFound) => (String::new(), line.unit_price, None),
+                Err(CatalogError::NotFound) => {
+                    categories.push(None);
+                    LineView {
+                        line: line.clone(),
+                        name: String::new(),
+                        current_price: line.unit_price,
+                        seller_id: String::new(),
+                        for_sale: false,
+                    }
+                }
                 Err(e) => return Err(e.into()),
             };
-            categories.push(category);
-            lines.push(LineView {
-                line: line.clone(),
-                name,
-                current_price,
-            });
+            lines.push(view);
         }
         let totals = self
             .pricing
@@ -295,13 +320,7 @@ impl Carts {
         shopper: &Shopper,
     ) -> Result<Option<(String, Option<String>)>, CartsError> {
         match shopper {
-            Shopper::User(user) => {
-                let id = self
-                    .store
-                    .get_raw(TreeName::UserCarts, user.as_bytes())
-                    .await?;
-                Ok(id.map(|id| (String::from_utf8_lossy(&id).into_owned(), None)))
-            }
+            Shopper::User(user) => Ok(self.cart_of(user).await?.map(|id| (id, None))),
             Shopper::Guest(Some(token)) => Ok(self
                 .guest_cart(token)
                 .await?

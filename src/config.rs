@@ -36,6 +36,13 @@ pub struct Settings {
     pub payment_latency_ms: u64,
     /// How long `POST /checkout` waits for a final state before answering 202.
     pub checkout_wait_ms: u64,
+    /// How long one call to the payment gateway may take before it counts
+    /// as unanswered (the order then waits for its payment window).
+    pub payment_timeout_ms: u64,
+    /// Fraud and risk rules checked before payment (`[risk]` in the file).
+    pub risk: RiskRules,
+    /// Orders created longer ago than this move to the archive tree.
+    pub archive_after_days: u64,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
     /// After SIGTERM, how long in-flight requests may take before the node
@@ -57,6 +64,30 @@ pub struct Settings {
     pub read_cache_mb: u64,
     /// The cluster this node belongs to.
     pub cluster: ClusterSettings,
+}
+
+/// Risk rules checked before a checkout asks for payment; a checkout that
+/// breaks one ends `PAYMENT_FAILED` with the rule as its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskRules {
+    /// Largest amount one order may charge, minor units (0: no ceiling).
+    pub max_order_amount: i64,
+    /// Failed payments a buyer may have within the window before further
+    /// checkouts are declined (0: no limit).
+    pub max_failed_payments: u32,
+    /// The window for `max_failed_payments`.
+    pub failed_payment_window_secs: u64,
+}
+
+impl Default for RiskRules {
+    fn default() -> Self {
+        RiskRules {
+            max_order_amount: 100_000_000,
+            max_failed_payments: 5,
+            failed_payment_window_secs: 3_600,
+        }
+    }
 }
 
 /// The static cluster membership (`[cluster]` in `cluster.toml`).
@@ -94,6 +125,9 @@ impl Default for Settings {
             payment_ttl_secs: 300,
             payment_latency_ms: 50,
             checkout_wait_ms: 5_000,
+            payment_timeout_ms: 10_000,
+            risk: RiskRules::default(),
+            archive_after_days: 365,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             entity_idle_secs: 60,
@@ -109,7 +143,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 18] = [
+const ENV_KEYS: [&str; 20] = [
     "node_id",
     "http",
     "data_dir",
@@ -128,6 +162,8 @@ const ENV_KEYS: [&str; 18] = [
     "actor_call_timeout_ms",
     "actor_max_in_flight",
     "cart_ttl_days",
+    "payment_timeout_ms",
+    "archive_after_days",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -227,7 +263,15 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 12] = [
+        let ranges: [(&str, u64, u64, u64); 15] = [
+            ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
+            ("archive_after_days", self.archive_after_days, 1, 36_500),
+            (
+                "risk.failed_payment_window_secs",
+                self.risk.failed_payment_window_secs,
+                1,
+                30 * 24 * 3600,
+            ),
             ("cart_ttl_days", self.cart_ttl_days, 1, 3_650),
             ("entity_idle_secs", self.entity_idle_secs, 1, 86_400),
             (
@@ -282,6 +326,9 @@ impl Settings {
                 "storage_cache_mb must be in 8..=65536, got {}",
                 self.storage_cache_mb
             ));
+        }
+        if self.risk.max_order_amount < 0 {
+            problems.push("risk.max_order_amount must not be negative (0: no ceiling)".to_owned());
         }
         let pricing = &self.pricing;
         let rates = std::iter::once(pricing.default_tax_bps)

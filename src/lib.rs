@@ -12,11 +12,13 @@
 //! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
 //!   the single group-commit writer; the event log (transactional outbox) and
 //!   its consumers.
-//! - [`actors`]: owners of contested state; for now the inventory interface
-//!   that actors per SKU will sit behind.
-//! - [`accounts`], [`catalog`], [`carts`]: the services handlers call.
+//! - [`actors`]: owners of contested state, on a virtual-actor runtime: one
+//!   actor per SKU, cart, order and checkout (the saga coordinator).
+//! - [`accounts`], [`catalog`], [`carts`], [`checkout`], [`orders`]: the
+//!   services handlers call; [`idempotency`] keeps `Idempotency-Key` results.
 //! - [`payments`]: the payment gateway interface, the simulated gateway and
-//!   the client with timeouts and retries (used by checkout).
+//!   the client with timeouts and retries (used by checkout); [`risk`]: the
+//!   fraud rules checked before payment.
 //! - [`search`]: the catalog search index.
 //! - [`http`]: the axum router, one module per resource, the gateway layers
 //!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
@@ -29,10 +31,14 @@ pub mod actors;
 pub mod app;
 pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod idempotency;
+pub mod orders;
 pub mod payments;
+pub mod risk;
 pub mod search;
 pub mod storage;
 pub mod telemetry;

@@ -56,20 +56,29 @@ async fn a_checkout_locks_the_cart_until_it_ends() {
         Err(CartError::Rule(CartRuleError::Locked))
     ));
 
-    carts.end_checkout("cart-1", "k2", true).await.unwrap();
+    carts
+        .end_checkout("cart-1", "k2", true, None)
+        .await
+        .unwrap();
     assert_eq!(
         carts.get("cart-1").await.unwrap().unwrap().lines.len(),
         1,
         "another checkout cannot end it"
     );
-    carts.end_checkout("cart-1", "k1", false).await.unwrap();
+    carts
+        .end_checkout("cart-1", "k1", false, None)
+        .await
+        .unwrap();
     carts
         .set_line("cart-1", Owner::User("u".into()), line("b", 1))
         .await
         .unwrap();
 
     carts.begin_checkout("cart-1", "k3").await.unwrap();
-    carts.end_checkout("cart-1", "k3", true).await.unwrap();
+    carts
+        .end_checkout("cart-1", "k3", true, None)
+        .await
+        .unwrap();
     let cart = carts.get("cart-1").await.unwrap().unwrap();
     assert!(
         cart.lines.is_empty() && cart.checkout.is_none(),

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use agora::actors::inventory::Inventory;
-use agora::actors::order::{OrderActors, OrderError, PaymentUpdate};
+use std::sync::Arc;
+
+use agora::actors::order::{Change, OrderActors, OrderError};
 use agora::actors::runtime::RegionSettings;
 use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
 use agora::domain::{new_id, Timestamp};
+use agora::payments::{Payments, SimulatedGateway};
 use agora::storage::events::{EventBody, EventConsumer};
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 use tempfile::TempDir;
@@ -28,9 +31,21 @@ async fn node_at(dir: TempDir) -> Node {
     let inventory = Inventory::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();
-    let orders = OrderActors::start(store.clone(), inventory.clone(), RegionSettings::default())
-        .await
-        .unwrap();
+    let gateway = Arc::new(SimulatedGateway::new(store.clone(), Duration::ZERO));
+    let payments = Payments::new(
+        gateway,
+        Duration::from_secs(1),
+        1,
+        Duration::from_millis(10),
+    );
+    let orders = OrderActors::start(
+        store.clone(),
+        inventory.clone(),
+        payments,
+        RegionSettings::default(),
+    )
+    .await
+    .unwrap();
     Node {
         dir,
         store,
@@ -68,6 +83,9 @@ fn order(user: &str, checkout: &str, expires_in_ms: i64) -> Order {
         payment_status: PaymentStatus::Pending,
         payment_txn_id: None,
         card_last4: Some("1234".into()),
+        failure_reason: None,
+        stock_to_return: false,
+        shipping_address: None,
         expires_at: Timestamp(now.0 + expires_in_ms),
         history: vec![Transition {
             status: OrderStatus::Created,
@@ -88,43 +106,41 @@ async fn stock(node: &Node, quantity: i64) {
         .unwrap();
 }
 
-fn pending() -> PaymentUpdate {
-    PaymentUpdate::default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_move_only_along_the_state_machine_and_announce_each_move() {
     let node = node_at(TempDir::new().unwrap()).await;
     let mut events = EventConsumer::open(node.store.clone(), "test")
         .await
         .unwrap();
-    let created = node.orders.create(order("u1", "k1", 60_000)).await.unwrap();
+    let created = node
+        .orders
+        .create(order("u1", "k1", 60_000), None)
+        .await
+        .unwrap();
     assert_eq!(
-        node.orders.create(created.clone()).await.unwrap(),
+        node.orders.create(created.clone(), None).await.unwrap(),
         created,
         "idempotent for its checkout"
     );
     let mut other = created.clone();
     other.checkout_id = "k2".into();
     assert!(matches!(
-        node.orders.create(other).await,
+        node.orders.create(other, None).await,
         Err(OrderError::Conflict)
     ));
 
     let id = created.id.clone();
     node.orders
-        .transition(&id, OrderStatus::PaymentPending, pending())
+        .update(&id, Change::to(OrderStatus::PaymentPending), None)
         .await
         .unwrap();
-    let paid = PaymentUpdate {
-        status: Some(PaymentStatus::Succeeded),
+    let paid = Change {
+        status: Some(OrderStatus::Confirmed),
+        payment_status: Some(PaymentStatus::Succeeded),
         txn_id: Some("txn_1".into()),
+        reason: None,
     };
-    let confirmed = node
-        .orders
-        .transition(&id, OrderStatus::Confirmed, paid)
-        .await
-        .unwrap();
+    let confirmed = node.orders.update(&id, paid, None).await.unwrap();
     assert_eq!(
         (
             confirmed.payment_status,
@@ -134,12 +150,12 @@ async fn orders_move_only_along_the_state_machine_and_announce_each_move() {
     );
     assert!(matches!(
         node.orders
-            .transition(&id, OrderStatus::Expired, pending())
+            .update(&id, Change::to(OrderStatus::Expired), None)
             .await,
         Err(OrderError::InvalidTransition(_))
     ));
     node.orders
-        .transition(&id, OrderStatus::Shipped, pending())
+        .update(&id, Change::to(OrderStatus::Shipped), None)
         .await
         .unwrap();
     let history: Vec<_> = node
@@ -187,9 +203,9 @@ async fn an_unpaid_order_expires_at_its_deadline_and_gives_its_stock_back() {
         .reserve("sku", "k1", 2, draft.expires_at.plus_secs(60))
         .await
         .unwrap();
-    let created = node.orders.create(draft).await.unwrap();
+    let created = node.orders.create(draft, None).await.unwrap();
     node.orders
-        .transition(&created.id, OrderStatus::PaymentPending, pending())
+        .update(&created.id, Change::to(OrderStatus::PaymentPending), None)
         .await
         .unwrap();
     eventually("the order expires", || async {
@@ -213,9 +229,13 @@ async fn an_unpaid_order_expires_at_its_deadline_and_gives_its_stock_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_that_passed_while_the_node_was_down_fires_after_restart() {
     let node = node_at(TempDir::new().unwrap()).await;
-    let created = node.orders.create(order("u1", "k1", 300)).await.unwrap();
+    let created = node
+        .orders
+        .create(order("u1", "k1", 300), None)
+        .await
+        .unwrap();
     node.orders
-        .transition(&created.id, OrderStatus::PaymentPending, pending())
+        .update(&created.id, Change::to(OrderStatus::PaymentPending), None)
         .await
         .unwrap();
     let node = restart(node).await;
@@ -240,14 +260,17 @@ async fn a_users_orders_are_indexed_newest_first() {
     for checkout in ["k1", "k2", "k3"] {
         ids.push(
             node.orders
-                .create(order("u1", checkout, 60_000))
+                .create(order("u1", checkout, 60_000), None)
                 .await
                 .unwrap()
                 .id,
         );
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    node.orders.create(order("u2", "k4", 60_000)).await.unwrap();
+    node.orders
+        .create(order("u2", "k4", 60_000), None)
+        .await
+        .unwrap();
     let listed: Vec<String> = node
         .store
         .read(|trees| {

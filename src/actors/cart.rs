@@ -15,7 +15,7 @@ use ractor::RpcReplyPort;
 use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
 use crate::domain::cart::{Cart, CartLine, CartRuleError};
 use crate::domain::Timestamp;
-use crate::storage::{StorageError, Store, TreeName};
+use crate::storage::{Rider, StorageError, Store, TreeName};
 
 /// Why a cart operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,8 +75,14 @@ pub enum CartMsg {
     TakeLines(RpcReplyPort<Result<Vec<CartLine>, CartError>>),
     /// Lock the cart for a checkout and return it (idempotent per checkout).
     BeginCheckout(String, RpcReplyPort<Result<Cart, CartError>>),
-    /// Release the lock; with `true`, also empty the cart (order confirmed).
-    EndCheckout(String, bool, RpcReplyPort<Result<(), CartError>>),
+    /// Release the lock; with `true`, also empty the cart (order confirmed);
+    /// the coordinator's log entry rides along.
+    EndCheckout(
+        String,
+        bool,
+        Option<Rider>,
+        RpcReplyPort<Result<(), CartError>>,
+    ),
 }
 
 /// The cart entity kind.
@@ -106,7 +112,11 @@ impl Entity for CartEntity {
             .await?;
         Ok(CartState {
             id: id.to_owned(),
-            cart,
+            // A lock never outlives the process that took it.
+            cart: cart.map(|c| Cart {
+                checkout: None,
+                ..c
+            }),
         })
     }
 
@@ -173,35 +183,66 @@ impl Entity for CartEntity {
                 let _ = reply.send(result);
             }
             CartMsg::BeginCheckout(checkout, reply) => {
-                let result = match state.cart.clone() {
-                    Some(cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => Ok(cart),
+                // The lock lives in memory only: a checkout interrupted by a
+                // crash is finished or compensated by its saga at start-up,
+                // which needs no lock, so persisting it would cost a write
+                // per checkout for nothing.
+                let result = match state.cart.as_mut() {
+                    Some(cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => {
+                        Ok(cart.clone())
+                    }
                     Some(cart) if cart.checkout.is_some() => Err(CartError::InProgress),
                     Some(cart) if cart.lines.is_empty() => Err(CartError::Empty),
                     None => Err(CartError::Empty),
-                    Some(mut cart) => {
+                    Some(cart) => {
                         cart.checkout = Some(checkout);
-                        self.save(state, cart).await
+                        Ok(cart.clone())
                     }
                 };
                 let _ = reply.send(result);
             }
-            CartMsg::EndCheckout(checkout, clear, reply) => {
+            CartMsg::EndCheckout(checkout, clear, rider, reply) => {
                 let result = match state.cart.clone() {
-                    Some(mut cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => {
+                    // Held by this checkout, or by nobody (a lock lost in a
+                    // crash, when a resumed saga ends).
+                    Some(mut cart)
+                        if cart.checkout.is_none()
+                            || cart.checkout.as_deref() == Some(checkout.as_str()) =>
+                    {
                         if clear {
                             cart.clear(now);
                         } else {
                             cart.checkout = None;
                         }
-                        self.save(state, cart).await.map(drop)
+                        if clear || rider.is_some() {
+                            self.save_with(state, cart, rider).await.map(drop)
+                        } else {
+                            state.cart = Some(cart);
+                            Ok(())
+                        }
                     }
-                    // Not (or no longer) held by this checkout: nothing to do.
-                    _ => Ok(()),
+                    // Another checkout's (or no cart): only the rider.
+                    _ => match rider {
+                        Some(rider) => self
+                            .store
+                            .write(move |tx| {
+                                tx.ride(&rider);
+                                Ok::<_, StorageError>(())
+                            })
+                            .await
+                            .map_err(CartError::from),
+                        None => Ok(()),
+                    },
                 };
                 let _ = reply.send(result);
             }
         }
         Ok(())
+    }
+
+    fn can_passivate(&self, state: &CartState) -> bool {
+        // The checkout lock lives only in memory.
+        state.cart.as_ref().is_none_or(|c| c.checkout.is_none())
     }
 }
 
@@ -216,11 +257,27 @@ fn new_cart(id: &str, owner: &Owner, now: Timestamp) -> Cart {
 impl CartEntity {
     /// Stores the cart, then adopts it as the live state (persist before reply).
     async fn save(&self, state: &mut CartState, cart: Cart) -> Result<Cart, CartError> {
+        self.save_with(state, cart, None).await
+    }
+
+    /// [`Self::save`] with a rider. The checkout lock is never stored.
+    async fn save_with(
+        &self,
+        state: &mut CartState,
+        cart: Cart,
+        rider: Option<Rider>,
+    ) -> Result<Cart, CartError> {
         let key = cart.id.clone().into_bytes();
-        let stored = cart.clone();
+        let stored = Cart {
+            checkout: None,
+            ..cart.clone()
+        };
         self.store
             .write(move |tx| {
                 tx.put(TreeName::Carts, key.clone(), &stored)?;
+                if let Some(rider) = &rider {
+                    tx.ride(rider);
+                }
                 Ok::<_, StorageError>(())
             })
             .await?;
@@ -313,16 +370,18 @@ impl CartActors {
             .await?
     }
 
-    /// Unlocks the cart held by `checkout`, emptying it when `clear`.
+    /// Unlocks the cart held by `checkout`, emptying it when `clear`, and
+    /// writes `rider` with it.
     pub async fn end_checkout(
         &self,
         cart_id: &str,
         checkout: &str,
         clear: bool,
+        rider: Option<Rider>,
     ) -> Result<(), CartError> {
         self.region
             .call(cart_id, |reply| {
-                CartMsg::EndCheckout(checkout.to_owned(), clear, reply)
+                CartMsg::EndCheckout(checkout.to_owned(), clear, rider.clone(), reply)
             })
             .await?
     }

@@ -6,6 +6,7 @@
 //! entity kinds built on it live beside it, one file each.
 
 pub mod cart;
+pub mod checkout;
 pub mod inventory;
 pub mod order;
 pub mod runtime;

@@ -3,9 +3,11 @@
 //! Every transition is stored (with its `order.updated` event) before the
 //! actor answers. An order waiting for payment holds a timer for its
 //! deadline, armed from the persisted deadline on every activation; at the
-//! deadline it becomes `EXPIRED` and gives its reserved stock back. Pending
-//! orders are listed in their own small tree, so a restart re-arms exactly
-//! them without scanning every order.
+//! deadline it becomes `EXPIRED`, gives its reserved stock back, and asks the
+//! gateway whether a charge went through after all (refunding it if so).
+//! Orders with unfinished business (a deadline, or sold stock still to put
+//! back after a cancellation) are listed in their own small tree, so a
+//! restart re-activates exactly them without scanning every order.
 
 use std::time::Duration;
 
@@ -16,8 +18,9 @@ use super::inventory::Inventory;
 use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
 use crate::domain::order::{InvalidTransition, Order, OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
+use crate::payments::{ChargeOutcome, Payments};
 use crate::storage::events::EventBody;
-use crate::storage::{StorageError, Store, TreeName, Tx};
+use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// Why an order operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum OrderError {
     /// An order with this id exists for another checkout.
     #[error("order id already used")]
     Conflict,
+    /// The gateway did not confirm a refund; nothing changed.
+    #[error("the payment could not be refunded: {0}")]
+    RefundFailed(String),
     /// The order's actor was overloaded, too slow, or failed.
     #[error("order unavailable: {0}")]
     Unavailable(EntityError),
@@ -48,25 +54,42 @@ impl From<EntityError> for OrderError {
     }
 }
 
-/// A change of the order's payment facts, made with a transition.
+/// A change asked of an order: a status (or none: payment facts only), the
+/// payment facts that come with it, and why it failed, if it did.
 #[derive(Debug, Clone, Default)]
-pub struct PaymentUpdate {
+pub struct Change {
+    /// The status to move to; `None` keeps the current one.
+    pub status: Option<OrderStatus>,
     /// New payment status, if it changes.
-    pub status: Option<PaymentStatus>,
+    pub payment_status: Option<PaymentStatus>,
     /// The gateway's transaction id, once known.
     pub txn_id: Option<String>,
+    /// Why the order failed or ended early.
+    pub reason: Option<String>,
 }
+
+impl Change {
+    /// A move to `status` with nothing else.
+    pub fn to(status: OrderStatus) -> Self {
+        Change {
+            status: Some(status),
+            ..Change::default()
+        }
+    }
+}
+
+type Reply = RpcReplyPort<Result<Order, OrderError>>;
 
 /// Messages of the order actor.
 pub enum OrderMsg {
-    /// Store a new order (idempotent for the same checkout).
-    Create(Box<Order>, RpcReplyPort<Result<Order, OrderError>>),
-    /// Move to a status, updating payment facts.
-    Transition(
-        OrderStatus,
-        PaymentUpdate,
-        RpcReplyPort<Result<Order, OrderError>>,
-    ),
+    /// Store a new order (idempotent for the same checkout), with the
+    /// coordinator's log entry riding along.
+    Create(Box<Order>, Option<Rider>, Reply),
+    /// Apply a change (a no-op if already applied), with a log entry riding along.
+    Update(Change, Option<Rider>, Reply),
+    /// The buyer cancels: reserved stock is released, or a payment refunded
+    /// and the sold stock put back.
+    Cancel(Reply),
     /// The order, if it exists.
     Get(RpcReplyPort<Option<Order>>),
     /// Internal: the payment deadline has come.
@@ -77,6 +100,7 @@ pub enum OrderMsg {
 pub struct OrderEntity {
     store: Store,
     inventory: Inventory,
+    payments: Payments,
 }
 
 /// A live order.
@@ -105,6 +129,9 @@ impl Entity for OrderEntity {
             .write(move |tx| tx.get::<Order>(TreeName::Orders, key.clone()))
             .await?;
         let mut state = OrderState { order, timer: None };
+        if state.order.as_ref().is_some_and(|o| o.stock_to_return) {
+            self.return_stock(&mut state).await?;
+        }
         arm_deadline(&mut state, myself);
         Ok(state)
     }
@@ -119,53 +146,40 @@ impl Entity for OrderEntity {
             OrderMsg::Get(reply) => {
                 let _ = reply.send(state.order.clone());
             }
-            OrderMsg::Create(order, reply) => {
+            OrderMsg::Create(order, rider, reply) => {
                 let result = match &state.order {
                     Some(existing) if existing.checkout_id == order.checkout_id => {
                         Ok(existing.clone())
                     }
                     Some(_) => Err(OrderError::Conflict),
-                    None => self.save(state, *order, true).await,
+                    None => self.save(state, *order, true, rider).await,
                 };
-                arm_deadline(state, myself);
                 let _ = reply.send(result);
             }
-            OrderMsg::Transition(next, payment, reply) => {
+            OrderMsg::Update(change, rider, reply) => {
                 let result = match state.order.clone() {
                     None => Err(OrderError::NotFound),
-                    Some(mut order) => match apply(&mut order, next, payment, Timestamp::now()) {
+                    Some(mut order) => match apply(&mut order, change, Timestamp::now()) {
                         Ok(false) => Ok(order),
-                        Ok(true) => self.save(state, order, false).await,
+                        Ok(true) => self.save(state, order, false, rider).await,
                         Err(refused) => Err(refused.into()),
                     },
                 };
-                arm_deadline(state, myself);
+                let _ = reply.send(result);
+            }
+            OrderMsg::Cancel(reply) => {
+                let result = self.cancel(state).await;
                 let _ = reply.send(result);
             }
             OrderMsg::Expire => {
                 state.timer = None;
-                let now = Timestamp::now();
-                let due = state
-                    .order
-                    .as_ref()
-                    .filter(|o| o.status == OrderStatus::PaymentPending && o.expires_at <= now)
-                    .cloned();
-                if let Some(mut order) = due {
-                    let failed = PaymentUpdate {
-                        status: Some(PaymentStatus::Failed),
-                        txn_id: None,
-                    };
-                    if apply(&mut order, OrderStatus::Expired, failed, now).is_ok() {
-                        // A failed save fails the actor; the next activation
-                        // re-arms the deadline from what is stored.
-                        let expired = self.save(state, order, false).await.map_err(|e| {
-                            EntityError::Unavailable(format!("expiring order: {e}"))
-                        })?;
-                        self.release_stock(&expired).await;
-                    }
-                }
-                arm_deadline(state, myself);
+                self.expire(state).await?;
             }
+        }
+        arm_deadline(state, myself);
+        if state.order.as_ref().is_some_and(is_settled) {
+            // Nothing will happen to it soon: free the memory now.
+            myself.passivate();
         }
         Ok(())
     }
@@ -179,22 +193,32 @@ impl Entity for OrderEntity {
     }
 }
 
-/// Applies a transition and its payment facts; `Ok(false)` if nothing changed.
-fn apply(
-    order: &mut Order,
-    next: OrderStatus,
-    payment: PaymentUpdate,
-    now: Timestamp,
-) -> Result<bool, InvalidTransition> {
-    let moved = order.transition(next, now)?;
-    let mut changed = moved;
-    if let Some(status) = payment.status {
+/// No deadline, no stock to put back, and past the checkout's part.
+fn is_settled(order: &Order) -> bool {
+    !order.stock_to_return
+        && !matches!(
+            order.status,
+            OrderStatus::Created | OrderStatus::PaymentPending
+        )
+}
+
+/// Applies a change; `Ok(false)` if nothing changed.
+fn apply(order: &mut Order, change: Change, now: Timestamp) -> Result<bool, InvalidTransition> {
+    let mut changed = match change.status {
+        Some(next) => order.transition(next, now)?,
+        None => false,
+    };
+    if let Some(status) = change.payment_status {
         changed |= order.payment_status != status;
         order.payment_status = status;
     }
-    if let Some(txn) = payment.txn_id {
+    if let Some(txn) = change.txn_id {
         changed |= order.payment_txn_id.as_deref() != Some(txn.as_str());
         order.payment_txn_id = Some(txn);
+    }
+    if let Some(reason) = change.reason {
+        changed |= order.failure_reason.as_deref() != Some(reason.as_str());
+        order.failure_reason = Some(reason);
     }
     if changed {
         order.updated_at = now;
@@ -203,23 +227,144 @@ fn apply(
 }
 
 impl OrderEntity {
-    /// Stores the order (and, when new, its index entry), its event and its
-    /// place in the pending list; then adopts it (persist before reply).
+    /// Stores the order (and, when new, its index entry), its event, its
+    /// place in the unfinished list and any rider; then adopts it (persist
+    /// before reply).
     async fn save(
         &self,
         state: &mut OrderState,
         order: Order,
         new: bool,
+        rider: Option<Rider>,
     ) -> Result<Order, OrderError> {
         let stored = order.clone();
         self.store
             .write(move |tx| {
                 write_order(tx, &stored, new)?;
+                if let Some(rider) = &rider {
+                    tx.ride(rider);
+                }
                 Ok::<_, StorageError>(())
             })
             .await?;
         state.order = Some(order.clone());
         Ok(order)
+    }
+
+    /// The buyer's cancellation.
+    async fn cancel(&self, state: &mut OrderState) -> Result<Order, OrderError> {
+        let Some(mut order) = state.order.clone() else {
+            return Err(OrderError::NotFound);
+        };
+        let now = Timestamp::now();
+        match order.status {
+            OrderStatus::Created | OrderStatus::PaymentPending => {
+                let change = Change {
+                    status: Some(OrderStatus::Cancelled),
+                    payment_status: Some(PaymentStatus::Failed),
+                    reason: Some("cancelled by the buyer".into()),
+                    ..Change::default()
+                };
+                apply(&mut order, change, now)?;
+                let cancelled = self.save(state, order, false, None).await?;
+                // A charge still on its way is refunded by the checkout when
+                // it finds the order cancelled.
+                self.release_stock(&cancelled).await;
+                Ok(cancelled)
+            }
+            OrderStatus::Confirmed => {
+                // Refund first: if the gateway does not confirm it, nothing
+                // changes and the buyer may try again.
+                self.payments
+                    .refund(&order.id)
+                    .await
+                    .map_err(|e| OrderError::RefundFailed(e.to_string()))?;
+                let change = Change {
+                    status: Some(OrderStatus::Cancelled),
+                    payment_status: Some(PaymentStatus::Refunded),
+                    reason: Some("cancelled by the buyer".into()),
+                    ..Change::default()
+                };
+                apply(&mut order, change, now)?;
+                order.stock_to_return = true;
+                self.save(state, order, false, None).await?;
+                self.return_stock(state)
+                    .await
+                    .map_err(OrderError::Unavailable)?;
+                state.order.clone().ok_or(OrderError::NotFound)
+            }
+            // Shipped, or already final (cancelling twice is refused too).
+            from => Err(InvalidTransition {
+                from,
+                to: OrderStatus::Cancelled,
+            }
+            .into()),
+        }
+    }
+
+    /// At the deadline: `EXPIRED`, stock released, and a charge that went
+    /// through after all refunded.
+    async fn expire(&self, state: &mut OrderState) -> Result<(), EntityError> {
+        let now = Timestamp::now();
+        let due = state
+            .order
+            .as_ref()
+            .filter(|o| o.status == OrderStatus::PaymentPending && o.expires_at <= now)
+            .cloned();
+        let Some(mut order) = due else {
+            return Ok(());
+        };
+        let change = Change {
+            status: Some(OrderStatus::Expired),
+            payment_status: Some(PaymentStatus::Failed),
+            reason: Some("no payment within the payment window".into()),
+            ..Change::default()
+        };
+        if apply(&mut order, change, now).is_err() {
+            return Ok(());
+        }
+        // A failed save fails the actor; the next activation re-arms the
+        // deadline from what is stored.
+        let expired = self
+            .save(state, order, false, None)
+            .await
+            .map_err(|e| EntityError::Unavailable(format!("expiring order: {e}")))?;
+        self.release_stock(&expired).await;
+        self.refund_late_charge(state).await;
+        Ok(())
+    }
+
+    /// Refunds a charge the gateway approved for an order that is no longer
+    /// waiting for it; records `REFUNDED`.
+    async fn refund_late_charge(&self, state: &mut OrderState) {
+        let Some(order) = state.order.clone() else {
+            return;
+        };
+        let approved = match self.payments.status(&order.id).await {
+            Ok(Some(record)) => matches!(record.outcome, ChargeOutcome::Approved(_)),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "could not ask the gateway about an expired order");
+                false
+            }
+        };
+        if !approved {
+            return;
+        }
+        if let Err(e) = self.payments.refund(&order.id).await {
+            tracing::warn!(order = %order.id, error = %e, "refund of a late charge failed");
+            return;
+        }
+        let mut refunded = order;
+        let change = Change {
+            payment_status: Some(PaymentStatus::Refunded),
+            ..Change::default()
+        };
+        if let Ok(true) = apply(&mut refunded, change, Timestamp::now()) {
+            if let Err(e) = self.save(state, refunded, false, None).await {
+                tracing::warn!(error = %e, "recording a refund failed");
+            }
+        }
     }
 
     /// Gives the order's reservations back. Best effort: each reservation
@@ -231,9 +376,28 @@ impl OrderEntity {
                 .release(&line.variant_id, &order.checkout_id)
                 .await
             {
-                tracing::warn!(order = %order.id, sku = %line.variant_id, error = %e, "release after expiry failed");
+                tracing::warn!(order = %order.id, sku = %line.variant_id, error = %e, "release failed");
             }
         }
+    }
+
+    /// Puts a cancelled paid order's units back on sale (idempotent per
+    /// checkout at each SKU), then clears the flag.
+    async fn return_stock(&self, state: &mut OrderState) -> Result<(), EntityError> {
+        let Some(mut order) = state.order.clone().filter(|o| o.stock_to_return) else {
+            return Ok(());
+        };
+        for line in &order.lines {
+            self.inventory
+                .return_sold(&line.variant_id, &order.checkout_id, line.quantity)
+                .await
+                .map_err(|e| EntityError::Unavailable(format!("returning stock: {e}")))?;
+        }
+        order.stock_to_return = false;
+        self.save(state, order, false, None)
+            .await
+            .map_err(|e| EntityError::Unavailable(format!("recording returned stock: {e}")))?;
+        Ok(())
     }
 }
 
@@ -246,7 +410,7 @@ fn write_order(tx: &mut Tx<'_>, order: &Order, new: bool) -> Result<(), StorageE
             Vec::new(),
         );
     }
-    if order.status == OrderStatus::PaymentPending {
+    if order.status == OrderStatus::PaymentPending || order.stock_to_return {
         tx.put_raw(
             TreeName::PendingOrders,
             order.id.as_bytes(),
@@ -307,12 +471,14 @@ impl OrderActors {
     pub async fn start(
         store: Store,
         inventory: Inventory,
+        payments: Payments,
         settings: RegionSettings,
     ) -> Result<Self, EntityError> {
         let region = Region::start(
             OrderEntity {
                 store: store.clone(),
                 inventory,
+                payments,
             },
             settings,
         )
@@ -320,28 +486,33 @@ impl OrderActors {
         Ok(OrderActors { region, store })
     }
 
-    /// Stores a new order (idempotent for its checkout).
-    pub async fn create(&self, order: Order) -> Result<Order, OrderError> {
+    /// Stores a new order (idempotent for its checkout) with `rider`.
+    pub async fn create(&self, order: Order, rider: Option<Rider>) -> Result<Order, OrderError> {
         let id = order.id.clone();
         self.region
             .call(&id, |reply| {
-                OrderMsg::Create(Box::new(order.clone()), reply)
+                OrderMsg::Create(Box::new(order.clone()), rider.clone(), reply)
             })
             .await?
     }
 
-    /// Moves an order to `next`, updating its payment facts.
-    pub async fn transition(
+    /// Applies `change` to an order, with `rider`.
+    pub async fn update(
         &self,
         order_id: &str,
-        next: OrderStatus,
-        payment: PaymentUpdate,
+        change: Change,
+        rider: Option<Rider>,
     ) -> Result<Order, OrderError> {
         self.region
             .call(order_id, |reply| {
-                OrderMsg::Transition(next, payment.clone(), reply)
+                OrderMsg::Update(change.clone(), rider.clone(), reply)
             })
             .await?
+    }
+
+    /// The buyer's cancellation.
+    pub async fn cancel(&self, order_id: &str) -> Result<Order, OrderError> {
+        self.region.call(order_id, OrderMsg::Cancel).await?
     }
 
     /// The order, from its actor.
@@ -349,8 +520,9 @@ impl OrderActors {
         Ok(self.region.call(order_id, OrderMsg::Get).await?)
     }
 
-    /// Activates every order still waiting for payment, so its deadline
-    /// fires even if nobody asks for it after a restart; returns how many.
+    /// Activates every order with unfinished business (a payment deadline,
+    /// stock to put back), so it completes even if nobody asks for it after
+    /// a restart; returns how many.
     pub async fn recover(&self) -> Result<usize, OrderError> {
         let pending: Vec<String> = self
             .store
@@ -368,11 +540,16 @@ impl OrderActors {
             match self.get(id).await {
                 Ok(_) => recovered += 1,
                 Err(e) => {
-                    tracing::warn!(order = %id, error = %e, "could not re-arm the payment deadline")
+                    tracing::warn!(order = %id, error = %e, "could not resume an unfinished order")
                 }
             }
         }
         Ok(recovered)
+    }
+
+    /// How many order actors are live.
+    pub fn live(&self) -> usize {
+        self.region.live()
     }
 
     /// Stops every order actor.

@@ -168,6 +168,14 @@ pub struct Order {
     pub payment_txn_id: Option<String>,
     /// Last four digits of the card (nothing more is ever kept).
     pub card_last4: Option<String>,
+    /// Why payment failed or the order ended early (decline, risk rule,
+    /// expiry, interrupted checkout), for the buyer.
+    pub failure_reason: Option<String>,
+    /// Cancelled after payment: its sold units are still to be put back on
+    /// sale (cleared once every SKU has them; redone after a crash).
+    pub stock_to_return: bool,
+    /// Where to ship, if the buyer said.
+    pub shipping_address: Option<super::user::Address>,
     /// When a `PAYMENT_PENDING` order expires.
     pub expires_at: Timestamp,
     /// Every status entered, oldest first.
@@ -237,6 +245,9 @@ mod tests {
             payment_status: PaymentStatus::Pending,
             payment_txn_id: None,
             card_last4: None,
+            failure_reason: None,
+            stock_to_return: false,
+            shipping_address: None,
             expires_at: Timestamp(300_000),
             history: vec![Transition {
                 status: OrderStatus::Created,

@@ -166,43 +166,44 @@ pub fn parse_addresses(inputs: Vec<AddressInput>, errors: &mut FieldErrors) -> V
         errors.add("addresses", format!("at most {MAX_ADDRESSES} addresses"));
         return Vec::new();
     }
-    let mut out = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.into_iter().enumerate() {
-        let mut field = |name: &str, value: Option<String>, required: bool, max: usize| {
-            let path = format!("addresses[{i}].{name}");
-            let value = value.map(|v| single_line(&v)).filter(|v| !v.is_empty());
-            match value {
-                None if required => {
-                    errors.add(path, "is required");
-                    None
-                }
-                Some(v) if char_len(&v) > max => {
-                    errors.add(path, format!("must be at most {max} characters"));
-                    None
-                }
-                other => other,
+    inputs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, input)| parse_address(input, &format!("addresses[{i}]"), errors))
+        .collect()
+}
+
+/// Validates one address, naming bad fields as `{path}.field`.
+pub fn parse_address(input: AddressInput, path: &str, errors: &mut FieldErrors) -> Option<Address> {
+    let mut field = |name: &str, value: Option<String>, required: bool, max: usize| {
+        let path = format!("{path}.{name}");
+        let value = value.map(|v| single_line(&v)).filter(|v| !v.is_empty());
+        match value {
+            None if required => {
+                errors.add(path, "is required");
+                None
             }
-        };
-        let line1 = field("line1", input.line1, true, 200);
-        let line2 = field("line2", input.line2, false, 200);
-        let city = field("city", input.city, true, 100);
-        let state = field("state", input.state, false, 100);
-        let postal_code = field("postalCode", input.postal_code, true, 20);
-        let country = field("country", input.country, true, 60);
-        if let (Some(line1), Some(city), Some(postal_code), Some(country)) =
-            (line1, city, postal_code, country)
-        {
-            out.push(Address {
-                line1,
-                line2,
-                city,
-                state,
-                postal_code,
-                country,
-            });
+            Some(v) if char_len(&v) > max => {
+                errors.add(path, format!("must be at most {max} characters"));
+                None
+            }
+            other => other,
         }
-    }
-    out
+    };
+    let line1 = field("line1", input.line1, true, 200);
+    let line2 = field("line2", input.line2, false, 200);
+    let city = field("city", input.city, true, 100);
+    let state = field("state", input.state, false, 100);
+    let postal_code = field("postalCode", input.postal_code, true, 20);
+    let country = field("country", input.country, true, 60);
+    Some(Address {
+        line1: line1?,
+        line2,
+        city: city?,
+        state,
+        postal_code: postal_code?,
+        country: country?,
+    })
 }
 
 #[cfg(test)]

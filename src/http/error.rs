@@ -11,11 +11,15 @@ use serde_json::{json, Map, Value};
 
 use crate::accounts::AccountError;
 use crate::actors::cart::CartError;
+use crate::actors::checkout::CheckoutError;
+use crate::actors::order::OrderError;
 use crate::actors::runtime::EntityError;
 use crate::carts::CartsError;
 use crate::catalog::CatalogError;
+use crate::checkout::CheckoutFailure;
 use crate::domain::cart::CartRuleError;
 use crate::domain::FieldErrors;
+use crate::orders::OrdersError;
 use crate::storage::StorageError;
 
 /// Content type of every error body.
@@ -63,6 +67,11 @@ codes! {
     InsufficientStock => CONFLICT, "INSUFFICIENT_STOCK", "Insufficient stock";
     ItemInactive => CONFLICT, "ITEM_INACTIVE", "Item inactive";
     CheckoutInProgress => CONFLICT, "CHECKOUT_IN_PROGRESS", "Checkout in progress";
+    PriceChanged => CONFLICT, "PRICE_CHANGED", "Price changed";
+    OutOfStock => CONFLICT, "OUT_OF_STOCK", "Out of stock";
+    InvalidTransition => CONFLICT, "INVALID_TRANSITION", "Invalid transition";
+    RequestInProgress => CONFLICT, "REQUEST_IN_PROGRESS", "Request in progress";
+    IdempotencyKeyReused => UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type";
     ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
@@ -164,20 +173,32 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.code.status();
+impl ApiError {
+    /// The problem+json body.
+    pub fn body(&self) -> String {
         let mut body = json!({
             "type": "about:blank",
             "title": self.code.title(),
-            "status": status.as_u16(),
+            "status": self.code.status().as_u16(),
             "detail": self.detail,
             "code": self.code.as_str(),
         });
         if let Value::Object(map) = &mut body {
-            map.extend(self.extra);
+            map.extend(self.extra.clone());
         }
-        let mut response = (status, body.to_string()).into_response();
+        body.to_string()
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let mut response = (status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {
@@ -283,6 +304,103 @@ impl From<CartError> for ApiError {
             CartError::Empty => ApiError::new(Code::EmptyCart, "the cart is empty"),
             CartError::Unavailable(e) => e.into(),
             CartError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<CheckoutFailure> for ApiError {
+    fn from(e: CheckoutFailure) -> Self {
+        match e {
+            CheckoutFailure::CartNotFound => ApiError::not_found("cart"),
+            CheckoutFailure::Checkout(e) => e.into(),
+            CheckoutFailure::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::EmptyCart => ApiError::new(Code::EmptyCart, "the cart is empty"),
+            CheckoutError::InProgress => ApiError::new(
+                Code::CheckoutInProgress,
+                "this cart is already being checked out",
+            ),
+            CheckoutError::PriceChanged { expected } => ApiError::new(
+                Code::PriceChanged,
+                format!("the cart's total is now {expected}; confirm the new amount"),
+            )
+            .with("expectedAmount", json!(expected)),
+            CheckoutError::CurrencyMismatch { cart } => ApiError::validation(FieldErrors::single(
+                "currency",
+                format!("the cart is in {cart}"),
+            )),
+            CheckoutError::OutOfStock(lines) => {
+                let lines: Vec<Value> = lines
+                    .into_iter()
+                    .map(|l| {
+                        json!({
+                            "itemId": l.item_id,
+                            "variantId": l.variant_id,
+                            "requested": l.requested,
+                            "available": l.available,
+                        })
+                    })
+                    .collect();
+                ApiError::new(
+                    Code::OutOfStock,
+                    "some lines are out of stock; nothing was reserved and no order was created",
+                )
+                .with("lines", Value::Array(lines))
+            }
+            CheckoutError::Unavailable(reason) => {
+                tracing::warn!(%reason, "checkout unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "checkout could not complete; retry shortly",
+                )
+                .retry_after(1)
+            }
+            CheckoutError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<OrdersError> for ApiError {
+    fn from(e: OrdersError) -> Self {
+        match e {
+            OrdersError::NotFound => ApiError::not_found("order"),
+            OrdersError::NotASeller => {
+                ApiError::new(Code::Forbidden, "only sellers ship and deliver orders")
+            }
+            OrdersError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server",
+            ),
+            OrdersError::Order(e) => e.into(),
+            OrdersError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::InvalidTransition(refused) => {
+                ApiError::new(Code::InvalidTransition, refused.to_string())
+                    .with("orderStatus", json!(refused.from.as_str()))
+            }
+            OrderError::NotFound | OrderError::Conflict => ApiError::not_found("order"),
+            OrderError::RefundFailed(reason) => {
+                tracing::warn!(%reason, "refund failed");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the payment gateway did not confirm the refund; nothing changed, retry shortly",
+                )
+                .retry_after(5)
+            }
+            OrderError::Unavailable(e) => e.into(),
+            OrderError::Storage(e) => e.into(),
         }
     }
 }

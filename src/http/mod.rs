@@ -3,11 +3,13 @@
 //! they hold no locks and make no business decisions.
 
 mod cart;
+mod checkout;
 pub mod error;
 pub mod extract;
 pub mod gateway;
 mod items;
 mod ops;
+mod orders;
 mod sessions;
 mod users;
 
@@ -33,7 +35,10 @@ use crate::accounts::Accounts;
 use crate::actors::inventory::Inventory;
 use crate::carts::Carts;
 use crate::catalog::Catalog;
+use crate::checkout::Checkout;
 use crate::config::Settings;
+use crate::idempotency::IdempotencyKeys;
+use crate::orders::Orders;
 use crate::storage::Store;
 use error::ApiError;
 use gateway::RateLimits;
@@ -69,6 +74,12 @@ pub struct Services {
     pub catalog: Catalog,
     /// Carts.
     pub carts: Carts,
+    /// Checkout (the saga coordinators).
+    pub checkout: Checkout,
+    /// Orders: the read path and changes.
+    pub orders: Orders,
+    /// `Idempotency-Key` results.
+    pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Renders `/metrics`.
@@ -76,17 +87,11 @@ pub struct Services {
 }
 
 impl AppState {
-    /// Assembles the state; must run inside the runtime (it starts the rate
-    /// limiter's clean-up task).
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        accounts: Accounts,
-        inventory: Inventory,
-        catalog: Catalog,
-        carts: Carts,
-        metrics: PrometheusHandle,
-    ) -> Self {
+    /// Assembles the state from the services (`rate_limits` is filled in
+    /// here); must run inside the runtime (it starts the rate limiter's
+    /// clean-up task).
+    pub fn new(mut services: Services) -> Self {
+        let settings = &services.settings;
         let rate_limits = RateLimits::new(settings.rate_limit_per_sec, settings.rate_limit_burst);
         if let Some(limits) = &rate_limits {
             let limits = Arc::downgrade(limits);
@@ -101,16 +106,8 @@ impl AppState {
                 }
             });
         }
-        AppState(Arc::new(Services {
-            settings,
-            store,
-            accounts,
-            inventory,
-            catalog,
-            carts,
-            rate_limits,
-            metrics,
-        }))
+        services.rate_limits = rate_limits;
+        AppState(Arc::new(services))
     }
 }
 
@@ -122,6 +119,7 @@ impl AppState {
         (name = "accounts", description = "Users and sessions"),
         (name = "catalog", description = "Items and stock"),
         (name = "cart", description = "The shopper's cart (signed in, or a guest with X-Cart-Token)"),
+        (name = "orders", description = "Checkout and orders"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -146,6 +144,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(items::router())
         .merge(cart::router())
+        .merge(checkout::router())
+        .merge(orders::router())
         .merge(ops::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));

@@ -54,6 +54,19 @@ pub struct AddressBody {
     country: Option<String>,
 }
 
+impl From<AddressBody> for AddressInput {
+    fn from(a: AddressBody) -> Self {
+        AddressInput {
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            state: a.state,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
 impl From<&Address> for AddressBody {
     fn from(a: &Address) -> Self {
         AddressBody {
@@ -153,18 +166,9 @@ async fn update_me(
     SignedIn(who): SignedIn,
     Json(body): Json<ProfilePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let addresses = body.addresses.map(|list| {
-        list.into_iter()
-            .map(|a| AddressInput {
-                line1: a.line1,
-                line2: a.line2,
-                city: a.city,
-                state: a.state,
-                postal_code: a.postal_code,
-                country: a.country,
-            })
-            .collect()
-    });
+    let addresses = body
+        .addresses
+        .map(|list| list.into_iter().map(AddressInput::from).collect());
     let user = state
         .accounts
         .update_profile(&who.user_id, body.name, addresses)

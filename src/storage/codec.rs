@@ -15,6 +15,28 @@ pub trait Record: bincode::Encode + bincode::Decode<()> {
     const KIND: &'static str;
     /// Format version written in front of every encoded value.
     const VERSION: u8;
+
+    /// Reads bytes written by an older format version (the body after the
+    /// version byte), migrating them to the current shape. `None`: the
+    /// version is unknown.
+    fn decode_legacy(_version: u8, _body: &[u8]) -> Option<Result<Self, StorageError>> {
+        None
+    }
+}
+
+/// Decodes a body of any bincode type with the codec's settings, refusing
+/// trailing bytes (for [`Record::decode_legacy`] implementations).
+pub fn decode_body<T: bincode::Decode<()>>(
+    kind: &'static str,
+    body: &[u8],
+) -> Result<T, StorageError> {
+    let corrupt = |reason: String| StorageError::Codec { kind, reason };
+    let (value, used) =
+        bincode::decode_from_slice(body, settings()).map_err(|e| corrupt(e.to_string()))?;
+    if used != body.len() {
+        return Err(corrupt(format!("{} trailing bytes", body.len() - used)));
+    }
+    Ok(value)
 }
 
 fn settings() -> Configuration {
@@ -42,15 +64,9 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StorageError> {
         reason,
     };
     match bytes.split_first() {
-        Some((&version, body)) if version == R::VERSION => {
-            let (record, used) =
-                bincode::decode_from_slice(body, settings()).map_err(|e| corrupt(e.to_string()))?;
-            if used != body.len() {
-                return Err(corrupt(format!("{} trailing bytes", body.len() - used)));
-            }
-            Ok(record)
-        }
-        Some((&version, _)) => Err(corrupt(format!("unknown format version {version}"))),
+        Some((&version, body)) if version == R::VERSION => decode_body(R::KIND, body),
+        Some((&version, body)) => R::decode_legacy(version, body)
+            .unwrap_or_else(|| Err(corrupt(format!("unknown format version {version}")))),
         None => Err(corrupt("empty value".into())),
     }
 }

@@ -102,6 +102,20 @@ pub struct Tx<'a> {
     conflict: bool,
 }
 
+/// A write that rides along in another component's write job, so both
+/// commit atomically: the checkout coordinator's log entry for a step travels
+/// with the step's own write (an order's transition, a cart's clearing), and
+/// the log can never disagree with what the step did.
+#[derive(Debug, Clone)]
+pub struct Rider {
+    /// The tree written.
+    pub tree: TreeName,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The encoded value, or `None` to remove the key.
+    pub value: Option<Vec<u8>>,
+}
+
 impl<'a> Tx<'a> {
     fn new(views: &'a [TransactionalTree]) -> Self {
         Tx {
@@ -173,6 +187,12 @@ impl<'a> Tx<'a> {
     /// Stages the removal of `key`.
     pub fn remove(&mut self, tree: TreeName, key: impl Into<Vec<u8>>) {
         self.staged.push((tree, key.into(), None));
+    }
+
+    /// Stages a [`Rider`]: another component's write, made atomic with this job.
+    pub fn ride(&mut self, rider: &Rider) {
+        self.staged
+            .push((rider.tree, rider.key.clone(), rider.value.clone()));
     }
 
     /// Appends an event, committed atomically with this job's writes.

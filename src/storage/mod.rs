@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use cache::ReadCache;
 pub use codec::Record;
-pub use committer::Tx;
 use committer::{Command, Committer, TypedJob};
+pub use committer::{Rider, Tx};
 pub use trees::{TreeName, Trees};
 
 /// Why storage failed. Cheap to clone: one failure answers a whole group.

@@ -37,11 +37,19 @@ pub enum TreeName {
     GatewayLedger,
     /// consumer name → big-endian offset (last handled sequence number).
     Offsets,
+    /// checkout id → `Saga`: the checkout coordinator's log (kept after the
+    /// end only for checkouts made with an idempotency key).
+    Sagas,
+    /// SHA-256 of user id ‖ idempotency key → `IdempotencyRecord`.
+    IdempotencyKeys,
+    /// order id → `Order`: orders older than `archive_after_days`, moved
+    /// out of the hot tree (still readable at the same URLs).
+    OrderArchive,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 15] = [
+    pub const ALL: [TreeName; 18] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -57,6 +65,9 @@ impl TreeName {
         TreeName::PendingOrders,
         TreeName::GatewayLedger,
         TreeName::Offsets,
+        TreeName::Sagas,
+        TreeName::IdempotencyKeys,
+        TreeName::OrderArchive,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -68,7 +79,12 @@ impl TreeName {
     pub(super) fn is_cached(self) -> bool {
         matches!(
             self,
-            TreeName::Users | TreeName::Sessions | TreeName::Items | TreeName::Stock
+            TreeName::Users
+                | TreeName::Sessions
+                | TreeName::Items
+                | TreeName::Stock
+                | TreeName::Orders
+                | TreeName::UserCarts
         )
     }
 
@@ -89,6 +105,9 @@ impl TreeName {
             TreeName::PendingOrders => "pending_orders",
             TreeName::GatewayLedger => "gateway_ledger",
             TreeName::Offsets => "consumer_offsets",
+            TreeName::Sagas => "sagas",
+            TreeName::IdempotencyKeys => "idempotency_keys",
+            TreeName::OrderArchive => "order_archive",
         }
     }
 }

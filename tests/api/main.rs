@@ -4,7 +4,11 @@
 mod accounts;
 mod cart;
 mod catalog;
+mod checkout;
 mod durability;
 mod gateway;
 mod helpers;
 mod operations;
+mod orders;
+mod saga;
+mod shop;

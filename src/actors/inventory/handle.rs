@@ -121,6 +121,21 @@ impl Inventory {
         .await
     }
 
+    /// Puts `quantity` units sold to `checkout_id` back on sale (a paid order
+    /// cancelled before shipping); idempotent per checkout.
+    pub async fn return_sold(
+        &self,
+        variant_id: &str,
+        checkout_id: &str,
+        quantity: i64,
+    ) -> Result<StockLevel, InventoryError> {
+        let command = Command::Return {
+            checkout_id: checkout_id.to_owned(),
+            quantity,
+        };
+        self.change(variant_id, command).await
+    }
+
     /// Adds `delta` (negative to remove) to available stock.
     pub async fn adjust(&self, variant_id: &str, delta: i64) -> Result<StockLevel, InventoryError> {
         self.change(variant_id, Command::Adjust { delta }).await

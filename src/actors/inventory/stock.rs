@@ -4,7 +4,7 @@
 use super::InventoryError;
 use crate::domain::item::{StockLevel, MAX_QUANTITY};
 use crate::domain::Timestamp;
-use crate::storage::Record;
+use crate::storage::{codec, Record, StorageError};
 
 /// How many finished checkouts a SKU remembers, so that a step retried soon
 /// after (a caller's retry, a saga resumed at start-up) is a no-op. The
@@ -45,11 +45,37 @@ pub struct SkuStock {
     pub reservations: Vec<Reservation>,
     /// Recently finished checkouts, oldest first.
     pub finished: Vec<FinishedCheckout>,
+    /// Checkouts whose sold units came back (a paid order cancelled before
+    /// shipping), newest last, so a retried return is a no-op.
+    pub returned: Vec<String>,
+}
+
+/// The format before returns existed (version 1).
+#[derive(bincode::Decode)]
+struct SkuStockV1 {
+    item_id: String,
+    available: i64,
+    sold: i64,
+    reservations: Vec<Reservation>,
+    finished: Vec<FinishedCheckout>,
 }
 
 impl Record for SkuStock {
     const KIND: &'static str = "sku-stock";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_legacy(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        (version == 1).then(|| {
+            codec::decode_body::<SkuStockV1>(Self::KIND, body).map(|v1| SkuStock {
+                item_id: v1.item_id,
+                available: v1.available,
+                sold: v1.sold,
+                reservations: v1.reservations,
+                finished: v1.finished,
+                returned: Vec::new(),
+            })
+        })
+    }
 }
 
 impl SkuStock {
@@ -161,6 +187,25 @@ impl SkuStock {
                 }
                 None => Err(InventoryError::NoReservation),
             },
+            Command::Return {
+                checkout_id,
+                quantity,
+            } => {
+                if self.returned.iter().any(|r| r == checkout_id) {
+                    return Ok(false);
+                }
+                if *quantity < 1 || *quantity > self.sold {
+                    return Err(InventoryError::InvalidQuantity);
+                }
+                self.sold -= quantity;
+                self.available += quantity;
+                self.returned.push(checkout_id.clone());
+                if self.returned.len() > REMEMBERED_CHECKOUTS {
+                    let excess = self.returned.len() - REMEMBERED_CHECKOUTS;
+                    self.returned.drain(..excess);
+                }
+                Ok(true)
+            }
             Command::Adjust { delta } => {
                 let available = self.available.saturating_add(*delta);
                 if available < 0 {
@@ -209,6 +254,14 @@ pub enum Command {
         /// The checkout.
         checkout_id: String,
     },
+    /// Put a checkout's sold units back on sale (its paid order was
+    /// cancelled before shipping); repeating it is a no-op.
+    Return {
+        /// The checkout whose units come back.
+        checkout_id: String,
+        /// Units sold to it.
+        quantity: i64,
+    },
     /// A seller's restock (positive) or removal (negative); never below zero.
     Adjust {
         /// Change to `available`.
@@ -234,7 +287,13 @@ mod tests {
             checkout
                 .clone()
                 .prop_map(|checkout_id| Command::Release { checkout_id }),
-            checkout.prop_map(|checkout_id| Command::Commit { checkout_id }),
+            checkout
+                .clone()
+                .prop_map(|checkout_id| Command::Commit { checkout_id }),
+            (checkout, 1..20i64).prop_map(|(checkout_id, quantity)| Command::Return {
+                checkout_id,
+                quantity
+            }),
             (-30..30i64).prop_map(|delta| Command::Adjust { delta }),
         ]
     }

@@ -80,9 +80,10 @@ impl<E: Entity> Actor for EntityActor<E> {
                     .handle(message, &mut running.state, &me)
                     .await?;
             }
-            Envelope::IdleCheck => {
-                let idle = running.last_active.elapsed() >= self.shared.settings.idle;
-                if idle
+            Envelope::IdleCheck | Envelope::Passivate => {
+                let due = matches!(message, Envelope::Passivate)
+                    || running.last_active.elapsed() >= self.shared.settings.idle;
+                if due
                     && self.shared.entity.can_passivate(&running.state)
                     && self.shared.try_passivate(&running.id, myself.get_id())
                 {

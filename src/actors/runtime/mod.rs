@@ -108,6 +108,9 @@ pub enum Envelope<M> {
     Work(M, Instant, Arc<AtomicBool>, Option<OwnedSemaphorePermit>),
     /// Periodic idleness check.
     IdleCheck,
+    /// The entity asked to passivate now (its work is done); refused, like
+    /// an idle check, while a call holds it or it may not passivate.
+    Passivate,
 }
 
 // Local-only messages: with ractor's `cluster` feature there is no blanket
@@ -154,6 +157,13 @@ impl<E: Entity> EntityRef<E> {
                 None,
             ));
         })
+    }
+
+    /// Asks the runtime to passivate this entity once the current message is
+    /// handled, instead of waiting out the idle period: for entities whose
+    /// work is done (a finished checkout) and that would only hold memory.
+    pub fn passivate(&self) {
+        let _ = self.actor.cast(Envelope::Passivate);
     }
 }
 

@@ -1,0 +1,86 @@
+//! The checkout saga's log: one record per checkout, rewritten at every step
+//! (pure data; the coordinator in the parent module drives it).
+
+use crate::domain::order::OrderLine;
+use crate::domain::Timestamp;
+use crate::storage::{codec, Record, Rider, StorageError, TreeName};
+
+/// Where a checkout is. Each step is stored before the work it names
+/// begins, so a coordinator resumed after a crash knows what may have
+/// happened and what to finish or undo.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum Step {
+    /// Reserving the lines' stock; no order exists yet.
+    Reserving,
+    /// Every line reserved, the order stored as `CREATED`.
+    OrderCreated,
+    /// The order is `PAYMENT_PENDING`; the gateway has been (or is being)
+    /// asked for the charge.
+    Charging,
+    /// The gateway charged; stock is being committed.
+    Paid {
+        /// The gateway's transaction id.
+        txn_id: String,
+    },
+    /// The order is `CONFIRMED`; the cart is being emptied.
+    Confirmed,
+    /// Payment refused (by the gateway or a risk rule): stock is being
+    /// released and the cart unlocked.
+    Failed,
+}
+
+/// A checkout's log record (the `sagas` tree, keyed by checkout id).
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Saga {
+    /// The checkout.
+    pub checkout_id: String,
+    /// The order it creates (chosen up front, so every step is keyed).
+    pub order_id: String,
+    /// The buyer.
+    pub user_id: String,
+    /// The cart checked out.
+    pub cart_id: String,
+    /// Priced lines, in SKU order.
+    pub lines: Vec<OrderLine>,
+    /// The total charged.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The card's last four digits (the number itself is never stored).
+    pub card_last4: Option<String>,
+    /// When the order's payment window (and every reservation) ends.
+    pub deadline: Timestamp,
+    /// Current step.
+    pub step: Step,
+    /// When the checkout began.
+    pub started_at: Timestamp,
+}
+
+impl Record for Saga {
+    const KIND: &'static str = "saga";
+    const VERSION: u8 = 1;
+}
+
+impl Saga {
+    /// This record at `step`, as a rider for the step's own write.
+    pub fn rider_at(&self, step: Step) -> Result<Rider, StorageError> {
+        let next = Saga {
+            step,
+            ..self.clone()
+        };
+        Ok(Rider {
+            tree: TreeName::Sagas,
+            key: self.checkout_id.as_bytes().to_vec(),
+            value: Some(codec::encode(&next)?),
+        })
+    }
+
+    /// The rider that ends the log: the checkout is finished.
+    pub fn rider_done(&self) -> Rider {
+        Rider {
+            tree: TreeName::Sagas,
+            key: self.checkout_id.as_bytes().to_vec(),
+            value: None,
+        }
+    }
+}

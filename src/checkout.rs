@@ -1,0 +1,206 @@
+//! The checkout service: validates a request, checks the cart is the
+//! caller's, starts its coordinator and waits for the outcome up to
+//! `checkout_wait_ms`.
+
+use std::time::Duration;
+
+use crate::actors::checkout::{CheckoutError, CheckoutRequest, Checkouts, Progress};
+use crate::carts::Carts;
+use crate::domain::order::{card_last4, Order, OrderStatus};
+use crate::domain::user::{parse_address, Address, AddressInput};
+use crate::domain::{new_id, FieldErrors};
+use crate::storage::StorageError;
+
+/// A checkout as received (`POST /checkout`), fields unchecked.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutInput {
+    /// `cartId`.
+    pub cart_id: Option<String>,
+    /// `amount`.
+    pub amount: Option<i64>,
+    /// `currency`.
+    pub currency: Option<String>,
+    /// `paymentInfo.paymentType`.
+    pub payment_type: Option<String>,
+    /// `paymentInfo.cardNo`.
+    pub card_no: Option<String>,
+    /// `shippingAddress`.
+    pub shipping_address: Option<AddressInput>,
+}
+
+/// A checkout that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidCheckout {
+    cart_id: String,
+    amount: i64,
+    currency: Option<String>,
+    payment_type: String,
+    card_no: String,
+    shipping_address: Option<Address>,
+}
+
+/// Payment types the gateway takes.
+pub const PAYMENT_TYPES: [&str; 1] = ["CARD"];
+
+impl CheckoutInput {
+    /// Checks every field, naming each bad one.
+    pub fn validate(self) -> Result<ValidCheckout, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let cart_id = self.cart_id.filter(|c| !c.trim().is_empty());
+        if cart_id.is_none() {
+            errors.add("cartId", "is required");
+        }
+        match self.amount {
+            None => errors.add("amount", "is required"),
+            Some(a) if a < 0 => errors.add("amount", "must not be negative"),
+            Some(_) => {}
+        }
+        let currency = self.currency.map(|c| c.trim().to_ascii_uppercase());
+        if currency
+            .as_ref()
+            .is_some_and(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            errors.add("currency", "must be a three-letter ISO 4217 code");
+        }
+        let payment_type = self.payment_type.map(|t| t.trim().to_ascii_uppercase());
+        match payment_type.as_deref() {
+            None => errors.add("paymentInfo.paymentType", "is required"),
+            Some(t) if !PAYMENT_TYPES.contains(&t) => errors.add(
+                "paymentInfo.paymentType",
+                format!("must be one of {}", PAYMENT_TYPES.join(", ")),
+            ),
+            Some(_) => {}
+        }
+        let card_ok = self.card_no.as_deref().is_some_and(|c| {
+            c.len() <= 64
+                && card_last4(c).is_some()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_digit() || ch == ' ' || ch == '*' || ch == '-')
+        });
+        if !card_ok {
+            errors.add(
+                "paymentInfo.cardNo",
+                "must be a card number (digits, spaces, '*' or '-', at least 4 digits)",
+            );
+        }
+        let shipping_address = self
+            .shipping_address
+            .and_then(|input| parse_address(input, "shippingAddress", &mut errors));
+        match (cart_id, self.amount, payment_type, self.card_no) {
+            (Some(cart_id), Some(amount), Some(payment_type), Some(card_no))
+                if errors.is_empty() =>
+            {
+                Ok(ValidCheckout {
+                    cart_id,
+                    amount,
+                    currency,
+                    payment_type,
+                    card_no,
+                    shipping_address,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// How a checkout ended for the caller.
+#[derive(Debug, Clone)]
+pub enum CheckoutReply {
+    /// The saga reached a final state (`201`).
+    Final(Order),
+    /// The order waits for payment (`202`).
+    Pending(Order),
+}
+
+/// Why a checkout request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutFailure {
+    /// The cart is not the caller's (or does not exist).
+    #[error("cart not found")]
+    CartNotFound,
+    /// The saga refused or failed.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct Checkout {
+    checkouts: Checkouts,
+    carts: Carts,
+    wait: Duration,
+}
+
+impl Checkout {
+    /// The service; callers wait up to `wait` for a final state.
+    pub fn new(checkouts: Checkouts, carts: Carts, wait: Duration) -> Self {
+        Checkout {
+            checkouts,
+            carts,
+            wait,
+        }
+    }
+
+    /// The coordinators.
+    pub fn checkouts(&self) -> &Checkouts {
+        &self.checkouts
+    }
+
+    /// Fresh checkout and order ids.
+    pub fn fresh_ids() -> (String, String) {
+        (new_id(), new_id())
+    }
+
+    /// Runs `user_id`'s checkout as `ids` (checkout id, order id).
+    pub async fn run(
+        &self,
+        user_id: &str,
+        checkout: ValidCheckout,
+        ids: (String, String),
+    ) -> Result<CheckoutReply, CheckoutFailure> {
+        if self.carts.cart_of(user_id).await?.as_deref() != Some(checkout.cart_id.as_str()) {
+            return Err(CheckoutFailure::CartNotFound);
+        }
+        let request = CheckoutRequest {
+            checkout_id: ids.0,
+            order_id: ids.1,
+            user_id: user_id.to_owned(),
+            cart_id: checkout.cart_id,
+            amount: checkout.amount,
+            currency: checkout.currency,
+            payment_type: checkout.payment_type,
+            card_no: checkout.card_no,
+            shipping_address: checkout.shipping_address,
+        };
+        let mut progress = self.checkouts.begin(request).await?;
+        let deadline = tokio::time::sleep(self.wait);
+        tokio::pin!(deadline);
+        let mut waited = false;
+        loop {
+            let seen = progress.borrow_and_update().clone();
+            match seen {
+                Progress::Finished(Ok(order)) if order.status == OrderStatus::PaymentPending => {
+                    return Ok(CheckoutReply::Pending(order))
+                }
+                Progress::Finished(Ok(order)) => return Ok(CheckoutReply::Final(order)),
+                Progress::Finished(Err(e)) => return Err(e.into()),
+                Progress::AwaitingPayment(order) if waited => {
+                    return Ok(CheckoutReply::Pending(order))
+                }
+                _ => {}
+            }
+            tokio::select! {
+                changed = progress.changed() => {
+                    if changed.is_err() && !matches!(*progress.borrow(), Progress::Finished(_)) {
+                        return Err(CheckoutError::Unavailable("the checkout stopped".into()).into());
+                    }
+                }
+                () = &mut deadline, if !waited => waited = true,
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! `/orders`: the buyer's orders, cancellation, and the sellers' shipping.
+
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::{Path, SignedIn};
+use super::users::AddressBody;
+use super::AppState;
+use crate::domain::order::{Order, OrderStatus};
+use crate::domain::{FieldErrors, Timestamp};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+        .routes(routes!(ship_order))
+        .routes(routes!(deliver_order))
+}
+
+/// One line of an order.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineView {
+    item_id: String,
+    variant_id: String,
+    name: String,
+    quantity: i64,
+    /// Price charged per unit.
+    unit_price: i64,
+    line_total: i64,
+}
+
+/// One entry of an order's history.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryView {
+    status: String,
+    #[schema(value_type = String, format = DateTime)]
+    at: Timestamp,
+}
+
+/// An order.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    id: String,
+    user_id: String,
+    lines: Vec<OrderLineView>,
+    amount: i64,
+    currency: String,
+    /// `CREATED`, `PAYMENT_PENDING`, `CONFIRMED`, `SHIPPED`, `DELIVERED`,
+    /// `PAYMENT_FAILED`, `EXPIRED`, `CANCELLED`.
+    status: String,
+    /// `PENDING`, `SUCCEEDED`, `FAILED`, `REFUNDED`.
+    payment_status: String,
+    payment_txn_id: Option<String>,
+    /// Last four digits of the card.
+    card_last4: Option<String>,
+    /// Why payment failed or the order ended early.
+    failure_reason: Option<String>,
+    shipping_address: Option<AddressBody>,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: Timestamp,
+    /// When a `PAYMENT_PENDING` order expires.
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Timestamp,
+    history: Vec<HistoryView>,
+}
+
+impl From<Order> for OrderView {
+    fn from(o: Order) -> Self {
+        OrderView {
+            lines: o
+                .lines
+                .into_iter()
+                .map(|l| OrderLineView {
+                    line_total: l.quantity.saturating_mul(l.unit_price),
+                    item_id: l.item_id,
+                    variant_id: l.variant_id,
+                    name: l.name,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            history: o
+                .history
+                .into_iter()
+                .map(|h| HistoryView {
+                    status: h.status.as_str().to_owned(),
+                    at: h.at,
+                })
+                .collect(),
+            id: o.id,
+            user_id: o.user_id,
+            amount: o.amount,
+            currency: o.currency,
+            status: o.status.as_str().to_owned(),
+            payment_status: o.payment_status.as_str().to_owned(),
+            payment_txn_id: o.payment_txn_id,
+            card_last4: o.card_last4,
+            failure_reason: o.failure_reason,
+            shipping_address: o.shipping_address.as_ref().map(AddressBody::from),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            expires_at: o.expires_at,
+        }
+    }
+}
+
+/// A page of orders.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    items: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// `GET /orders` query.
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Only orders in this status.
+    status: Option<String>,
+    /// From the previous page's `nextCursor`.
+    cursor: Option<String>,
+    /// 1..=100, default 20.
+    size: Option<String>,
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, description = "unknown status, size out of range", content_type = "application/problem+json"),
+    ))]
+async fn list_orders(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<OrderPage>, ApiError> {
+    let mut errors = FieldErrors::new();
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let parsed = OrderStatus::parse(&raw.to_ascii_uppercase());
+            if parsed.is_none() {
+                let known: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+                errors.add("status", format!("must be one of {}", known.join(", ")));
+            }
+            parsed
+        }
+    };
+    let size = match query.size.as_deref() {
+        None => 20,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errors.add("size", "must be an integer in 1..=100");
+                20
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let page = state
+        .orders
+        .list(&who.user_id, status, query.cursor.as_deref(), size)
+        .await?;
+    Ok(axum::Json(OrderPage {
+        items: page.orders.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_order(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    let order = state.orders.get(&who.user_id, &id).await?;
+    Ok(axum::Json(order.into()))
+}
+
+/// Cancels the caller's order: reserved stock is released, a payment refunded.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, description = "INVALID_TRANSITION: shipped or already final", content_type = "application/problem+json"),
+    ))]
+async fn cancel_order(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    let order = state.orders.cancel(&who.user_id, &id).await?;
+    Ok(axum::Json(order.into()))
+}
+
+/// Marks the order shipped (a seller of an item in it).
+#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
+    ))]
+async fn ship_order(
+    state: State<AppState>,
+    who: SignedIn,
+    id: Path<String>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    fulfil(state, who, id, OrderStatus::Shipped).await
+}
+
+/// Marks the order delivered (a seller of an item in it).
+#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
+    ))]
+async fn deliver_order(
+    state: State<AppState>,
+    who: SignedIn,
+    id: Path<String>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    fulfil(state, who, id, OrderStatus::Delivered).await
+}
+
+async fn fulfil(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+    next: OrderStatus,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    let order = state
+        .orders
+        .fulfil(&who.user_id, who.role, &id, next)
+        .await?;
+    Ok(axum::Json(order.into()))
+}

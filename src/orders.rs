@@ -1,0 +1,248 @@
+//! The order service: the read path (a user's orders newest first, one
+//! order), the buyer's and sellers' moves, and archival.
+//!
+//! Reads come from the stored records (the read model, through the read
+//! cache), never from the order actors, so a page of orders never queues
+//! behind a checkout's writes; the actors answer only after their writes are
+//! durable, so a read after a write sees it. Changes go to the order's
+//! actor. Orders older than `archive_after_days` that can no longer change
+//! move to the `order_archive` tree and stay readable at the same URLs.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::actors::order::{Change, OrderActors, OrderError};
+use crate::domain::order::{InvalidTransition, Order, OrderStatus};
+use crate::domain::user::Role;
+use crate::domain::Timestamp;
+use crate::storage::{codec, StorageError, Store, TreeName};
+
+/// Why an order request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    /// No such order visible to the caller.
+    #[error("order not found")]
+    NotFound,
+    /// Only sellers ship and deliver.
+    #[error("only sellers may do that")]
+    NotASeller,
+    /// The cursor was not issued by this server.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// The order's actor refused or failed.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A page of orders.
+#[derive(Debug)]
+pub struct Page {
+    /// Newest first.
+    pub orders: Vec<Order>,
+    /// Where the next page starts, if there may be one.
+    pub next_cursor: Option<String>,
+}
+
+/// Most index entries one page request reads when filtering by status,
+/// so a rare status cannot make one request scan a whole history: the page
+/// may come back short, with a cursor to go on.
+const SCAN_BUDGET: usize = 1_000;
+
+/// The service. Cheap to clone.
+#[derive(Clone)]
+pub struct Orders {
+    store: Store,
+    actors: OrderActors,
+}
+
+impl Orders {
+    /// The service over the order actors.
+    pub fn new(store: Store, actors: OrderActors) -> Self {
+        Orders { store, actors }
+    }
+
+    /// The order actors.
+    pub fn actors(&self) -> &OrderActors {
+        &self.actors
+    }
+
+    /// `user_id`'s orders, newest first, optionally only those in `status`.
+    pub async fn list(
+        &self,
+        user_id: &str,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page, OrdersError> {
+        let mut prefix = user_id.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match cursor {
+            Some(cursor) => {
+                let position = decode_cursor(cursor).ok_or(OrdersError::InvalidCursor)?;
+                let mut key = prefix.clone();
+                key.extend_from_slice(&position);
+                // Strictly after the cursor's entry.
+                key.push(0);
+                key
+            }
+            None => prefix.clone(),
+        };
+        let page = self
+            .store
+            .read(move |trees| {
+                let index = trees.tree(TreeName::UserOrders);
+                let mut orders = Vec::new();
+                let mut last = None;
+                let mut more = false;
+                for (scanned, entry) in index.range(start..).enumerate() {
+                    let (key, _) = entry?;
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    if orders.len() == size || scanned == SCAN_BUDGET {
+                        more = true;
+                        break;
+                    }
+                    let position = key[prefix.len()..].to_vec();
+                    let order_id = &position[8..];
+                    last = Some(position.clone());
+                    let Some(order) = read_order(trees, order_id)? else {
+                        continue;
+                    };
+                    if status.is_none_or(|s| s == order.status) {
+                        orders.push(order);
+                    }
+                }
+                Ok((orders, if more { last } else { None }))
+            })
+            .await?;
+        Ok(Page {
+            orders: page.0,
+            next_cursor: page.1.map(|p| URL_SAFE_NO_PAD.encode(p)),
+        })
+    }
+
+    /// The order, if `user_id` placed it.
+    pub async fn get(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
+        self.find(order_id)
+            .await?
+            .filter(|o| o.user_id == user_id)
+            .ok_or(OrdersError::NotFound)
+    }
+
+    /// The buyer cancels their order.
+    pub async fn cancel(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
+        let order = self.get(user_id, order_id).await?;
+        if order.status.is_final() {
+            return Err(refused(order.status, OrderStatus::Cancelled));
+        }
+        Ok(self.actors.cancel(order_id).await?)
+    }
+
+    /// A seller of an item in the order moves it to `SHIPPED` or `DELIVERED`.
+    pub async fn fulfil(
+        &self,
+        user_id: &str,
+        role: Role,
+        order_id: &str,
+        next: OrderStatus,
+    ) -> Result<Order, OrdersError> {
+        if role != Role::Seller {
+            return Err(OrdersError::NotASeller);
+        }
+        let order = self
+            .find(order_id)
+            .await?
+            .filter(|o| o.lines.iter().any(|l| l.seller_id == user_id))
+            .ok_or(OrdersError::NotFound)?;
+        if order.status.is_final() {
+            return Err(refused(order.status, next));
+        }
+        Ok(self.actors.update(order_id, Change::to(next), None).await?)
+    }
+
+    /// The stored order, live or archived.
+    async fn find(&self, order_id: &str) -> Result<Option<Order>, OrdersError> {
+        if let Some(order) = self.store.get::<Order>(TreeName::Orders, order_id).await? {
+            return Ok(Some(order));
+        }
+        Ok(self
+            .store
+            .get::<Order>(TreeName::OrderArchive, order_id)
+            .await?)
+    }
+
+    /// Moves orders created before `cutoff` that can no longer change
+    /// (final statuses) to the archive; returns how many moved.
+    pub async fn archive_before(&self, cutoff: Timestamp) -> Result<usize, StorageError> {
+        let old: Vec<Vec<u8>> = self
+            .store
+            .read(move |trees| {
+                let mut old = Vec::new();
+                for entry in trees.tree(TreeName::Orders).iter() {
+                    let (key, bytes) = entry?;
+                    let order: Order = codec::decode(&bytes)?;
+                    if order.created_at < cutoff
+                        && order.status.is_final()
+                        && !order.stock_to_return
+                    {
+                        old.push(key.to_vec());
+                    }
+                }
+                Ok(old)
+            })
+            .await?;
+        let mut moved = 0;
+        for chunk in old.chunks(256) {
+            let chunk = chunk.to_vec();
+            moved += self
+                .store
+                .write(move |tx| {
+                    let mut moved = 0;
+                    for key in &chunk {
+                        if let Some(order) = tx.get::<Order>(TreeName::Orders, key)? {
+                            tx.put(TreeName::OrderArchive, key.clone(), &order)?;
+                            tx.remove(TreeName::Orders, key.clone());
+                            moved += 1;
+                        }
+                    }
+                    Ok::<_, StorageError>(moved)
+                })
+                .await?;
+        }
+        Ok(moved)
+    }
+}
+
+fn read_order(
+    trees: &crate::storage::Trees,
+    order_id: &[u8],
+) -> Result<Option<Order>, StorageError> {
+    match trees.get::<Order>(TreeName::Orders, order_id)? {
+        Some(order) => Ok(Some(order)),
+        None => trees.get::<Order>(TreeName::OrderArchive, order_id),
+    }
+}
+
+fn refused(from: OrderStatus, to: OrderStatus) -> OrdersError {
+    OrdersError::Order(OrderError::InvalidTransition(InvalidTransition {
+        from,
+        to,
+    }))
+}
+
+/// A cursor is the position (reverse time ‖ order id) of the last entry
+/// returned; anything else is refused.
+fn decode_cursor(cursor: &str) -> Option<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let id = bytes.get(8..)?;
+    let plausible = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+    plausible.then_some(bytes)
+}
