@@ -66,7 +66,7 @@ fn deadline() -> Timestamp {
 async fn sale(inventory: &Inventory, sku: &str) {
     let checkout = format!("c{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
     inventory
-        .reserve(sku, &checkout, 1, deadline())
+        .reserve(sku, &checkout, 1, deadline(), None)
         .await
         .unwrap();
     inventory.commit(sku, &checkout).await.unwrap();
@@ -179,7 +179,7 @@ fn sustained(runtime: &Runtime, bench: &Bench, spread: bool, secs: u64) -> (f64,
             let checkout = format!("s{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
             let t = Instant::now();
             inventory
-                .reserve(&sku, &checkout, 1, deadline())
+                .reserve(&sku, &checkout, 1, deadline(), None)
                 .await
                 .unwrap();
             let reserved = t.elapsed().as_micros() as u64;

@@ -337,6 +337,9 @@ impl Carts {
         match shopper {
             Shopper::User(user) => {
                 let owner = Owner::User(user.clone());
+                if let Some(id) = self.cart_of(user).await? {
+                    return Ok((id, None, owner));
+                }
                 let (user, candidate) = (user.clone(), new_id());
                 // In one write job, so two devices' first changes share one cart.
                 let id = self

@@ -71,7 +71,7 @@ async fn a_thousand_buyers_for_a_hundred_units_get_exactly_a_hundred() {
             let inventory = node.inventory.clone();
             tokio::spawn(async move {
                 inventory
-                    .reserve("hot", &format!("checkout-{i}"), 1, soon(60_000))
+                    .reserve("hot", &format!("checkout-{i}"), 1, soon(60_000), None)
                     .await
             })
         })
@@ -97,11 +97,11 @@ async fn every_step_is_idempotent_per_checkout() {
     stock(&node, "sku", 10).await;
     let inventory = &node.inventory;
     inventory
-        .reserve("sku", "c1", 3, soon(60_000))
+        .reserve("sku", "c1", 3, soon(60_000), None)
         .await
         .unwrap();
     let again = inventory
-        .reserve("sku", "c1", 3, soon(60_000))
+        .reserve("sku", "c1", 3, soon(60_000), None)
         .await
         .unwrap();
     assert_eq!(
@@ -110,7 +110,7 @@ async fn every_step_is_idempotent_per_checkout() {
         "a repeated reserve holds nothing more"
     );
     assert!(matches!(
-        inventory.reserve("sku", "c1", 5, soon(60_000)).await,
+        inventory.reserve("sku", "c1", 5, soon(60_000), None).await,
         Err(InventoryError::ReservationMismatch { quantity: 3 })
     ));
     let sold = inventory.commit("sku", "c1").await.unwrap();
@@ -126,12 +126,12 @@ async fn every_step_is_idempotent_per_checkout() {
         "releasing a sale changes nothing"
     );
     assert!(matches!(
-        inventory.reserve("sku", "c1", 3, soon(60_000)).await,
+        inventory.reserve("sku", "c1", 3, soon(60_000), None).await,
         Err(InventoryError::AlreadyFinished)
     ));
 
     inventory
-        .reserve("sku", "c2", 2, soon(60_000))
+        .reserve("sku", "c2", 2, soon(60_000), None)
         .await
         .unwrap();
     inventory.release("sku", "c2").await.unwrap();
@@ -152,7 +152,7 @@ async fn restocking_never_goes_below_zero() {
     let node = node().await;
     stock(&node, "sku", 5).await;
     node.inventory
-        .reserve("sku", "c1", 2, soon(60_000))
+        .reserve("sku", "c1", 2, soon(60_000), None)
         .await
         .unwrap();
     assert!(matches!(
@@ -179,11 +179,11 @@ async fn an_expired_reservation_is_released_by_the_actor_and_announced() {
         .await
         .unwrap();
     node.inventory
-        .reserve("sku", "c1", 3, soon(150))
+        .reserve("sku", "c1", 3, soon(150), None)
         .await
         .unwrap();
     node.inventory
-        .reserve("sku", "c2", 1, soon(60_000))
+        .reserve("sku", "c2", 1, soon(60_000), None)
         .await
         .unwrap();
     // The durable record (what item pages read) is what must change.
@@ -212,11 +212,11 @@ async fn a_deadline_that_passed_while_the_node_was_down_is_enforced_at_start() {
     let node = node().await;
     stock(&node, "sku", 10).await;
     node.inventory
-        .reserve("sku", "c1", 4, soon(200))
+        .reserve("sku", "c1", 4, soon(200), None)
         .await
         .unwrap();
     node.inventory
-        .reserve("sku", "c2", 1, soon(60_000))
+        .reserve("sku", "c2", 1, soon(60_000), None)
         .await
         .unwrap();
     let node = restart(node, Duration::from_secs(60)).await;
@@ -255,7 +255,7 @@ async fn acknowledged_changes_survive_a_restart() {
             tokio::spawn(async move {
                 if i % 2 == 0 {
                     inventory
-                        .reserve("sku", &format!("c{i}"), 1, soon(60_000))
+                        .reserve("sku", &format!("c{i}"), 1, soon(60_000), None)
                         .await
                         .map(drop)
                 } else {

@@ -200,7 +200,7 @@ async fn an_unpaid_order_expires_at_its_deadline_and_gives_its_stock_back() {
     stock(&node, 5).await;
     let draft = order("u1", "k1", 400);
     node.inventory
-        .reserve("sku", "k1", 2, draft.expires_at.plus_secs(60))
+        .reserve("sku", "k1", 2, draft.expires_at.plus_secs(60), None)
         .await
         .unwrap();
     let created = node.orders.create(draft, None).await.unwrap();

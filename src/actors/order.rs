@@ -121,13 +121,10 @@ impl Entity for OrderEntity {
         id: &str,
         myself: &EntityRef<Self>,
     ) -> Result<OrderState, EntityError> {
-        // Through the writer, so a write left queued by a failed predecessor
-        // is seen.
-        let key = id.as_bytes().to_vec();
-        let order = self
-            .store
-            .write(move |tx| tx.get::<Order>(TreeName::Orders, key.clone()))
-            .await?;
+        // From the read cache (or sled on the blocking pool), not through
+        // the writer: a new order, the common case, is a miss that costs no
+        // write slot. `Create` re-checks inside its own write job.
+        let order = self.store.get::<Order>(TreeName::Orders, id).await?;
         let mut state = OrderState { order, timer: None };
         if state.order.as_ref().is_some_and(|o| o.stock_to_return) {
             self.return_stock(&mut state).await?;
@@ -152,7 +149,7 @@ impl Entity for OrderEntity {
                         Ok(existing.clone())
                     }
                     Some(_) => Err(OrderError::Conflict),
-                    None => self.save(state, *order, true, rider).await,
+                    None => self.create(state, *order, rider).await,
                 };
                 let _ = reply.send(result);
             }
@@ -161,7 +158,7 @@ impl Entity for OrderEntity {
                     None => Err(OrderError::NotFound),
                     Some(mut order) => match apply(&mut order, change, Timestamp::now()) {
                         Ok(false) => Ok(order),
-                        Ok(true) => self.save(state, order, false, rider).await,
+                        Ok(true) => self.save(state, order, rider).await,
                         Err(refused) => Err(refused.into()),
                     },
                 };
@@ -227,20 +224,18 @@ fn apply(order: &mut Order, change: Change, now: Timestamp) -> Result<bool, Inva
 }
 
 impl OrderEntity {
-    /// Stores the order (and, when new, its index entry), its event, its
-    /// place in the unfinished list and any rider; then adopts it (persist
-    /// before reply).
+    /// Stores a change of the order with its event, its place in the
+    /// unfinished list and any rider; then adopts it (persist before reply).
     async fn save(
         &self,
         state: &mut OrderState,
         order: Order,
-        new: bool,
         rider: Option<Rider>,
     ) -> Result<Order, OrderError> {
         let stored = order.clone();
         self.store
             .write(move |tx| {
-                write_order(tx, &stored, new)?;
+                write_order(tx, &stored, false)?;
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
@@ -249,6 +244,45 @@ impl OrderEntity {
             .await?;
         state.order = Some(order.clone());
         Ok(order)
+    }
+
+    /// Stores a new order unless one with its id already exists (an order
+    /// that the activation's read missed), in one write job.
+    async fn create(
+        &self,
+        state: &mut OrderState,
+        order: Order,
+        rider: Option<Rider>,
+    ) -> Result<Order, OrderError> {
+        let stored = order.clone();
+        let existing = self
+            .store
+            .write(move |tx| {
+                if let Some(existing) = tx.get::<Order>(TreeName::Orders, stored.id.as_bytes())? {
+                    return Ok::<_, StorageError>(Some(existing));
+                }
+                write_order(tx, &stored, true)?;
+                if let Some(rider) = &rider {
+                    tx.ride(rider);
+                }
+                Ok(None)
+            })
+            .await?;
+        match existing {
+            Some(existing) => {
+                let same = existing.checkout_id == order.checkout_id;
+                state.order = Some(existing.clone());
+                if same {
+                    Ok(existing)
+                } else {
+                    Err(OrderError::Conflict)
+                }
+            }
+            None => {
+                state.order = Some(order.clone());
+                Ok(order)
+            }
+        }
     }
 
     /// The buyer's cancellation.
@@ -266,7 +300,7 @@ impl OrderEntity {
                     ..Change::default()
                 };
                 apply(&mut order, change, now)?;
-                let cancelled = self.save(state, order, false, None).await?;
+                let cancelled = self.save(state, order, None).await?;
                 // A charge still on its way is refunded by the checkout when
                 // it finds the order cancelled.
                 self.release_stock(&cancelled).await;
@@ -287,7 +321,7 @@ impl OrderEntity {
                 };
                 apply(&mut order, change, now)?;
                 order.stock_to_return = true;
-                self.save(state, order, false, None).await?;
+                self.save(state, order, None).await?;
                 self.return_stock(state)
                     .await
                     .map_err(OrderError::Unavailable)?;
@@ -326,7 +360,7 @@ impl OrderEntity {
         // A failed save fails the actor; the next activation re-arms the
         // deadline from what is stored.
         let expired = self
-            .save(state, order, false, None)
+            .save(state, order, None)
             .await
             .map_err(|e| EntityError::Unavailable(format!("expiring order: {e}")))?;
         self.release_stock(&expired).await;
@@ -361,7 +395,7 @@ impl OrderEntity {
             ..Change::default()
         };
         if let Ok(true) = apply(&mut refunded, change, Timestamp::now()) {
-            if let Err(e) = self.save(state, refunded, false, None).await {
+            if let Err(e) = self.save(state, refunded, None).await {
                 tracing::warn!(error = %e, "recording a refund failed");
             }
         }
@@ -394,7 +428,7 @@ impl OrderEntity {
                 .map_err(|e| EntityError::Unavailable(format!("returning stock: {e}")))?;
         }
         order.stock_to_return = false;
-        self.save(state, order, false, None)
+        self.save(state, order, None)
             .await
             .map_err(|e| EntityError::Unavailable(format!("recording returned stock: {e}")))?;
         Ok(())

@@ -3,9 +3,9 @@
 //! actors and the payment client.
 //!
 //! ```text
-//! lock cart → price check → log Reserving → reserve each line (SKU order)
+//! lock cart → price check → reserve each line, SKU order (+log Reserving)
 //!   → order CREATED (+log OrderCreated) → risk → order PAYMENT_PENDING (+log Charging)
-//!   → charge → approved: payment facts (+log Paid) → commit stock → CONFIRMED (+log Confirmed) → empty cart (+log end)
+//!   → charge → approved: commit stock → CONFIRMED with payment facts (+log Confirmed) → empty cart (+log end)
 //!            → declined: PAYMENT_FAILED (+log Failed) → release stock → unlock cart (+log end)
 //!            → no answer: unlock cart (+log end); the order's own deadline expires it
 //! ```
@@ -380,16 +380,6 @@ impl CheckoutEntity {
             step: Step::Reserving,
             started_at: now,
         };
-        let stored = saga.clone();
-        let key = saga.checkout_id.clone().into_bytes();
-        if let Err(e) = self
-            .store
-            .write(move |tx| tx.put(TreeName::Sagas, key.clone(), &stored))
-            .await
-        {
-            unlock().await;
-            return Err(e.into());
-        }
         state.saga = Some(saga);
         self.reserve_and_create(state, &request).await?;
         self.drive(state, Some(request.card_no)).await
@@ -420,6 +410,9 @@ impl CheckoutEntity {
         request: &CheckoutRequest,
     ) -> Result<(), CheckoutError> {
         let saga = state.saga.clone().expect("the log exists");
+        // The log's first entry rides with every reservation, so it exists
+        // whenever any reservation does (and costs no write of its own).
+        let begun = saga.rider_at(Step::Reserving)?;
         let mut short = Vec::new();
         let mut failure = None;
         for line in &saga.lines {
@@ -430,6 +423,7 @@ impl CheckoutEntity {
                     &saga.checkout_id,
                     line.quantity,
                     saga.deadline,
+                    Some(begun.clone()),
                 )
                 .await;
             match reserved {
@@ -568,21 +562,7 @@ impl CheckoutEntity {
                     };
                     match result {
                         PaymentResult::Approved { txn_id } => {
-                            let change = Change {
-                                payment_status: Some(PaymentStatus::Succeeded),
-                                txn_id: Some(txn_id.clone()),
-                                ..Change::default()
-                            };
-                            let rider = saga.rider_at(Step::Paid {
-                                txn_id: txn_id.clone(),
-                            })?;
-                            let order = retrying!(
-                                self.orders
-                                    .update(&saga.order_id, change.clone(), Some(rider.clone()))
-                                    .await
-                            )?;
-                            state.order = Some(order);
-                            set_step(state, Step::Paid { txn_id });
+                            self.settle_paid(state, &saga, txn_id).await?;
                         }
                         PaymentResult::Declined { reason } => {
                             self.risk.record_failure(
@@ -612,41 +592,6 @@ impl CheckoutEntity {
                         }
                     }
                 }
-                Step::Paid { .. } => {
-                    let pending = state
-                        .order
-                        .as_ref()
-                        .is_some_and(|o| o.status == OrderStatus::PaymentPending);
-                    let committed = if pending {
-                        self.commit_stock(&saga).await?
-                    } else {
-                        Vec::new()
-                    };
-                    if pending && committed.len() == saga.lines.len() {
-                        let rider = saga.rider_at(Step::Confirmed)?;
-                        match retrying!(
-                            self.orders
-                                .update(
-                                    &saga.order_id,
-                                    Change::to(OrderStatus::Confirmed),
-                                    Some(rider.clone()),
-                                )
-                                .await
-                        ) {
-                            Ok(order) => {
-                                state.order = Some(order);
-                                set_step(state, Step::Confirmed);
-                                continue;
-                            }
-                            // Cancelled by the buyer a moment ago.
-                            Err(OrderError::InvalidTransition(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    // The charge came too late (the order expired or was
-                    // cancelled, its stock released): give everything back.
-                    self.refund_late(state, &saga, &committed).await?;
-                }
                 Step::Confirmed => {
                     let rider = saga.rider_done();
                     retrying!(
@@ -668,6 +613,53 @@ impl CheckoutEntity {
                 }
             }
         }
+    }
+
+    /// The gateway charged: commit every line's stock, then confirm the
+    /// order with its payment facts (logging `Confirmed` with it). If the
+    /// order stopped waiting meanwhile (expired or cancelled, its stock
+    /// released), give everything back instead. No log entry is needed
+    /// between the charge and the confirmation: a resumed checkout asks the
+    /// gateway, and committing again is a no-op.
+    async fn settle_paid(
+        &self,
+        state: &mut CheckoutState,
+        saga: &Saga,
+        txn_id: String,
+    ) -> Result<(), CheckoutError> {
+        let pending = state
+            .order
+            .as_ref()
+            .is_some_and(|o| o.status == OrderStatus::PaymentPending);
+        let committed = if pending {
+            self.commit_stock(saga).await?
+        } else {
+            Vec::new()
+        };
+        if pending && committed.len() == saga.lines.len() {
+            let change = Change {
+                status: Some(OrderStatus::Confirmed),
+                payment_status: Some(PaymentStatus::Succeeded),
+                txn_id: Some(txn_id.clone()),
+                reason: None,
+            };
+            let rider = saga.rider_at(Step::Confirmed)?;
+            match retrying!(
+                self.orders
+                    .update(&saga.order_id, change.clone(), Some(rider.clone()))
+                    .await
+            ) {
+                Ok(order) => {
+                    state.order = Some(order);
+                    set_step(state, Step::Confirmed);
+                    return Ok(());
+                }
+                // Cancelled by the buyer, or expired, a moment ago.
+                Err(OrderError::InvalidTransition(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.refund_late(state, saga, txn_id, &committed).await
     }
 
     /// Ends the order as `status` with `reason` (payment failed), logging
@@ -731,6 +723,7 @@ impl CheckoutEntity {
         &self,
         state: &mut CheckoutState,
         saga: &Saga,
+        txn_id: String,
         committed: &[OrderLine],
     ) -> Result<(), CheckoutError> {
         self.payments
@@ -751,8 +744,8 @@ impl CheckoutEntity {
         let change = Change {
             status: still_pending.then_some(OrderStatus::Expired),
             payment_status: Some(PaymentStatus::Refunded),
+            txn_id: Some(txn_id),
             reason: Some("the payment arrived after the payment window; it was refunded".into()),
-            ..Change::default()
         };
         let rider = saga.rider_at(Step::Failed)?;
         let order = retrying!(

@@ -15,13 +15,9 @@ pub enum Step {
     /// Every line reserved, the order stored as `CREATED`.
     OrderCreated,
     /// The order is `PAYMENT_PENDING`; the gateway has been (or is being)
-    /// asked for the charge.
+    /// asked for the charge, and if it charged, stock is being committed
+    /// (a resumed checkout asks the gateway which).
     Charging,
-    /// The gateway charged; stock is being committed.
-    Paid {
-        /// The gateway's transaction id.
-        txn_id: String,
-    },
     /// The order is `CONFIRMED`; the cart is being emptied.
     Confirmed,
     /// Payment refused (by the gateway or a risk rule): stock is being

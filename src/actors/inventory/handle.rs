@@ -4,7 +4,7 @@ use super::{Command, InventoryEntity, InventoryError, InventoryMsg, SkuStock};
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
 use crate::domain::item::StockLevel;
 use crate::domain::Timestamp;
-use crate::storage::{StorageError, Store, TreeName, Tx};
+use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// The inventory of this node: stock per SKU, one actor each. Cheap to clone.
 #[derive(Clone)]
@@ -68,27 +68,40 @@ impl Inventory {
         variant_id: &str,
         command: Command,
     ) -> Result<StockLevel, InventoryError> {
+        self.change_with(variant_id, command, None).await
+    }
+
+    /// [`Self::change`], writing `rider` in the same flush.
+    pub async fn change_with(
+        &self,
+        variant_id: &str,
+        command: Command,
+        rider: Option<Rider>,
+    ) -> Result<StockLevel, InventoryError> {
         self.region
             .call(variant_id, |reply| {
-                InventoryMsg::Change(command.clone(), reply)
+                InventoryMsg::Change(command.clone(), rider.clone(), reply)
             })
             .await?
     }
 
-    /// Reserves `quantity` for `checkout_id` until `deadline`.
+    /// Reserves `quantity` for `checkout_id` until `deadline`; `rider` (the
+    /// checkout's log entry) is stored in the same atomic write, so the log
+    /// exists whenever the reservation does.
     pub async fn reserve(
         &self,
         variant_id: &str,
         checkout_id: &str,
         quantity: i64,
         deadline: Timestamp,
+        rider: Option<Rider>,
     ) -> Result<StockLevel, InventoryError> {
         let command = Command::Reserve {
             checkout_id: checkout_id.to_owned(),
             quantity,
             deadline,
         };
-        self.change(variant_id, command).await
+        self.change_with(variant_id, command, rider).await
     }
 
     /// Releases `checkout_id`'s reservation.

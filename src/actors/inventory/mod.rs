@@ -26,7 +26,7 @@ use super::runtime::{Entity, EntityError, EntityRef};
 use crate::domain::item::{StockLevel, MAX_QUANTITY};
 use crate::domain::Timestamp;
 use crate::storage::events::EventBody;
-use crate::storage::{StorageError, Store, TreeName, Tx};
+use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// Why an inventory operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,8 +79,13 @@ impl From<EntityError> for InventoryError {
 pub enum InventoryMsg {
     /// Current stock (including changes whose flush is in flight).
     Get(RpcReplyPort<Result<StockLevel, InventoryError>>),
-    /// Apply a change; answered once it is durable.
-    Change(Command, RpcReplyPort<Result<StockLevel, InventoryError>>),
+    /// Apply a change, writing the rider (a checkout's log entry) in the
+    /// same flush; answered once it is durable.
+    Change(
+        Command,
+        Option<Rider>,
+        RpcReplyPort<Result<StockLevel, InventoryError>>,
+    ),
     /// Internal: a flush finished.
     Flushed(bool),
     /// Internal: the earliest reservation deadline has come.
@@ -99,6 +104,8 @@ pub struct InventoryState {
     pending: Vec<PendingReply>,
     /// Changed since the last flush started.
     dirty: bool,
+    /// Riders waiting for the next flush.
+    riders: Vec<Rider>,
     /// A flush is in flight.
     flushing: bool,
     /// The level last written, to emit `stock.changed` only on a change.
@@ -147,6 +154,7 @@ impl Entity for InventoryEntity {
             stock,
             pending: Vec::new(),
             dirty: false,
+            riders: Vec::new(),
             flushing: false,
             flushed_level,
             timer: None,
@@ -171,7 +179,7 @@ impl Entity for InventoryEntity {
                         .ok_or(InventoryError::UnknownVariant),
                 );
             }
-            InventoryMsg::Change(command, reply) => {
+            InventoryMsg::Change(command, rider, reply) => {
                 let Some(stock) = state.stock.as_mut() else {
                     let _ = reply.send(Err(InventoryError::UnknownVariant));
                     return Ok(());
@@ -186,7 +194,8 @@ impl Entity for InventoryEntity {
                     }
                     Ok(changed) => {
                         let level = stock.level();
-                        state.dirty |= changed;
+                        state.dirty |= changed || rider.is_some();
+                        state.riders.extend(rider);
                         state.pending.push(Box::new(move |flushed| {
                             let _ =
                                 reply.send(flushed.map(|()| level).map_err(InventoryError::from));
@@ -259,6 +268,7 @@ impl InventoryEntity {
         state.flushing = true;
         state.dirty = false;
         let replies = std::mem::take(&mut state.pending);
+        let riders = std::mem::take(&mut state.riders);
         let myself = myself.clone();
         let done = move |result: Result<(), StorageError>| {
             let ok = result.is_ok();
@@ -269,7 +279,7 @@ impl InventoryEntity {
         };
         self.store
             .submit(
-                record_job(state.variant_id.as_bytes().to_vec(), stock, event),
+                record_job(state.variant_id.as_bytes().to_vec(), stock, event, riders),
                 done,
             )
             .await?;
@@ -294,16 +304,20 @@ fn stock_changed(
     })
 }
 
-/// The write job storing a SKU's record and its event.
+/// The write job storing a SKU's record, its event and its riders.
 fn record_job(
     key: Vec<u8>,
     stock: SkuStock,
     event: Option<EventBody>,
+    riders: Vec<Rider>,
 ) -> impl Fn(&mut Tx<'_>) -> Result<(), StorageError> + Send + 'static {
     move |tx| {
         tx.put(TreeName::Stock, key.clone(), &stock)?;
         if let Some(event) = &event {
             tx.emit(event.clone());
+        }
+        for rider in &riders {
+            tx.ride(rider);
         }
         Ok(())
     }
@@ -317,7 +331,7 @@ async fn persist(
     event: Option<EventBody>,
 ) -> Result<(), StorageError> {
     store
-        .write(record_job(id.as_bytes().to_vec(), stock, event))
+        .write(record_job(id.as_bytes().to_vec(), stock, event, Vec::new()))
         .await
 }
 

@@ -80,20 +80,39 @@ impl<E: Entity> Actor for EntityActor<E> {
                     .handle(message, &mut running.state, &me)
                     .await?;
             }
-            Envelope::IdleCheck | Envelope::Passivate => {
-                let due = matches!(message, Envelope::Passivate)
-                    || running.last_active.elapsed() >= self.shared.settings.idle;
-                if due
-                    && self.shared.entity.can_passivate(&running.state)
-                    && self.shared.try_passivate(&running.id, myself.get_id())
-                {
-                    metrics::counter!("agora_actor_passivations_total", "kind" => E::KIND)
-                        .increment(1);
-                    myself.stop(Some("passivated".into()));
+            Envelope::IdleCheck => {
+                let idle = running.last_active.elapsed() >= self.shared.settings.idle;
+                if idle {
+                    self.passivate(&myself, running);
+                }
+            }
+            Envelope::Passivate(refused) => {
+                if !self.passivate(&myself, running) && refused < PASSIVATE_RETRIES {
+                    let delay = PASSIVATE_RETRY_DELAY * (u32::from(refused) + 1);
+                    myself.send_after(delay, move || Envelope::Passivate(refused + 1));
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// How many times a refused passivation request is tried again.
+const PASSIVATE_RETRIES: u8 = 5;
+/// The wait before the first retry (growing linearly).
+const PASSIVATE_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+impl<E: Entity> EntityActor<E> {
+    /// Stops the actor if the entity may passivate and no call holds it;
+    /// returns whether it did.
+    fn passivate(&self, myself: &ActorRef<Envelope<E::Msg>>, running: &Running<E>) -> bool {
+        let done = self.shared.entity.can_passivate(&running.state)
+            && self.shared.try_passivate(&running.id, myself.get_id());
+        if done {
+            metrics::counter!("agora_actor_passivations_total", "kind" => E::KIND).increment(1);
+            myself.stop(Some("passivated".into()));
+        }
+        done
     }
 }
 

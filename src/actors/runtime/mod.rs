@@ -109,8 +109,11 @@ pub enum Envelope<M> {
     /// Periodic idleness check.
     IdleCheck,
     /// The entity asked to passivate now (its work is done); refused, like
-    /// an idle check, while a call holds it or it may not passivate.
-    Passivate,
+    /// an idle check, while a call holds it or it may not passivate. The
+    /// count is how many times it was refused: the caller whose reply ended
+    /// the work usually still holds its lease for a moment, so a refused
+    /// request is tried again shortly, a few times.
+    Passivate(u8),
 }
 
 // Local-only messages: with ractor's `cluster` feature there is no blanket
@@ -163,7 +166,7 @@ impl<E: Entity> EntityRef<E> {
     /// handled, instead of waiting out the idle period: for entities whose
     /// work is done (a finished checkout) and that would only hold memory.
     pub fn passivate(&self) {
-        let _ = self.actor.cast(Envelope::Passivate);
+        let _ = self.actor.cast(Envelope::Passivate(0));
     }
 }
 

@@ -1,0 +1,265 @@
+//! End-to-end checkout throughput over HTTP: the real binary (built by
+//! `cargo bench`), a closed loop of buyers each filling their cart
+//! (`PATCH /cart`) and checking it out (`POST /checkout`: the whole saga,
+//! durable at every step), on one hot SKU or spread over many.
+//!
+//! ```text
+//! cargo bench --bench checkout                     # every mode, 10 s each
+//! SECS=5 MODES=hot-0 cargo bench --bench checkout  # one mode
+//! ```
+//!
+//! Env: `SECS` (10 per mode), `BUYERS` (64 concurrent buyers, one connection
+//! each), `MODES` (comma list of `hot-0`, `hot-50`, `spread-0`, `spread-50`:
+//! SKU layout and simulated payment latency in ms), `SKUS` (1,000 for
+//! spread). The client shares the machine with the server: figures are a
+//! floor for the server and a ceiling for this box. Bounded in time; the
+//! server is stopped by its PID at the end of each mode.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(latency_ms: u64) -> Server {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--rate-limit-per-sec",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--payment-latency-ms")
+        .arg(latency_ms.to_string())
+        .env("RUST_LOG", "warn")
+        .current_dir(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start agora");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("agora exited").expect("read stdout");
+        if let Some(addr) = line.strip_prefix("agora listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base,
+        _data: data,
+    }
+}
+
+async fn token(client: &Client, base: &str, email: &str, role: &str) -> String {
+    let body = json!({"email": email, "password": "benchmark", "name": "Bench", "role": role});
+    let created = client
+        .post(format!("{base}/users"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let session: Value = client
+        .post(format!("{base}/sessions"))
+        .json(&json!({"email": email, "password": "benchmark"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["token"].as_str().unwrap().to_owned()
+}
+
+struct Outcome {
+    confirmed: u64,
+    refused: u64,
+    errors: u64,
+    secs: f64,
+    latency: Histogram<u64>,
+}
+
+async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: usize) -> Outcome {
+    let server = start_server(latency_ms);
+    let base = server.base.clone();
+    let client = Client::builder()
+        .pool_max_idle_per_host(buyers)
+        .build()
+        .unwrap();
+    let seller = token(&client, &base, "seller@bench.example", "seller").await;
+    let items = if hot { 1 } else { skus };
+    let mut item_ids = Vec::with_capacity(items);
+    for i in 0..items {
+        let item: Value = client
+            .post(format!("{base}/items"))
+            .bearer_auth(&seller)
+            .json(
+                &json!({"name": format!("Item {i}"), "description": "A benchmark item",
+                          "price": 999, "quantity": 100_000_000}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        item_ids.push(item["id"].as_str().unwrap().to_owned());
+    }
+    // Sign-ups two at a time: password hashing is bounded to the cores.
+    let mut tokens = Vec::with_capacity(buyers);
+    for pair in (0..buyers).collect::<Vec<_>>().chunks(2) {
+        let made =
+            futures::future::join_all(
+                pair.iter().map(|i| {
+                    let (client, base) = (client.clone(), base.clone());
+                    async move {
+                        token(&client, &base, &format!("buyer{i}@bench.example"), "buyer").await
+                    }
+                }),
+            )
+            .await;
+        tokens.extend(made);
+    }
+
+    let confirmed = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let item_ids = Arc::new(item_ids);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::with_capacity(buyers);
+    for (n, token) in tokens.into_iter().enumerate() {
+        let (client, base, items) = (client.clone(), base.clone(), item_ids.clone());
+        let (confirmed, refused, errors) = (confirmed.clone(), refused.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut i = n;
+            while Instant::now() < deadline {
+                i = i.wrapping_mul(2_654_435_761).wrapping_add(1);
+                let item = &items[i % items.len()];
+                let cart = client
+                    .patch(format!("{base}/cart"))
+                    .bearer_auth(&token)
+                    .json(&json!({"itemId": item, "quantity": 1}))
+                    .send()
+                    .await;
+                let Ok(cart) = cart else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let cart: Value = cart.json().await.unwrap_or(Value::Null);
+                let body = json!({"cartId": cart["id"], "amount": cart["total"],
+                                  "paymentInfo": {"paymentType": "CARD", "cardNo": "**** **** **** 1234"}});
+                let sent = Instant::now();
+                let response = client
+                    .post(format!("{base}/checkout"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                let took = sent.elapsed().as_micros() as u64;
+                match response {
+                    Ok(r) if r.status() == StatusCode::CREATED => {
+                        let _ = r.bytes().await;
+                        confirmed.fetch_add(1, Ordering::Relaxed);
+                        latency.record(took.max(1)).unwrap();
+                    }
+                    Ok(r) if r.status().is_client_error() => {
+                        let _ = r.bytes().await;
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latency
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for task in tasks {
+        latency.add(task.await.unwrap()).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if std::env::var_os("METRICS").is_some() {
+        // The server's own view: write groups, commit times, saga outcomes.
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in text.lines().filter(|l| {
+            l.starts_with("agora_actors_live")
+                || ((l.starts_with("agora_storage") || l.starts_with("agora_checkout"))
+                    && (l.contains("_sum") || l.contains("_count")))
+        }) {
+            eprintln!("  {line}");
+        }
+    }
+    drop(server);
+    Outcome {
+        confirmed: confirmed.load(Ordering::Relaxed),
+        refused: refused.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        secs,
+        latency,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; any other argument is a filter we ignore.
+    let secs: u64 = env_or("SECS", 10);
+    let buyers: usize = env_or("BUYERS", 64);
+    let skus: usize = env_or("SKUS", 1_000);
+    let modes: String = env_or("MODES", "hot-0,hot-50,spread-0,spread-50".to_owned());
+    println!("mode\tbuyers\tcheckouts/s\tp50 ms\tp99 ms\trefused\terrors");
+    for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let (layout, latency) = mode.split_once('-').expect("mode like hot-0");
+        let latency: u64 = latency.parse().expect("latency in ms");
+        let outcome = run_mode(layout == "hot", latency, secs, buyers, skus).await;
+        println!(
+            "{mode}\t{buyers}\t{:.0}\t{:.2}\t{:.2}\t{}\t{}",
+            outcome.confirmed as f64 / outcome.secs,
+            outcome.latency.value_at_quantile(0.50) as f64 / 1000.0,
+            outcome.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            outcome.refused,
+            outcome.errors,
+        );
+    }
+}
