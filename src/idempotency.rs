@@ -9,6 +9,9 @@
 //! order id, can never charge twice). The response is stored when it is
 //! sent. Keys are kept 24 hours, then pruned by a background sweep.
 
+use std::sync::Arc;
+
+use dashmap::DashSet;
 use sha2::{Digest, Sha256};
 
 use crate::domain::Timestamp;
@@ -92,30 +95,51 @@ pub fn body_hash(canonical: &[u8]) -> Vec<u8> {
 #[derive(Clone)]
 pub struct IdempotencyKeys {
     store: Store,
+    /// Keys claimed by requests still running in this process: a duplicate
+    /// of one of these is "in progress" whatever its checkout has written
+    /// so far. An unanswered key *not* in this set was left by a process
+    /// that stopped.
+    running: Arc<DashSet<Vec<u8>>>,
 }
 
 impl IdempotencyKeys {
     /// Keys kept in `store`.
     pub fn new(store: Store) -> Self {
-        IdempotencyKeys { store }
+        IdempotencyKeys {
+            store,
+            running: Arc::default(),
+        }
     }
 
-    /// Claims `key` for a request with `hash`, offering fresh ids.
+    /// Whether a request of this process still holds `key`.
+    pub fn is_running(&self, user_id: &str, key: &str) -> bool {
+        self.running.contains(&storage_key(user_id, key))
+    }
+
+    /// Claims `key` for a request with `hash`, offering fresh ids. With
+    /// `replacing`, an unanswered record of that checkout (left by a stopped
+    /// process, its checkout known to have done nothing) is taken over.
     pub async fn claim(
         &self,
         user_id: &str,
         key: &str,
         hash: Vec<u8>,
         fresh: (String, String),
+        replacing: Option<String>,
     ) -> Result<Claim, StorageError> {
         let id = storage_key(user_id, key);
         let now = Timestamp::now();
-        self.store
+        let running = self.running.clone();
+        let claim = self
+            .store
             .write(move |tx| {
                 let existing = tx
                     .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
-                    .filter(|r| !expired(r, now));
-                Ok(match existing {
+                    .filter(|r| !expired(r, now))
+                    .filter(|r| {
+                        !(r.response.is_none() && Some(&r.checkout_id) == replacing.as_ref())
+                    });
+                Ok::<_, StorageError>(match existing {
                     Some(record) if record.body_hash != hash => Claim::Mismatch,
                     Some(IdempotencyRecord {
                         response: Some(response),
@@ -141,40 +165,72 @@ impl IdempotencyKeys {
                     }
                 })
             })
-            .await
+            .await?;
+        if matches!(claim, Claim::Fresh { .. }) {
+            running.insert(storage_key(user_id, key));
+        }
+        Ok(claim)
     }
 
-    /// Stores the response sent for `key`.
+    /// The request holding `key` has ended without a stored answer (a
+    /// server error): the record stays unanswered, for a retry to resolve
+    /// from what its checkout did.
+    pub fn abandon(&self, user_id: &str, key: &str) {
+        self.running.remove(&storage_key(user_id, key));
+    }
+
+    /// Stores the response sent for `key` by the request that ran as
+    /// `checkout_id` (and only if the key is still that request's).
     pub async fn answer(
         &self,
         user_id: &str,
         key: &str,
+        checkout_id: &str,
         response: StoredResponse,
     ) -> Result<(), StorageError> {
         let id = storage_key(user_id, key);
-        self.store
+        let checkout_id = checkout_id.to_owned();
+        let written = self
+            .store
             .write(move |tx| {
-                if let Some(mut record) =
-                    tx.get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
+                if let Some(mut record) = tx
+                    .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
+                    .filter(|r| r.checkout_id == checkout_id)
                 {
                     record.response = Some(response.clone());
                     tx.put(TreeName::IdempotencyKeys, id.clone(), &record)?;
                 }
                 Ok(())
             })
-            .await
+            .await;
+        self.running.remove(&storage_key(user_id, key));
+        written
     }
 
-    /// Forgets `key` (its request ended without a result worth keeping:
-    /// a conflict or a server error), so a retry runs afresh.
-    pub async fn release(&self, user_id: &str, key: &str) -> Result<(), StorageError> {
+    /// Forgets `key` if it is still `checkout_id`'s (its request ended
+    /// without a result worth keeping, a conflict), so a retry runs afresh.
+    pub async fn release(
+        &self,
+        user_id: &str,
+        key: &str,
+        checkout_id: &str,
+    ) -> Result<(), StorageError> {
         let id = storage_key(user_id, key);
-        self.store
+        let checkout_id = checkout_id.to_owned();
+        let removed = self
+            .store
             .write(move |tx| {
-                tx.remove(TreeName::IdempotencyKeys, id.clone());
+                let ours = tx
+                    .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
+                    .is_some_and(|r| r.checkout_id == checkout_id);
+                if ours {
+                    tx.remove(TreeName::IdempotencyKeys, id.clone());
+                }
                 Ok(())
             })
-            .await
+            .await;
+        self.running.remove(&storage_key(user_id, key));
+        removed
     }
 
     /// Removes keys older than [`KEY_TTL_SECS`]; returns how many.

@@ -85,6 +85,7 @@ fn order(user: &str, checkout: &str, expires_in_ms: i64) -> Order {
         card_last4: Some("1234".into()),
         failure_reason: None,
         stock_to_return: false,
+        payment_check_due: false,
         shipping_address: None,
         expires_at: Timestamp(now.0 + expires_in_ms),
         history: vec![Transition {

@@ -8,7 +8,7 @@
 //! cannot change.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::RpcReplyPort;
 
@@ -95,7 +95,15 @@ pub struct CartEntity {
 pub struct CartState {
     id: String,
     cart: Option<Cart>,
+    /// When the checkout lock was taken.
+    locked_at: Option<Instant>,
 }
+
+/// How long a checkout may hold a cart's lock. A checkout ends (or is
+/// logged for recovery) in seconds; a lock older than this belongs to one
+/// that lost its way before logging anything, and lapses rather than block
+/// the buyer's cart until the next restart.
+pub const LOCK_LEASE: Duration = Duration::from_secs(300);
 
 impl Entity for CartEntity {
     const KIND: &'static str = "cart";
@@ -111,6 +119,7 @@ impl Entity for CartEntity {
             .write(move |tx| tx.get::<Cart>(TreeName::Carts, key.clone()))
             .await?;
         Ok(CartState {
+            locked_at: None,
             id: id.to_owned(),
             // A lock never outlives the process that took it.
             cart: cart.map(|c| Cart {
@@ -128,6 +137,7 @@ impl Entity for CartEntity {
     ) -> Result<(), EntityError> {
         let now = Timestamp::now();
         self.expire_if_idle(state, now);
+        lapse_lock(state);
         match message {
             CartMsg::Get(reply) => {
                 let _ = reply.send(Ok(state
@@ -196,6 +206,7 @@ impl Entity for CartEntity {
                     None => Err(CartError::Empty),
                     Some(cart) => {
                         cart.checkout = Some(checkout);
+                        state.locked_at = Some(Instant::now());
                         Ok(cart.clone())
                     }
                 };
@@ -241,8 +252,22 @@ impl Entity for CartEntity {
     }
 
     fn can_passivate(&self, state: &CartState) -> bool {
-        // The checkout lock lives only in memory.
-        state.cart.as_ref().is_none_or(|c| c.checkout.is_none())
+        // The checkout lock lives only in memory (until its lease lapses).
+        let lapsed = state.locked_at.is_some_and(|at| at.elapsed() > LOCK_LEASE);
+        lapsed || state.cart.as_ref().is_none_or(|c| c.checkout.is_none())
+    }
+}
+
+/// Drops a checkout lock held longer than [`LOCK_LEASE`].
+fn lapse_lock(state: &mut CartState) {
+    let Some(cart) = state.cart.as_mut().filter(|c| c.checkout.is_some()) else {
+        state.locked_at = None;
+        return;
+    };
+    if state.locked_at.is_some_and(|at| at.elapsed() > LOCK_LEASE) {
+        tracing::warn!(cart = %cart.id, checkout = ?cart.checkout, "a checkout lock lapsed");
+        cart.checkout = None;
+        state.locked_at = None;
     }
 }
 

@@ -94,6 +94,8 @@ pub enum OrderMsg {
     Get(RpcReplyPort<Option<Order>>),
     /// Internal: the payment deadline has come.
     Expire,
+    /// Internal: time to ask the gateway about an order that ended unpaid.
+    CheckPayment,
 }
 
 /// The order entity kind.
@@ -107,7 +109,12 @@ pub struct OrderEntity {
 pub struct OrderState {
     order: Option<Order>,
     timer: Option<JoinHandle<()>>,
+    /// Armed retry of a gateway check.
+    check_timer: Option<JoinHandle<()>>,
 }
+
+/// How long after a failed gateway check the next one runs.
+const PAYMENT_CHECK_RETRY: Duration = Duration::from_secs(30);
 
 impl Entity for OrderEntity {
     const KIND: &'static str = "order";
@@ -125,7 +132,15 @@ impl Entity for OrderEntity {
         // the writer: a new order, the common case, is a miss that costs no
         // write slot. `Create` re-checks inside its own write job.
         let order = self.store.get::<Order>(TreeName::Orders, id).await?;
-        let mut state = OrderState { order, timer: None };
+        let mut state = OrderState {
+            order,
+            timer: None,
+            check_timer: None,
+        };
+        if state.order.as_ref().is_some_and(|o| o.payment_check_due) {
+            state.check_timer =
+                Some(myself.tell_after(Duration::from_secs(1), || OrderMsg::CheckPayment));
+        }
         if state.order.as_ref().is_some_and(|o| o.stock_to_return) {
             self.return_stock(&mut state).await?;
         }
@@ -165,12 +180,16 @@ impl Entity for OrderEntity {
                 let _ = reply.send(result);
             }
             OrderMsg::Cancel(reply) => {
-                let result = self.cancel(state).await;
+                let result = self.cancel(state, myself).await;
                 let _ = reply.send(result);
             }
             OrderMsg::Expire => {
                 state.timer = None;
-                self.expire(state).await?;
+                self.expire(state, myself).await?;
+            }
+            OrderMsg::CheckPayment => {
+                state.check_timer = None;
+                self.check_payment(state, myself).await;
             }
         }
         arm_deadline(state, myself);
@@ -182,17 +201,19 @@ impl Entity for OrderEntity {
     }
 
     fn can_passivate(&self, state: &OrderState) -> bool {
-        // A pending order stays awake for its deadline.
+        // A pending order stays awake for its deadline, one owed a gateway
+        // check for its retries.
         state
             .order
             .as_ref()
-            .is_none_or(|o| o.status != OrderStatus::PaymentPending)
+            .is_none_or(|o| o.status != OrderStatus::PaymentPending && !o.payment_check_due)
     }
 }
 
 /// No deadline, no stock to put back, and past the checkout's part.
 fn is_settled(order: &Order) -> bool {
     !order.stock_to_return
+        && !order.payment_check_due
         && !matches!(
             order.status,
             OrderStatus::Created | OrderStatus::PaymentPending
@@ -286,13 +307,18 @@ impl OrderEntity {
     }
 
     /// The buyer's cancellation.
-    async fn cancel(&self, state: &mut OrderState) -> Result<Order, OrderError> {
+    async fn cancel(
+        &self,
+        state: &mut OrderState,
+        myself: &EntityRef<Self>,
+    ) -> Result<Order, OrderError> {
         let Some(mut order) = state.order.clone() else {
             return Err(OrderError::NotFound);
         };
         let now = Timestamp::now();
         match order.status {
             OrderStatus::Created | OrderStatus::PaymentPending => {
+                let was_charging = order.status == OrderStatus::PaymentPending;
                 let change = Change {
                     status: Some(OrderStatus::Cancelled),
                     payment_status: Some(PaymentStatus::Failed),
@@ -300,11 +326,14 @@ impl OrderEntity {
                     ..Change::default()
                 };
                 apply(&mut order, change, now)?;
+                order.payment_check_due = was_charging;
                 let cancelled = self.save(state, order, None).await?;
-                // A charge still on its way is refunded by the checkout when
-                // it finds the order cancelled.
                 self.release_stock(&cancelled).await;
-                Ok(cancelled)
+                // A charge on its way is refunded by the checkout when it
+                // finds the order cancelled; one the gateway already made
+                // (its answer lost) is found and refunded here.
+                self.check_payment(state, myself).await;
+                Ok(state.order.clone().unwrap_or(cancelled))
             }
             OrderStatus::Confirmed => {
                 // Refund first: if the gateway does not confirm it, nothing
@@ -338,7 +367,11 @@ impl OrderEntity {
 
     /// At the deadline: `EXPIRED`, stock released, and a charge that went
     /// through after all refunded.
-    async fn expire(&self, state: &mut OrderState) -> Result<(), EntityError> {
+    async fn expire(
+        &self,
+        state: &mut OrderState,
+        myself: &EntityRef<Self>,
+    ) -> Result<(), EntityError> {
         let now = Timestamp::now();
         let due = state
             .order
@@ -357,6 +390,7 @@ impl OrderEntity {
         if apply(&mut order, change, now).is_err() {
             return Ok(());
         }
+        order.payment_check_due = true;
         // A failed save fails the actor; the next activation re-arms the
         // deadline from what is stored.
         let expired = self
@@ -364,40 +398,46 @@ impl OrderEntity {
             .await
             .map_err(|e| EntityError::Unavailable(format!("expiring order: {e}")))?;
         self.release_stock(&expired).await;
-        self.refund_late_charge(state).await;
+        self.check_payment(state, myself).await;
         Ok(())
     }
 
-    /// Refunds a charge the gateway approved for an order that is no longer
-    /// waiting for it; records `REFUNDED`.
-    async fn refund_late_charge(&self, state: &mut OrderState) {
-        let Some(order) = state.order.clone() else {
+    /// Asks the gateway about an order that ended unpaid and refunds a
+    /// charge it made after all (recording `REFUNDED`). Until the gateway
+    /// answers definitely, the order keeps `payment_check_due` (stored, so a
+    /// restart resumes it) and asks again every 30 s.
+    async fn check_payment(&self, state: &mut OrderState, myself: &EntityRef<Self>) {
+        let Some(mut order) = state.order.clone().filter(|o| o.payment_check_due) else {
             return;
         };
-        let approved = match self.payments.status(&order.id).await {
-            Ok(Some(record)) => matches!(record.outcome, ChargeOutcome::Approved(_)),
-            Ok(None) => false,
+        let settled = match self.payments.status(&order.id).await {
+            Ok(Some(record)) if matches!(record.outcome, ChargeOutcome::Approved(_)) => {
+                match self.payments.refund(&order.id).await {
+                    Ok(()) => {
+                        order.payment_status = PaymentStatus::Refunded;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(order = %order.id, error = %e, "refund of a late charge failed; retrying");
+                        false
+                    }
+                }
+            }
+            Ok(_) => true,
             Err(e) => {
-                tracing::warn!(order = %order.id, error = %e, "could not ask the gateway about an expired order");
+                tracing::warn!(order = %order.id, error = %e, "could not ask the gateway about an unpaid order; retrying");
                 false
             }
         };
-        if !approved {
-            return;
-        }
-        if let Err(e) = self.payments.refund(&order.id).await {
-            tracing::warn!(order = %order.id, error = %e, "refund of a late charge failed");
-            return;
-        }
-        let mut refunded = order;
-        let change = Change {
-            payment_status: Some(PaymentStatus::Refunded),
-            ..Change::default()
-        };
-        if let Ok(true) = apply(&mut refunded, change, Timestamp::now()) {
-            if let Err(e) = self.save(state, refunded, None).await {
-                tracing::warn!(error = %e, "recording a refund failed");
+        if settled {
+            order.payment_check_due = false;
+            order.updated_at = Timestamp::now();
+            if let Err(e) = self.save(state, order, None).await {
+                tracing::warn!(error = %e, "recording a payment check failed");
             }
+        } else if state.check_timer.is_none() {
+            state.check_timer =
+                Some(myself.tell_after(PAYMENT_CHECK_RETRY, || OrderMsg::CheckPayment));
         }
     }
 
@@ -444,7 +484,10 @@ fn write_order(tx: &mut Tx<'_>, order: &Order, new: bool) -> Result<(), StorageE
             Vec::new(),
         );
     }
-    if order.status == OrderStatus::PaymentPending || order.stock_to_return {
+    if order.status == OrderStatus::PaymentPending
+        || order.stock_to_return
+        || order.payment_check_due
+    {
         tx.put_raw(
             TreeName::PendingOrders,
             order.id.as_bytes(),

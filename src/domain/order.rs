@@ -174,6 +174,10 @@ pub struct Order {
     /// Cancelled after payment: its sold units are still to be put back on
     /// sale (cleared once every SKU has them; redone after a crash).
     pub stock_to_return: bool,
+    /// Ended without a confirmed payment while the gateway may still have
+    /// charged (expired, or cancelled while waiting): the gateway is asked,
+    /// and a charge refunded, until it gives a definite answer.
+    pub payment_check_due: bool,
     /// Where to ship, if the buyer said.
     pub shipping_address: Option<super::user::Address>,
     /// When a `PAYMENT_PENDING` order expires.
@@ -247,6 +251,7 @@ mod tests {
             card_last4: None,
             failure_reason: None,
             stock_to_return: false,
+            payment_check_due: false,
             shipping_address: None,
             expires_at: Timestamp(300_000),
             history: vec![Transition {

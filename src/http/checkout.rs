@@ -13,7 +13,7 @@ use super::extract::{Json, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
 use crate::checkout::{Checkout, CheckoutFailure, CheckoutInput, CheckoutReply};
-use crate::domain::order::Order;
+use crate::domain::order::{card_last4, Order};
 use crate::domain::FieldErrors;
 use crate::idempotency::{body_hash, Claim, StoredResponse, MAX_KEY_LEN};
 
@@ -112,7 +112,7 @@ async fn checkout(
             }
         },
     };
-    let hash = body_hash(&serde_json::to_vec(&body).unwrap_or_default());
+    let hash = request_hash(&body);
     let input = CheckoutInput {
         cart_id: body.cart_id,
         amount: body.amount,
@@ -137,17 +137,12 @@ async fn checkout(
     };
 
     let keys = &state.idempotency;
-    let mut ids = match keys
-        .claim(&user, &key, hash.clone(), Checkout::fresh_ids())
-        .await?
-    {
+    let claim = keys
+        .claim(&user, &key, hash.clone(), Checkout::fresh_ids(), None)
+        .await?;
+    let ids = match claim {
         Claim::Replay(stored) => return Ok(replay(stored)),
-        Claim::Mismatch => {
-            return Err(ApiError::new(
-                Code::IdempotencyKeyReused,
-                "this Idempotency-Key was used with a different request body",
-            ))
-        }
+        Claim::Mismatch => return Err(key_reused()),
         Claim::Fresh {
             checkout_id,
             order_id,
@@ -157,41 +152,67 @@ async fn checkout(
             order_id,
         } => {
             let checkouts = state.checkout.checkouts();
-            if checkouts.is_running(&checkout_id) || checkouts.is_unfinished(&checkout_id).await? {
+            if keys.is_running(&user, &key)
+                || checkouts.is_running(&checkout_id)
+                || checkouts.is_unfinished(&checkout_id).await?
+            {
                 return Err(in_progress());
             }
-            // The first attempt was cut off (the node restarted) after its
-            // checkout ended: answer with the order it made, if any.
-            match state.orders.actors().get(&order_id).await? {
-                Some(order) => {
-                    let response = render(Ok(reply_for(order)));
-                    keys.answer(&user, &key, response.stored.clone()).await?;
-                    return Ok(response.into_response());
-                }
-                None => {
-                    keys.release(&user, &key).await?;
-                    match keys.claim(&user, &key, hash, Checkout::fresh_ids()).await? {
-                        Claim::Fresh {
-                            checkout_id,
-                            order_id,
-                        } => (checkout_id, order_id),
-                        _ => return Err(in_progress()),
-                    }
-                }
+            // Left unanswered by a request that failed or a process that
+            // stopped, and its checkout has ended: answer with the order it
+            // made, or, if it made none, run the request now.
+            if let Some(order) = state.orders.actors().get(&order_id).await? {
+                let response = render(Ok(reply_for(order)));
+                keys.answer(&user, &key, &checkout_id, response.stored.clone())
+                    .await?;
+                return Ok(response.into_response());
+            }
+            match keys
+                .claim(&user, &key, hash, Checkout::fresh_ids(), Some(checkout_id))
+                .await?
+            {
+                Claim::Fresh {
+                    checkout_id,
+                    order_id,
+                } => (checkout_id, order_id),
+                Claim::Replay(stored) => return Ok(replay(stored)),
+                Claim::Mismatch => return Err(key_reused()),
+                Claim::Unanswered { .. } => return Err(in_progress()),
             }
         }
     };
-    let result = state
-        .checkout
-        .run(&user, valid, std::mem::take(&mut ids))
-        .await;
+    let checkout_id = ids.0.clone();
+    let result = state.checkout.run(&user, valid, ids).await;
     let response = render(result);
     if response.keep {
-        keys.answer(&user, &key, response.stored.clone()).await?;
+        keys.answer(&user, &key, &checkout_id, response.stored.clone())
+            .await?;
+    } else if response.stored.status >= 500 {
+        // Whatever the checkout did is resolved by the next retry.
+        keys.abandon(&user, &key);
     } else {
-        keys.release(&user, &key).await?;
+        keys.release(&user, &key, &checkout_id).await?;
     }
     Ok(response.into_response())
+}
+
+/// The hash a key's body is compared by: the body with the card number cut
+/// to its last four digits (the key record must not hold a hash the full
+/// number could be recovered from).
+fn request_hash(body: &CheckoutBody) -> Vec<u8> {
+    let mut value = serde_json::to_value(body).unwrap_or_default();
+    if let Some(card) = value.pointer_mut("/paymentInfo/cardNo") {
+        let last4 = card.as_str().and_then(card_last4);
+        *card = serde_json::json!(last4);
+    }
+    body_hash(&serde_json::to_vec(&value).unwrap_or_default())
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        Code::IdempotencyKeyReused,
+        "this Idempotency-Key was used with a different request body",
+    )
 }
 
 fn in_progress() -> ApiError {

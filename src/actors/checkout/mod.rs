@@ -32,7 +32,7 @@ use ractor::RpcReplyPort;
 use tokio::sync::watch;
 
 use super::cart::CartError;
-use super::inventory::{Inventory, InventoryError};
+use super::inventory::{Command, Inventory, InventoryError};
 use super::order::{Change, OrderActors, OrderError};
 use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
 use crate::carts::{Carts, CartsError};
@@ -299,11 +299,14 @@ impl CheckoutEntity {
         let cart = carts
             .begin_checkout(&request.cart_id, &request.checkout_id)
             .await?;
+        // Nothing is logged yet, so the unlock is retried here; a lock that
+        // still cannot be dropped lapses after the cart's lock lease.
         let unlock = || async {
-            if let Err(e) = carts
-                .end_checkout(&request.cart_id, &request.checkout_id, false, None)
-                .await
-            {
+            if let Err(e) = retrying!(
+                carts
+                    .end_checkout(&request.cart_id, &request.checkout_id, false, None)
+                    .await
+            ) {
                 tracing::warn!(checkout = %request.checkout_id, error = %e, "unlocking the cart failed");
             }
         };
@@ -379,6 +382,8 @@ impl CheckoutEntity {
             deadline: Timestamp(now.0.saturating_add(window)),
             step: Step::Reserving,
             started_at: now,
+            committed: Vec::new(),
+            returned: Vec::new(),
         };
         state.saga = Some(saga);
         self.reserve_and_create(state, &request).await?;
@@ -399,6 +404,14 @@ impl CheckoutEntity {
         if saga.step != Step::Reserving {
             state.order = retrying!(self.orders.get(&saga.order_id).await)?;
         }
+        // The cart's lock did not survive the restart: take it again, so the
+        // buyer cannot change (or check out again) what this checkout is
+        // finishing. Best effort: an emptied cart has nothing to protect.
+        let _ = self
+            .carts
+            .actors()
+            .begin_checkout(&saga.cart_id, &saga.checkout_id)
+            .await;
         state.saga = Some(saga);
         self.drive(state, None).await
     }
@@ -460,6 +473,7 @@ impl CheckoutEntity {
             card_last4: saga.card_last4.clone(),
             failure_reason: None,
             stock_to_return: false,
+            payment_check_due: false,
             shipping_address: request.shipping_address.clone(),
             expires_at: saga.deadline,
             history: vec![Transition {
@@ -477,8 +491,23 @@ impl CheckoutEntity {
                 Ok(())
             }
             Err(e) => {
-                // Whether the order was stored is unknown only if storage
-                // failed, and then the node stops; otherwise it was not.
+                // The create may still be applied (a call that timed out):
+                // cancelling through the same actor queues behind it, so no
+                // order is left CREATED.
+                let abandon = Change {
+                    status: Some(OrderStatus::Cancelled),
+                    payment_status: Some(PaymentStatus::Failed),
+                    reason: Some("the checkout could not complete".into()),
+                    ..Change::default()
+                };
+                match retrying!(
+                    self.orders
+                        .update(&saga.order_id, abandon.clone(), None)
+                        .await
+                ) {
+                    Ok(_) | Err(OrderError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 self.finish_failed(state).await?;
                 Err(e.into())
             }
@@ -518,7 +547,7 @@ impl CheckoutEntity {
                         }
                         None => {
                             let rider = saga.rider_at(Step::Charging)?;
-                            let order = retrying!(
+                            match retrying!(
                                 self.orders
                                     .update(
                                         &saga.order_id,
@@ -526,12 +555,27 @@ impl CheckoutEntity {
                                         Some(rider.clone()),
                                     )
                                     .await
-                            )?;
-                            state
-                                .progress
-                                .send_replace(Progress::AwaitingPayment(order.clone()));
-                            state.order = Some(order);
-                            set_step(state, Step::Charging);
+                            ) {
+                                Ok(order) => {
+                                    state
+                                        .progress
+                                        .send_replace(Progress::AwaitingPayment(order.clone()));
+                                    state.order = Some(order);
+                                    set_step(state, Step::Charging);
+                                }
+                                // The buyer cancelled the order a moment ago:
+                                // nothing is charged; give everything back.
+                                Err(OrderError::InvalidTransition(_)) => {
+                                    state.order = retrying!(self.orders.get(&saga.order_id).await)?;
+                                    self.fail_order(
+                                        state,
+                                        OrderStatus::PaymentFailed,
+                                        "cancelled before payment".into(),
+                                    )
+                                    .await?;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
                         }
                     }
                 }
@@ -557,7 +601,13 @@ impl CheckoutEntity {
                                     PaymentResult::Declined { reason }
                                 }
                             },
-                            Ok(None) | Err(_) => PaymentResult::NoAnswer,
+                            Ok(None) => PaymentResult::NoAnswer,
+                            // Unknown: keep the log; the next sweep asks again.
+                            Err(e) => {
+                                return Err(CheckoutError::Unavailable(format!(
+                                    "the gateway could not say what happened: {e}"
+                                )))
+                            }
                         },
                     };
                     match result {
@@ -627,23 +677,23 @@ impl CheckoutEntity {
         saga: &Saga,
         txn_id: String,
     ) -> Result<(), CheckoutError> {
+        // Always commit what is still held, even for an order that stopped
+        // waiting: what was committed is then certain (the log says) and is
+        // given back below with the refund.
+        self.commit_stock(state).await?;
+        let saga_now = state.saga.clone().expect("the log exists");
         let pending = state
             .order
             .as_ref()
             .is_some_and(|o| o.status == OrderStatus::PaymentPending);
-        let committed = if pending {
-            self.commit_stock(saga).await?
-        } else {
-            Vec::new()
-        };
-        if pending && committed.len() == saga.lines.len() {
+        if pending && saga_now.committed.len() == saga.lines.len() {
             let change = Change {
                 status: Some(OrderStatus::Confirmed),
                 payment_status: Some(PaymentStatus::Succeeded),
                 txn_id: Some(txn_id.clone()),
                 reason: None,
             };
-            let rider = saga.rider_at(Step::Confirmed)?;
+            let rider = saga_now.rider_at(Step::Confirmed)?;
             match retrying!(
                 self.orders
                     .update(&saga.order_id, change.clone(), Some(rider.clone()))
@@ -659,7 +709,7 @@ impl CheckoutEntity {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.refund_late(state, saga, txn_id, &committed).await
+        self.refund_late(state, txn_id).await
     }
 
     /// Ends the order as `status` with `reason` (payment failed), logging
@@ -699,61 +749,98 @@ impl CheckoutEntity {
         Ok(())
     }
 
-    /// Commits every line's reservation; returns the lines committed (fewer
-    /// than all only if reservations lapsed at the deadline).
-    async fn commit_stock(&self, saga: &Saga) -> Result<Vec<OrderLine>, CheckoutError> {
-        let mut committed = Vec::with_capacity(saga.lines.len());
+    /// Commits every line's reservation not yet committed. Each commit
+    /// carries the log with its line marked committed, in the SKU's own
+    /// flush; a line the SKU no longer holds (its reservation lapsed or was
+    /// released) is left out, and the log says so with certainty.
+    async fn commit_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
+        let saga = state.saga.clone().expect("the log exists");
         for line in &saga.lines {
+            let current = state.saga.clone().expect("the log exists");
+            if current.committed.contains(&line.variant_id) {
+                continue;
+            }
+            let mut next = current.clone();
+            next.committed.push(line.variant_id.clone());
+            let rider = next.rider_at(next.step.clone())?;
+            let command = Command::Commit {
+                checkout_id: saga.checkout_id.clone(),
+            };
             match retrying!(
                 self.inventory
-                    .commit(&line.variant_id, &saga.checkout_id)
+                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
                     .await
             ) {
-                Ok(_) => committed.push(line.clone()),
+                Ok(_) => state.saga = Some(next),
                 Err(InventoryError::AlreadyFinished | InventoryError::NoReservation) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(committed)
+        Ok(())
     }
 
     /// A charge that arrived after the order stopped waiting: refund it, put
-    /// back any stock committed for it, record `REFUNDED`, end as failed.
+    /// back the stock committed for it (each return logged with it), record
+    /// `REFUNDED` (and `EXPIRED` if the order was still waiting), end as
+    /// failed.
     async fn refund_late(
         &self,
         state: &mut CheckoutState,
-        saga: &Saga,
         txn_id: String,
-        committed: &[OrderLine],
     ) -> Result<(), CheckoutError> {
+        let saga = state.saga.clone().expect("the log exists");
         self.payments
             .refund(&saga.order_id)
             .await
             .map_err(|e| CheckoutError::Unavailable(format!("refund failed: {e}")))?;
-        for line in committed {
+        for line in &saga.lines {
+            let current = state.saga.clone().expect("the log exists");
+            if !current.committed.contains(&line.variant_id)
+                || current.returned.contains(&line.variant_id)
+            {
+                continue;
+            }
+            let mut next = current.clone();
+            next.returned.push(line.variant_id.clone());
+            let rider = next.rider_at(next.step.clone())?;
+            let command = Command::Return {
+                checkout_id: saga.checkout_id.clone(),
+                quantity: line.quantity,
+            };
             retrying!(
                 self.inventory
-                    .return_sold(&line.variant_id, &saga.checkout_id, line.quantity)
+                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
                     .await
             )?;
+            state.saga = Some(next);
         }
-        let still_pending = state
-            .order
-            .as_ref()
-            .is_some_and(|o| o.status == OrderStatus::PaymentPending);
-        let change = Change {
-            status: still_pending.then_some(OrderStatus::Expired),
-            payment_status: Some(PaymentStatus::Refunded),
-            txn_id: Some(txn_id),
-            reason: Some("the payment arrived after the payment window; it was refunded".into()),
-        };
+        let saga = state.saga.clone().expect("the log exists");
         let rider = saga.rider_at(Step::Failed)?;
-        let order = retrying!(
-            self.orders
-                .update(&saga.order_id, change.clone(), Some(rider.clone()))
-                .await
-        )?;
-        state.order = Some(order);
+        let reason = "the payment arrived after the order stopped waiting for it; it was refunded";
+        // Expire the order if it is still waiting; otherwise (expired or
+        // cancelled meanwhile) record only the refund.
+        let mut order = None;
+        for status in [Some(OrderStatus::Expired), None] {
+            let change = Change {
+                status,
+                payment_status: Some(PaymentStatus::Refunded),
+                txn_id: Some(txn_id.clone()),
+                reason: Some(reason.into()),
+            };
+            match retrying!(
+                self.orders
+                    .update(&saga.order_id, change.clone(), Some(rider.clone()))
+                    .await
+            ) {
+                Ok(updated) => {
+                    order = Some(updated);
+                    break;
+                }
+                Err(OrderError::InvalidTransition(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        state.order = order.or(state.order.take());
         set_step(state, Step::Failed);
         Ok(())
     }

@@ -48,6 +48,14 @@ pub struct Saga {
     pub deadline: Timestamp,
     /// Current step.
     pub step: Step,
+    /// Variants whose reservation was committed as sold. Each entry is
+    /// written in the same atomic write as the commit itself (riding with
+    /// the SKU's flush), so after a crash this list is exactly what was
+    /// committed: nothing depends on a SKU remembering the checkout.
+    pub committed: Vec<String>,
+    /// Variants whose sold units were put back on sale after a refund,
+    /// recorded the same way.
+    pub returned: Vec<String>,
     /// When the checkout began.
     pub started_at: Timestamp,
 }
