@@ -1,0 +1,373 @@
+//! Model-based test of saga compensation: for every point at which a node
+//! can die during a two-line checkout (after each durable step of the saga,
+//! with the gateway approving, declining, or never answering), a fresh node
+//! on the same sled files recovers, and then:
+//!
+//! - no order is left `CREATED` and no saga log is left;
+//! - stock is conserved and nothing stays reserved once the window passed;
+//! - units are sold exactly when the order is `CONFIRMED`;
+//! - a charge the gateway approved belongs to a `CONFIRMED` order or was
+//!   refunded.
+//!
+//! The steps before the crash are made with the same components and riders
+//! the coordinator uses; the recovery is the real one (`Checkouts::recover`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora::accounts::Authenticated;
+use agora::actors::cart::{CartActors, Owner};
+use agora::actors::checkout::saga::{Saga, Step};
+use agora::actors::checkout::{CheckoutDeps, Checkouts};
+use agora::actors::inventory::{Command, Inventory};
+use agora::actors::order::{Change, OrderActors};
+use agora::actors::runtime::RegionSettings;
+use agora::carts::Carts;
+use agora::catalog::Catalog;
+use agora::config::RiskRules;
+use agora::domain::cart::{CartLine, Pricing};
+use agora::domain::item::ItemInput;
+use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
+use agora::domain::user::Role;
+use agora::domain::Timestamp;
+use agora::payments::{ChargeOutcome, ChargeRecord, ChargeRequest, Payments, SimulatedGateway};
+use agora::risk::Risk;
+use agora::storage::{Store, StoreOptions, TreeName};
+
+mod common;
+use common::eventually;
+
+const STOCK: i64 = 10;
+const WINDOW_MS: i64 = 400;
+
+/// One node's components over a store.
+struct Node {
+    inventory: Inventory,
+    carts: Carts,
+    orders: OrderActors,
+    payments: Payments,
+    checkouts: Checkouts,
+}
+
+async fn node(store: &Store) -> Node {
+    let regions = RegionSettings::default();
+    let inventory = Inventory::start(store.clone(), regions.clone())
+        .await
+        .unwrap();
+    let catalog = Catalog::new(store.clone(), inventory.clone());
+    let cart_actors = CartActors::start(store.clone(), Duration::from_secs(3600), regions.clone())
+        .await
+        .unwrap();
+    let carts = Carts::new(
+        store.clone(),
+        cart_actors,
+        catalog,
+        Pricing::default(),
+        3600,
+    );
+    let gateway = Arc::new(SimulatedGateway::new(store.clone(), Duration::ZERO));
+    let payments = Payments::new(
+        gateway,
+        Duration::from_millis(500),
+        1,
+        Duration::from_millis(10),
+    );
+    let orders = OrderActors::start(
+        store.clone(),
+        inventory.clone(),
+        payments.clone(),
+        regions.clone(),
+    )
+    .await
+    .unwrap();
+    let checkouts = Checkouts::start(
+        CheckoutDeps {
+            store: store.clone(),
+            carts: carts.clone(),
+            inventory: inventory.clone(),
+            orders: orders.clone(),
+            payments: payments.clone(),
+            risk: Risk::new(RiskRules::default(), store.clone()),
+            payment_window: Duration::from_millis(WINDOW_MS as u64),
+        },
+        regions,
+    )
+    .await
+    .unwrap();
+    Node {
+        inventory,
+        carts,
+        orders,
+        payments,
+        checkouts,
+    }
+}
+
+impl Node {
+    async fn stop(self) {
+        self.checkouts.stop().await;
+        self.orders.stop().await;
+        self.carts.actors().stop().await;
+        self.inventory.stop().await;
+    }
+}
+
+/// What the gateway does with the charge.
+#[derive(Debug, Clone, Copy)]
+enum Gateway {
+    Approves,
+    Declines,
+    NeverAnswers,
+}
+
+/// Runs the saga's durable steps in order, stopping after `steps` of them.
+async fn run_until(store: &Store, steps: usize, gateway: Gateway) -> (Saga, Vec<String>) {
+    let node = node(store).await;
+    let catalog = Catalog::new(store.clone(), node.inventory.clone());
+    let seller = Authenticated {
+        user_id: "seller".into(),
+        role: Role::Seller,
+        session_key: [1; 32],
+    };
+    let mut variants = Vec::new();
+    for name in ["Mouse", "Pad"] {
+        let input = ItemInput {
+            name: Some(name.into()),
+            description: Some("d".into()),
+            price: Some(500),
+            quantity: Some(STOCK),
+            ..Default::default()
+        };
+        variants.push(catalog.create(&seller, input).await.unwrap().item.id);
+    }
+    variants.sort();
+    for v in &variants {
+        let line = CartLine {
+            item_id: v.clone(),
+            variant_id: v.clone(),
+            quantity: 2,
+            unit_price: 500,
+            currency: "INR".into(),
+        };
+        node.carts
+            .actors()
+            .set_line("cart", Owner::User("buyer".into()), line)
+            .await
+            .unwrap();
+    }
+    let now = Timestamp::now();
+    let mut saga = Saga {
+        checkout_id: "ck".into(),
+        order_id: "order".into(),
+        user_id: "buyer".into(),
+        cart_id: "cart".into(),
+        lines: variants
+            .iter()
+            .map(|v| OrderLine {
+                item_id: v.clone(),
+                variant_id: v.clone(),
+                seller_id: "seller".into(),
+                name: "x".into(),
+                quantity: 2,
+                unit_price: 500,
+            })
+            .collect(),
+        amount: 2000,
+        currency: "INR".into(),
+        card_last4: Some("1234".into()),
+        deadline: Timestamp(now.0 + WINDOW_MS),
+        step: Step::Reserving,
+        started_at: now,
+        committed: Vec::new(),
+        returned: Vec::new(),
+    };
+    node.carts
+        .actors()
+        .begin_checkout("cart", "ck")
+        .await
+        .unwrap();
+    let mut done = 0;
+    macro_rules! step {
+        ($body:expr) => {
+            if done == steps {
+                node.stop().await;
+                return (saga, variants);
+            }
+            $body;
+            done += 1;
+        };
+    }
+    for v in &variants {
+        let rider = saga.rider_at(Step::Reserving).unwrap();
+        step!(node
+            .inventory
+            .reserve(v, "ck", 2, saga.deadline, Some(rider))
+            .await
+            .unwrap());
+    }
+    let order = Order {
+        id: "order".into(),
+        user_id: "buyer".into(),
+        checkout_id: "ck".into(),
+        lines: saga.lines.clone(),
+        amount: 2000,
+        currency: "INR".into(),
+        status: OrderStatus::Created,
+        payment_status: PaymentStatus::Pending,
+        payment_txn_id: None,
+        card_last4: Some("1234".into()),
+        failure_reason: None,
+        stock_to_return: false,
+        payment_check_due: false,
+        shipping_address: None,
+        expires_at: saga.deadline,
+        history: vec![Transition {
+            status: OrderStatus::Created,
+            at: now,
+        }],
+        created_at: now,
+        updated_at: now,
+    };
+    let rider = saga.rider_at(Step::OrderCreated).unwrap();
+    step!(node.orders.create(order, Some(rider)).await.unwrap());
+    saga.step = Step::OrderCreated;
+    let rider = saga.rider_at(Step::Charging).unwrap();
+    step!(node
+        .orders
+        .update(
+            "order",
+            Change::to(OrderStatus::PaymentPending),
+            Some(rider)
+        )
+        .await
+        .unwrap());
+    saga.step = Step::Charging;
+    let card = match gateway {
+        Gateway::Approves => "4111 1111 1111 1111",
+        Gateway::Declines => "4000 0000 0000 0002",
+        Gateway::NeverAnswers => {
+            // Nothing more can happen before the crash.
+            node.stop().await;
+            return (saga, variants);
+        }
+    };
+    step!(
+        node.payments
+            .charge(ChargeRequest {
+                order_id: "order".into(),
+                amount: 2000,
+                currency: "INR".into(),
+                payment_type: "CARD".into(),
+                card_no: card.into(),
+            })
+            .await
+    );
+    if let Gateway::Approves = gateway {
+        for v in &variants {
+            let mut next = saga.clone();
+            next.committed.push(v.clone());
+            let rider = next.rider_at(Step::Charging).unwrap();
+            let command = Command::Commit {
+                checkout_id: "ck".into(),
+            };
+            step!(node
+                .inventory
+                .change_with(v, command, Some(rider))
+                .await
+                .unwrap());
+            saga = next;
+        }
+        let rider = saga.rider_at(Step::Confirmed).unwrap();
+        let change = Change {
+            status: Some(OrderStatus::Confirmed),
+            payment_status: Some(PaymentStatus::Succeeded),
+            txn_id: Some("txn".into()),
+            reason: None,
+        };
+        step!(node
+            .orders
+            .update("order", change, Some(rider))
+            .await
+            .unwrap());
+        saga.step = Step::Confirmed;
+    }
+    assert_eq!(done, steps.min(done), "ran out of steps to take");
+    node.stop().await;
+    (saga, variants)
+}
+
+async fn check_recovery(steps: usize, gateway: Gateway) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let (_, variants) = run_until(&store, steps, gateway).await;
+
+    // A fresh node on the same files: recovery, then the window passes.
+    let node = node(&store).await;
+    node.checkouts.recover().await.unwrap();
+    node.orders.recover().await.unwrap();
+    node.inventory.recover().await.unwrap();
+    let case = format!("crash after {steps} steps, gateway {gateway:?}");
+    eventually(&case, || async {
+        let order = store.get::<Order>(TreeName::Orders, "order").await.unwrap();
+        let levels = node.inventory.levels(variants.clone()).await.unwrap();
+        let settled = order.as_ref().is_none_or(|o| {
+            !matches!(o.status, OrderStatus::Created | OrderStatus::PaymentPending)
+                && !o.payment_check_due
+        });
+        settled && levels.iter().all(|l| l.reserved == 0)
+    })
+    .await;
+
+    let order = store.get::<Order>(TreeName::Orders, "order").await.unwrap();
+    let levels = node.inventory.levels(variants.clone()).await.unwrap();
+    let confirmed = order
+        .as_ref()
+        .is_some_and(|o| o.status == OrderStatus::Confirmed);
+    for level in &levels {
+        assert_eq!(level.available + level.sold, STOCK, "{case}: conserved");
+        assert_eq!(
+            level.sold,
+            if confirmed { 2 } else { 0 },
+            "{case}: sold iff confirmed"
+        );
+    }
+    let sagas = store
+        .read(|t| Ok(t.tree(TreeName::Sagas).len()))
+        .await
+        .unwrap();
+    assert_eq!(sagas, 0, "{case}: the log is finished");
+    let charge = store
+        .read(|t| t.get::<ChargeRecord>(TreeName::GatewayLedger, b"order"))
+        .await
+        .unwrap();
+    if let Some(ChargeRecord {
+        outcome: ChargeOutcome::Approved(_),
+        refunded,
+        ..
+    }) = charge
+    {
+        let order = order.as_ref().expect("a charge has an order");
+        assert!(
+            confirmed || (refunded && order.payment_status == PaymentStatus::Refunded),
+            "{case}: charged but neither confirmed nor refunded: {order:?}"
+        );
+    }
+    let cart = node.carts.actors().get("cart").await.unwrap();
+    let lines = cart.map_or(0, |c| c.lines.len());
+    assert_eq!(lines, if confirmed { 0 } else { 2 }, "{case}: the cart");
+    node.stop().await;
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_recovers_to_a_consistent_state() {
+    // Approves: 2 reserves, create, pending, charge, 2 commits, confirm = 8
+    // steps (0..=8); declines: 5 steps; never answers: 4.
+    let mut cases = Vec::new();
+    cases.extend((0..=8).map(|s| (s, Gateway::Approves)));
+    cases.extend((0..=5).map(|s| (s, Gateway::Declines)));
+    cases.extend((0..=4).map(|s| (s, Gateway::NeverAnswers)));
+    for chunk in cases.chunks(4) {
+        futures::future::join_all(chunk.iter().map(|&(s, g)| check_recovery(s, g))).await;
+    }
+}
