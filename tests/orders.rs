@@ -287,3 +287,57 @@ async fn a_users_orders_are_indexed_newest_first() {
     ids.reverse();
     assert_eq!(listed, ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_final_orders_move_to_the_archive_and_stay_readable() {
+    use agora::orders::Orders;
+    let node = node_at(TempDir::new().unwrap()).await;
+    let service = Orders::new(node.store.clone(), node.orders.clone());
+    let done = node
+        .orders
+        .create(order("u1", "k1", 60_000), None)
+        .await
+        .unwrap();
+    node.orders
+        .update(&done.id, Change::to(OrderStatus::Cancelled), None)
+        .await
+        .unwrap();
+    let live = node
+        .orders
+        .create(order("u1", "k2", 60_000), None)
+        .await
+        .unwrap();
+    node.orders
+        .update(&live.id, Change::to(OrderStatus::PaymentPending), None)
+        .await
+        .unwrap();
+
+    let cutoff = Timestamp(Timestamp::now().0 + 1_000);
+    assert_eq!(
+        service.archive_before(cutoff).await.unwrap(),
+        1,
+        "only the final one"
+    );
+    let in_tree = |tree| {
+        let store = node.store.clone();
+        let id = done.id.clone();
+        async move {
+            store
+                .read(move |t| Ok(t.tree(tree).contains_key(id.as_bytes())?))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!in_tree(TreeName::Orders).await && in_tree(TreeName::OrderArchive).await);
+
+    // Same reads as before: by id, and in the user's list, newest first.
+    let read = service.get("u1", &done.id).await.unwrap();
+    assert_eq!(read.status, OrderStatus::Cancelled);
+    let page = service.list("u1", None, None, 10).await.unwrap();
+    let ids: Vec<_> = page.orders.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(ids, [live.id.clone(), done.id.clone()]);
+    assert!(
+        service.get("u2", &done.id).await.is_err(),
+        "still only the buyer's"
+    );
+}
