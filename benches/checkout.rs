@@ -61,6 +61,7 @@ fn start_server(latency_ms: u64) -> Server {
         .arg("--payment-latency-ms")
         .arg(latency_ms.to_string())
         .env("RUST_LOG", "warn")
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("AGORA_")))
         .current_dir(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
