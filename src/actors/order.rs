@@ -254,9 +254,11 @@ impl OrderEntity {
         rider: Option<Rider>,
     ) -> Result<Order, OrderError> {
         let stored = order.clone();
+        // A failed actor's successor may not know; then remove anyway.
+        let was_listed = state.order.as_ref().is_none_or(listed);
         self.store
             .write(move |tx| {
-                write_order(tx, &stored, false)?;
+                write_order(tx, &stored, false, was_listed)?;
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
@@ -282,7 +284,7 @@ impl OrderEntity {
                 if let Some(existing) = tx.get::<Order>(TreeName::Orders, stored.id.as_bytes())? {
                     return Ok::<_, StorageError>(Some(existing));
                 }
-                write_order(tx, &stored, true)?;
+                write_order(tx, &stored, true, false)?;
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
@@ -475,7 +477,19 @@ impl OrderEntity {
     }
 }
 
-fn write_order(tx: &mut Tx<'_>, order: &Order, new: bool) -> Result<(), StorageError> {
+/// Whether an order belongs in `pending_orders` (unfinished business).
+fn listed(order: &Order) -> bool {
+    order.status == OrderStatus::PaymentPending || order.stock_to_return || order.payment_check_due
+}
+
+/// Stages an order, its index entry (when `new`), its place in
+/// `pending_orders` (removed only if it was there) and its event.
+fn write_order(
+    tx: &mut Tx<'_>,
+    order: &Order,
+    new: bool,
+    was_listed: bool,
+) -> Result<(), StorageError> {
     tx.put(TreeName::Orders, order.id.as_bytes(), order)?;
     if new {
         tx.put_raw(
@@ -484,16 +498,13 @@ fn write_order(tx: &mut Tx<'_>, order: &Order, new: bool) -> Result<(), StorageE
             Vec::new(),
         );
     }
-    if order.status == OrderStatus::PaymentPending
-        || order.stock_to_return
-        || order.payment_check_due
-    {
+    if listed(order) {
         tx.put_raw(
             TreeName::PendingOrders,
             order.id.as_bytes(),
             order.expires_at.0.to_be_bytes().to_vec(),
         );
-    } else {
+    } else if was_listed {
         tx.remove(TreeName::PendingOrders, order.id.as_bytes());
     }
     tx.emit(EventBody::OrderUpdated {

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{problem, Options, TestApp};
 use crate::shop::{
     await_status, history, server, Buyer, Shop, DECLINED_CARD, FULL_CARD, GOOD_CARD, SILENT_CARD,
+    TRANSIENT_CARD,
 };
 
 #[tokio::test]
@@ -86,6 +87,24 @@ async fn a_declined_card_fails_the_order_releases_stock_and_keeps_the_cart() {
     assert_eq!(retried["status"], "CONFIRMED");
     assert_ne!(retried["orderId"], body["orderId"]);
     assert_eq!(shop.stock(&app).await, (7, 7));
+}
+
+#[tokio::test]
+async fn a_gateway_that_keeps_failing_is_retried_then_declined() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app, 999, 10).await;
+    let buyer = Buyer::with_cart(&app, &shop, 1).await;
+    let response = buyer.checkout(&app, TRANSIENT_CARD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "PAYMENT_FAILED");
+    assert!(
+        body["reason"].as_str().unwrap().contains("kept failing"),
+        "{body}"
+    );
+    let order = buyer.order(&app, body["orderId"].as_str().unwrap()).await;
+    assert_eq!(order["paymentStatus"], "FAILED");
+    assert_eq!(shop.stock(&app).await, (10, 10));
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub const GOOD_CARD: &str = "**** **** **** 1234";
 pub const FULL_CARD: &str = "4111 1111 1111 4242";
 /// Declined.
 pub const DECLINED_CARD: &str = "4000 0000 0000 0002";
+/// Fails transiently, every time.
+pub const TRANSIENT_CARD: &str = "4000 0000 0000 0119";
 /// Never answers.
 pub const SILENT_CARD: &str = "4000 0000 0000 3155";
 

@@ -7,9 +7,10 @@ use crate::domain::Timestamp;
 use crate::storage::{codec, Record, StorageError};
 
 /// How many finished checkouts a SKU remembers, so that a step retried soon
-/// after (a caller's retry, a saga resumed at start-up) is a no-op. The
-/// checkout saga's own log is the primary guard; this window is kept small
-/// because the record is rewritten on every flush.
+/// after (a caller's retry) is a no-op. The checkout saga's own log, which
+/// records each commit and return atomically with it, is the guard across
+/// longer gaps; this window is kept small because the whole record is
+/// rewritten on every flush of a hot SKU.
 const REMEMBERED_CHECKOUTS: usize = 128;
 
 /// One reservation held by a checkout.
