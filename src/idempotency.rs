@@ -111,9 +111,17 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Whether a request of this process still holds `key`.
-    pub fn is_running(&self, user_id: &str, key: &str) -> bool {
-        self.running.contains(&storage_key(user_id, key))
+    /// Marks `key` as held by the calling request for as long as the
+    /// returned guard lives (dropped on any exit: an answer, an error, a
+    /// client that went away, a timeout); `None` if another request of this
+    /// process holds it. Taken before the key is claimed in storage, so two
+    /// duplicates can never both believe they own it.
+    pub fn hold(&self, user_id: &str, key: &str) -> Option<Hold> {
+        let id = storage_key(user_id, key);
+        self.running.insert(id.clone()).then(|| Hold {
+            running: self.running.clone(),
+            id,
+        })
     }
 
     /// Claims `key` for a request with `hash`, offering fresh ids. With
@@ -129,9 +137,7 @@ impl IdempotencyKeys {
     ) -> Result<Claim, StorageError> {
         let id = storage_key(user_id, key);
         let now = Timestamp::now();
-        let running = self.running.clone();
-        let claim = self
-            .store
+        self.store
             .write(move |tx| {
                 let existing = tx
                     .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
@@ -165,18 +171,7 @@ impl IdempotencyKeys {
                     }
                 })
             })
-            .await?;
-        if matches!(claim, Claim::Fresh { .. }) {
-            running.insert(storage_key(user_id, key));
-        }
-        Ok(claim)
-    }
-
-    /// The request holding `key` has ended without a stored answer (a
-    /// server error): the record stays unanswered, for a retry to resolve
-    /// from what its checkout did.
-    pub fn abandon(&self, user_id: &str, key: &str) {
-        self.running.remove(&storage_key(user_id, key));
+            .await
     }
 
     /// Stores the response sent for `key` by the request that ran as
@@ -190,8 +185,7 @@ impl IdempotencyKeys {
     ) -> Result<(), StorageError> {
         let id = storage_key(user_id, key);
         let checkout_id = checkout_id.to_owned();
-        let written = self
-            .store
+        self.store
             .write(move |tx| {
                 if let Some(mut record) = tx
                     .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
@@ -202,9 +196,7 @@ impl IdempotencyKeys {
                 }
                 Ok(())
             })
-            .await;
-        self.running.remove(&storage_key(user_id, key));
-        written
+            .await
     }
 
     /// Forgets `key` if it is still `checkout_id`'s (its request ended
@@ -217,8 +209,7 @@ impl IdempotencyKeys {
     ) -> Result<(), StorageError> {
         let id = storage_key(user_id, key);
         let checkout_id = checkout_id.to_owned();
-        let removed = self
-            .store
+        self.store
             .write(move |tx| {
                 let ours = tx
                     .get::<IdempotencyRecord>(TreeName::IdempotencyKeys, &id)?
@@ -228,9 +219,7 @@ impl IdempotencyKeys {
                 }
                 Ok(())
             })
-            .await;
-        self.running.remove(&storage_key(user_id, key));
-        removed
+            .await
     }
 
     /// Removes keys older than [`KEY_TTL_SECS`]; returns how many.
@@ -267,6 +256,18 @@ impl IdempotencyKeys {
                 .await?;
         }
         Ok(count)
+    }
+}
+
+/// A request's hold on a key (see [`IdempotencyKeys::hold`]).
+pub struct Hold {
+    running: Arc<DashSet<Vec<u8>>>,
+    id: Vec<u8>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.running.remove(&self.id);
     }
 }
 

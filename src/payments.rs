@@ -273,6 +273,17 @@ impl Payments {
         PaymentResult::NoAnswer
     }
 
+    /// The longest a `charge` can take (every attempt timing out, every
+    /// backoff): after this, a charge the gateway has no record of was
+    /// never made.
+    pub fn decision_window(&self) -> Duration {
+        let attempts = self.retries + 1;
+        let backoff = self
+            .backoff
+            .saturating_mul((1u32 << self.retries.min(16)).saturating_sub(1));
+        self.attempt_timeout.saturating_mul(attempts) + backoff
+    }
+
     /// Refunds an order's charge (idempotent).
     pub async fn refund(&self, order_id: &str) -> Result<(), GatewayError> {
         tokio::time::timeout(self.attempt_timeout, self.gateway.refund(order_id))

@@ -219,12 +219,18 @@ async fn an_unpaid_order_expires_at_its_deadline_and_gives_its_stock_back() {
         node.inventory.levels(vec!["sku".into()]).await.unwrap()[0].available == 5
     })
     .await;
-    let pending = node
-        .store
-        .read(|t| Ok(t.tree(TreeName::PendingOrders).len()))
-        .await
-        .unwrap();
-    assert_eq!(pending, 0);
+    // Listed until the gateway has had its whole decision window to show a
+    // late charge (none here), then settled.
+    eventually("the order is settled", || async {
+        let pending = node
+            .store
+            .read(|t| Ok(t.tree(TreeName::PendingOrders).len()))
+            .await
+            .unwrap();
+        let order = node.orders.get(&created.id).await.unwrap().unwrap();
+        pending == 0 && !order.payment_check_due
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,10 +332,13 @@ impl OrderEntity {
                 let cancelled = self.save(state, order, None).await?;
                 self.release_stock(&cancelled).await;
                 // A charge on its way is refunded by the checkout when it
-                // finds the order cancelled; one the gateway already made
-                // (its answer lost) is found and refunded here.
-                self.check_payment(state, myself).await;
-                Ok(state.order.clone().unwrap_or(cancelled))
+                // finds the order cancelled; one the gateway made with its
+                // answer lost is found and refunded by the check, which
+                // runs after this reply (gateway calls can be slow).
+                if cancelled.payment_check_due {
+                    myself.tell(OrderMsg::CheckPayment);
+                }
+                Ok(cancelled)
             }
             OrderStatus::Confirmed => {
                 // Refund first: if the gateway does not confirm it, nothing
@@ -400,7 +403,7 @@ impl OrderEntity {
             .await
             .map_err(|e| EntityError::Unavailable(format!("expiring order: {e}")))?;
         self.release_stock(&expired).await;
-        self.check_payment(state, myself).await;
+        myself.tell(OrderMsg::CheckPayment);
         Ok(())
     }
 
@@ -412,34 +415,51 @@ impl OrderEntity {
         let Some(mut order) = state.order.clone().filter(|o| o.payment_check_due) else {
             return;
         };
-        let settled = match self.payments.status(&order.id).await {
+        // No record is a definite "never charged" only once a charge still
+        // in flight would have been decided: the payment window, then the
+        // client's whole budget for one charge.
+        let window = i64::try_from(self.payments.decision_window().as_millis()).unwrap_or(i64::MAX);
+        let decided_by = Timestamp(order.expires_at.0.saturating_add(window));
+        let now = Timestamp::now();
+        let retry = match self.payments.status(&order.id).await {
             Ok(Some(record)) if matches!(record.outcome, ChargeOutcome::Approved(_)) => {
                 match self.payments.refund(&order.id).await {
                     Ok(()) => {
                         order.payment_status = PaymentStatus::Refunded;
-                        true
+                        None
                     }
                     Err(e) => {
                         tracing::warn!(order = %order.id, error = %e, "refund of a late charge failed; retrying");
-                        false
+                        Some(PAYMENT_CHECK_RETRY)
                     }
                 }
             }
-            Ok(_) => true,
+            Ok(Some(_)) => None,
+            Ok(None) if now < decided_by => Some(Duration::from_millis(
+                u64::try_from(decided_by.0 - now.0).unwrap_or(0),
+            )),
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(order = %order.id, error = %e, "could not ask the gateway about an unpaid order; retrying");
-                false
+                Some(PAYMENT_CHECK_RETRY)
             }
         };
-        if settled {
-            order.payment_check_due = false;
-            order.updated_at = Timestamp::now();
-            if let Err(e) = self.save(state, order, None).await {
-                tracing::warn!(error = %e, "recording a payment check failed");
+        let retry = match retry {
+            Some(wait) => Some(wait),
+            None => {
+                order.payment_check_due = false;
+                order.updated_at = now;
+                match self.save(state, order, None).await {
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recording a payment check failed; retrying");
+                        Some(PAYMENT_CHECK_RETRY)
+                    }
+                }
             }
-        } else if state.check_timer.is_none() {
-            state.check_timer =
-                Some(myself.tell_after(PAYMENT_CHECK_RETRY, || OrderMsg::CheckPayment));
+        };
+        if let (Some(wait), None) = (retry, &state.check_timer) {
+            state.check_timer = Some(myself.tell_after(wait, || OrderMsg::CheckPayment));
         }
     }
 

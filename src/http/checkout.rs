@@ -137,6 +137,10 @@ async fn checkout(
     };
 
     let keys = &state.idempotency;
+    // Held until this handler returns or is dropped (client gone, timeout).
+    let Some(_hold) = keys.hold(&user, &key) else {
+        return Err(in_progress());
+    };
     let claim = keys
         .claim(&user, &key, hash.clone(), Checkout::fresh_ids(), None)
         .await?;
@@ -152,10 +156,7 @@ async fn checkout(
             order_id,
         } => {
             let checkouts = state.checkout.checkouts();
-            if keys.is_running(&user, &key)
-                || checkouts.is_running(&checkout_id)
-                || checkouts.is_unfinished(&checkout_id).await?
-            {
+            if checkouts.is_running(&checkout_id) || checkouts.is_unfinished(&checkout_id).await? {
                 return Err(in_progress());
             }
             // Left unanswered by a request that failed or a process that
@@ -187,12 +188,11 @@ async fn checkout(
     if response.keep {
         keys.answer(&user, &key, &checkout_id, response.stored.clone())
             .await?;
-    } else if response.stored.status >= 500 {
-        // Whatever the checkout did is resolved by the next retry.
-        keys.abandon(&user, &key);
-    } else {
+    } else if response.stored.status < 500 {
         keys.release(&user, &key, &checkout_id).await?;
     }
+    // After a 5xx the key stays unanswered: the next retry resolves it from
+    // what the checkout did.
     Ok(response.into_response())
 }
 

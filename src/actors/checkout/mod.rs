@@ -704,8 +704,30 @@ impl CheckoutEntity {
                     set_step(state, Step::Confirmed);
                     return Ok(());
                 }
-                // Cancelled by the buyer, or expired, a moment ago.
-                Err(OrderError::InvalidTransition(_)) => {}
+                // Refused: either it stopped waiting (cancelled by the
+                // buyer, or expired) a moment ago, or an earlier attempt
+                // that timed out did confirm it (and it may have moved on).
+                Err(OrderError::InvalidTransition(_)) => {
+                    let order = retrying!(self.orders.get(&saga.order_id).await)?;
+                    let confirmed = order.as_ref().is_some_and(|o| {
+                        matches!(
+                            o.status,
+                            OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered
+                        )
+                    });
+                    state.order = order;
+                    if confirmed {
+                        let rider = saga_now.rider_at(Step::Confirmed)?;
+                        self.store
+                            .write(move |tx| {
+                                tx.ride(&rider);
+                                Ok::<_, StorageError>(())
+                            })
+                            .await?;
+                        set_step(state, Step::Confirmed);
+                        return Ok(());
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -789,10 +811,7 @@ impl CheckoutEntity {
         txn_id: String,
     ) -> Result<(), CheckoutError> {
         let saga = state.saga.clone().expect("the log exists");
-        self.payments
-            .refund(&saga.order_id)
-            .await
-            .map_err(|e| CheckoutError::Unavailable(format!("refund failed: {e}")))?;
+        // Stock first: it does not depend on the gateway being reachable.
         for line in &saga.lines {
             let current = state.saga.clone().expect("the log exists");
             if !current.committed.contains(&line.variant_id)
@@ -814,6 +833,10 @@ impl CheckoutEntity {
             )?;
             state.saga = Some(next);
         }
+        self.payments
+            .refund(&saga.order_id)
+            .await
+            .map_err(|e| CheckoutError::Unavailable(format!("refund failed: {e}")))?;
         let saga = state.saga.clone().expect("the log exists");
         let rider = saga.rider_at(Step::Failed)?;
         let reason = "the payment arrived after the order stopped waiting for it; it was refunded";
