@@ -209,11 +209,18 @@ pub enum PaymentResult {
     NoAnswer,
 }
 
-/// The client owning every gateway call: a timeout per attempt, and retries
-/// with exponential backoff for transient errors.
+/// Most gateway calls in flight at once: the pool's size, as a real
+/// gateway client's connection pool would bound it. A call waiting for a
+/// slot counts against its attempt's timeout.
+pub const MAX_GATEWAY_CALLS: usize = 1024;
+
+/// The pool owning every gateway call: at most [`MAX_GATEWAY_CALLS`] at
+/// once, a timeout per attempt, and retries with exponential backoff for
+/// transient errors.
 #[derive(Clone)]
 pub struct Payments {
     gateway: Arc<dyn PaymentGateway>,
+    slots: Arc<tokio::sync::Semaphore>,
     attempt_timeout: Duration,
     retries: u32,
     backoff: Duration,
@@ -229,10 +236,26 @@ impl Payments {
     ) -> Self {
         Payments {
             gateway,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_GATEWAY_CALLS)),
             attempt_timeout,
             retries,
             backoff,
         }
+    }
+
+    /// Runs one gateway call in a pool slot, within the attempt timeout.
+    async fn call<T>(&self, call: GatewayFuture<'_, T>) -> Result<T, GatewayError> {
+        let pooled = async {
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| GatewayError::Timeout)?;
+            call.await
+        };
+        tokio::time::timeout(self.attempt_timeout, pooled)
+            .await
+            .unwrap_or(Err(GatewayError::Timeout))
     }
 
     /// Charges an order, retrying transient failures; logs only the last
@@ -241,16 +264,10 @@ impl Payments {
         let last4 = card_last4(&request.card_no).unwrap_or_default();
         let mut delay = self.backoff;
         for attempt in 0..=self.retries {
-            let call =
-                tokio::time::timeout(self.attempt_timeout, self.gateway.charge(request.clone()));
-            match call.await {
-                Ok(Ok(ChargeOutcome::Approved(txn_id))) => {
-                    return PaymentResult::Approved { txn_id }
-                }
-                Ok(Ok(ChargeOutcome::Declined(reason))) => {
-                    return PaymentResult::Declined { reason }
-                }
-                Ok(Err(GatewayError::Transient(reason))) => {
+            match self.call(self.gateway.charge(request.clone())).await {
+                Ok(ChargeOutcome::Approved(txn_id)) => return PaymentResult::Approved { txn_id },
+                Ok(ChargeOutcome::Declined(reason)) => return PaymentResult::Declined { reason },
+                Err(GatewayError::Transient(reason)) => {
                     tracing::info!(order = %request.order_id, card = %last4, attempt, %reason, "transient payment error");
                     if attempt == self.retries {
                         return PaymentResult::Declined {
@@ -260,12 +277,12 @@ impl Payments {
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(order = %request.order_id, error = %e, "payment error");
+                Err(GatewayError::Timeout) => {
+                    tracing::warn!(order = %request.order_id, card = %last4, "gateway did not answer in time");
                     return PaymentResult::NoAnswer;
                 }
-                Err(_) => {
-                    tracing::warn!(order = %request.order_id, card = %last4, "gateway did not answer in time");
+                Err(e) => {
+                    tracing::warn!(order = %request.order_id, error = %e, "payment error");
                     return PaymentResult::NoAnswer;
                 }
             }
@@ -286,16 +303,12 @@ impl Payments {
 
     /// Refunds an order's charge (idempotent).
     pub async fn refund(&self, order_id: &str) -> Result<(), GatewayError> {
-        tokio::time::timeout(self.attempt_timeout, self.gateway.refund(order_id))
-            .await
-            .unwrap_or(Err(GatewayError::Timeout))
+        self.call(self.gateway.refund(order_id)).await
     }
 
     /// The gateway's record for an order.
     pub async fn status(&self, order_id: &str) -> Result<Option<ChargeRecord>, GatewayError> {
-        tokio::time::timeout(self.attempt_timeout, self.gateway.status(order_id))
-            .await
-            .unwrap_or(Err(GatewayError::Timeout))
+        self.call(self.gateway.status(order_id)).await
     }
 }
 
