@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::{Entity, EntityRef, Envelope, Region, Shared, REVIVE_BACKOFF};
@@ -20,7 +19,6 @@ pub(super) struct Running<E: Entity> {
     id: String,
     state: E::State,
     last_active: Instant,
-    idle_ticker: JoinHandle<()>,
 }
 
 impl<E: Entity> Actor for EntityActor<E> {
@@ -42,23 +40,11 @@ impl<E: Entity> Actor for EntityActor<E> {
         self.shared.ids.insert(myself.get_id(), id.clone());
         metrics::counter!("agora_actor_activations_total", "kind" => E::KIND).increment(1);
         metrics::gauge!("agora_actors_live", "kind" => E::KIND).increment(1.0);
-        let every = (self.shared.settings.idle / 2).max(Duration::from_millis(5));
-        let idle_ticker = myself.send_interval(every, || Envelope::IdleCheck);
         Ok(Running {
             id,
             state,
             last_active: Instant::now(),
-            idle_ticker,
         })
-    }
-
-    async fn post_stop(
-        &self,
-        _: ActorRef<Self::Msg>,
-        running: &mut Running<E>,
-    ) -> Result<(), ActorProcessingErr> {
-        running.idle_ticker.abort();
-        Ok(())
     }
 
     async fn handle(

@@ -170,6 +170,35 @@ impl<E: Entity> EntityRef<E> {
     }
 }
 
+/// The region's idle sweep: every half idle period, each active entity is
+/// asked to check whether it has been idle long enough to passivate. One
+/// task per region rather than a ticker per actor: an entity that lives for
+/// one checkout would otherwise spawn (and cancel) a timer task of its own.
+async fn sweep_idle<E: Entity>(shared: std::sync::Weak<Shared<E>>) {
+    let every = match shared.upgrade() {
+        Some(shared) => (shared.settings.idle / 2).max(Duration::from_millis(5)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let actors: Vec<_> = shared
+            .slots
+            .iter()
+            .filter_map(|slot| slot.value().actor.get().cloned())
+            .collect();
+        drop(shared);
+        for actor in actors {
+            let _ = actor.cast(Envelope::IdleCheck);
+        }
+    }
+}
+
 /// Tuning of a region.
 #[derive(Debug, Clone)]
 pub struct RegionSettings {
@@ -264,6 +293,7 @@ impl<E: Entity> Region<E> {
             .await
             .map_err(|e| EntityError::Unavailable(format!("{} supervisor: {e}", E::KIND)))?;
         let _ = shared.supervisor.set(actor.get_cell());
+        tokio::spawn(sweep_idle(Arc::downgrade(&shared)));
         Ok(Region { shared })
     }
 
