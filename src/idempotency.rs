@@ -275,3 +275,42 @@ fn expired(record: &IdempotencyRecord, now: Timestamp) -> bool {
     now.0.saturating_sub(record.created_at.0)
         > i64::try_from(KEY_TTL_SECS * 1000).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreOptions;
+
+    #[tokio::test]
+    async fn keys_older_than_a_day_are_pruned_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let keys = IdempotencyKeys::new(store.clone());
+        let ids = || ("checkout".to_owned(), "order".to_owned());
+        let fresh = keys.claim("u", "new", vec![1], ids(), None).await.unwrap();
+        assert!(matches!(fresh, Claim::Fresh { .. }));
+        let day_old = Timestamp(Timestamp::now().0 - (KEY_TTL_SECS as i64 + 60) * 1000);
+        let old = IdempotencyRecord {
+            body_hash: vec![1],
+            checkout_id: "c0".into(),
+            order_id: "o0".into(),
+            response: None,
+            created_at: day_old,
+        };
+        let key = storage_key("u", "old");
+        store
+            .write(move |tx| tx.put(TreeName::IdempotencyKeys, key.clone(), &old))
+            .await
+            .unwrap();
+
+        assert_eq!(keys.prune().await.unwrap(), 1);
+        let left = store
+            .read(|t| Ok(t.tree(TreeName::IdempotencyKeys).len()))
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "the day-old key is gone, the new one kept");
+        // The kept key still guards its body.
+        let again = keys.claim("u", "new", vec![2], ids(), None).await.unwrap();
+        assert_eq!(again, Claim::Mismatch);
+    }
+}

@@ -48,6 +48,11 @@ async fn the_design_body_confirms_the_order_deducts_stock_and_empties_the_cart()
     assert_eq!(order["cardLast4"], "4242");
     assert_eq!(order["lines"][0]["quantity"], 2);
     assert_eq!(order["lines"][0]["unitPrice"], 999);
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("agora_checkout_outcomes_total{outcome=\"CONFIRMED\"} 1"),
+        "checkout outcomes are counted"
+    );
 
     // Only the last four digits are ever stored or logged.
     let digits: String = FULL_CARD.chars().filter(char::is_ascii_digit).collect();
@@ -65,10 +70,10 @@ async fn a_declined_card_fails_the_order_releases_stock_and_keeps_the_cart() {
     let buyer = Buyer::with_cart(&app, &shop, 3).await;
     let response = buyer.checkout(&app, DECLINED_CARD).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "PAYMENT_FAILED");
-    assert_eq!(body["paymentStatus"], "FAILED");
-    assert!(body["reason"].as_str().unwrap().contains("declined"));
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["status"], "PAYMENT_FAILED");
+    assert_eq!(first["paymentStatus"], "FAILED");
+    assert!(first["reason"].as_str().unwrap().contains("declined"));
     assert_eq!(
         shop.stock(&app).await,
         (10, 10),
@@ -80,13 +85,28 @@ async fn a_declined_card_fails_the_order_releases_stock_and_keeps_the_cart() {
         cart["lines"][0]["quantity"], 3,
         "the cart is kept for a retry"
     );
-    // ...and unlocked: the buyer can change it and pay with another card.
-    let retry = buyer.checkout(&app, GOOD_CARD).await;
+    // ...and unlocked: the buyer can change it and pay with another card,
+    // with a shipping address this time.
+    let mut body = buyer.body(GOOD_CARD);
+    body["shippingAddress"] = json!({"line1": "12 MG Road", "city": "Bengaluru",
+                                     "postalCode": "560001", "country": "IN"});
+    let retry = app.post("/checkout", Some(&buyer.token), &body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     let retried: Value = retry.json().await.unwrap();
     assert_eq!(retried["status"], "CONFIRMED");
-    assert_ne!(retried["orderId"], body["orderId"]);
+    assert_ne!(retried["orderId"], first["orderId"]);
     assert_eq!(shop.stock(&app).await, (7, 7));
+    let order = buyer
+        .order(&app, retried["orderId"].as_str().unwrap())
+        .await;
+    assert_eq!(order["shippingAddress"]["city"], "Bengaluru");
+    body["shippingAddress"] = json!({"city": ""});
+    let bad = app.post("/checkout", Some(&buyer.token), &body).await;
+    let refused = problem(bad).await;
+    assert!(
+        refused["errors"]["shippingAddress.line1"].is_string(),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -119,6 +139,13 @@ async fn a_wrong_amount_is_refused_with_the_expected_one() {
     let refused = problem(response).await;
     assert_eq!(refused["code"], "PRICE_CHANGED");
     assert_eq!(refused["expectedAmount"], 1998);
+
+    // A currency other than the cart's is named as a bad field.
+    let mut other = buyer.body(GOOD_CARD);
+    other["currency"] = json!("USD");
+    let response = app.post("/checkout", Some(&buyer.token), &other).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problem(response).await["errors"]["currency"].is_string());
 
     // The seller raises the price: the old total is refused too.
     let patched = app
