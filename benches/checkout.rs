@@ -8,7 +8,7 @@
 //! SECS=5 MODES=hot-0 cargo bench --bench checkout  # one mode
 //! ```
 //!
-//! Env: `SECS` (10 per mode), `BUYERS` (64 concurrent buyers, one connection
+//! Env: `AGORA_BIN` (another build of the server to run), `SECS` (10 per mode), `BUYERS` (64 concurrent buyers, one connection
 //! each), `MODES` (comma list of `hot-0`, `hot-50`, `spread-0`, `spread-50`:
 //! SKU layout and simulated payment latency in ms), `SKUS` (1,000 for
 //! spread). The client shares the machine with the server: figures are a
@@ -38,6 +38,26 @@ struct Server {
     _data: tempfile::TempDir,
 }
 
+impl Server {
+    /// CPU time the server process has used so far (user + system), µs.
+    fn cpu_micros(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        fields.iter().sum::<u64>() * 1_000_000 / ticks
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // SAFETY: signalling our own child by its pid.
@@ -48,7 +68,9 @@ impl Drop for Server {
 
 fn start_server(latency_ms: u64) -> Server {
     let data = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+    // `AGORA_BIN` runs another build (A/B comparisons in one session).
+    let bin = std::env::var("AGORA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_agora").to_owned());
+    let mut child = Command::new(bin)
         .args([
             "serve",
             "--http",
@@ -110,6 +132,8 @@ struct Outcome {
     errors: u64,
     secs: f64,
     latency: Histogram<u64>,
+    /// Server CPU (user + system) over the loop, µs.
+    server_cpu: u64,
 }
 
 async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: usize) -> Outcome {
@@ -158,6 +182,7 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
     let refused = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let item_ids = Arc::new(item_ids);
+    let cpu_before = server.cpu_micros();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut tasks = Vec::with_capacity(buyers);
@@ -214,6 +239,7 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
         latency.add(task.await.unwrap()).unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
+    let server_cpu = server.cpu_micros().saturating_sub(cpu_before);
     if std::env::var_os("METRICS").is_some() {
         // The server's own view: write groups, commit times, saga outcomes.
         let text = client
@@ -239,6 +265,7 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
         errors: errors.load(Ordering::Relaxed),
         secs,
         latency,
+        server_cpu,
     }
 }
 
@@ -249,18 +276,20 @@ async fn main() {
     let buyers: usize = env_or("BUYERS", 64);
     let skus: usize = env_or("SKUS", 1_000);
     let modes: String = env_or("MODES", "hot-0,hot-50,spread-0,spread-50".to_owned());
-    println!("mode\tbuyers\tcheckouts/s\tp50 ms\tp99 ms\trefused\terrors");
+    println!("mode\tbuyers\tcheckouts/s\tp50 ms\tp99 ms\trefused\terrors\tserver cores\tserver µs/checkout");
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let (layout, latency) = mode.split_once('-').expect("mode like hot-0");
         let latency: u64 = latency.parse().expect("latency in ms");
         let outcome = run_mode(layout == "hot", latency, secs, buyers, skus).await;
         println!(
-            "{mode}\t{buyers}\t{:.0}\t{:.2}\t{:.2}\t{}\t{}",
+            "{mode}\t{buyers}\t{:.0}\t{:.2}\t{:.2}\t{}\t{}\t{:.2}\t{:.0}",
             outcome.confirmed as f64 / outcome.secs,
             outcome.latency.value_at_quantile(0.50) as f64 / 1000.0,
             outcome.latency.value_at_quantile(0.99) as f64 / 1000.0,
             outcome.refused,
             outcome.errors,
+            outcome.server_cpu as f64 / 1e6 / outcome.secs,
+            outcome.server_cpu as f64 / outcome.confirmed.max(1) as f64,
         );
     }
 }

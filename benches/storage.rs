@@ -118,5 +118,67 @@ fn storage_benches(c: &mut Criterion) {
     runtime.block_on(store.shutdown());
 }
 
-criterion_group!(benches, codec_benches, storage_benches);
+/// Raw sled, the two ways one group of writes can be made atomic: the
+/// multi-tree transaction the writer uses (18 trees, a group's 50 inserts
+/// spread over six of them) and one `Batch` on a single tree holding every
+/// kind under a prefix. Each iteration is one group plus its flush. Measured
+/// to decide whether moving every record kind into one tree would pay
+/// (BENCHMARKS.md, issue 4).
+fn sled_group_benches(c: &mut Criterion) {
+    use sled::Transactional;
+    const PER_GROUP: u64 = 50;
+    let value = vec![7u8; 160];
+    let key = |group: u64, k: u64| -> Vec<u8> {
+        let mut key = vec![(k % 6) as u8];
+        if k % 6 == 0 {
+            key.extend_from_slice(b"hot-sku");
+        } else {
+            key.extend_from_slice(&(group * PER_GROUP + k).to_be_bytes());
+            key.extend_from_slice(b"-order-id");
+        }
+        key
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(256 << 20)
+        .open()
+        .unwrap();
+    let trees: Vec<sled::Tree> = (0..18)
+        .map(|i| db.open_tree(format!("t{i}")).unwrap())
+        .collect();
+    let one = db.open_tree("all").unwrap();
+    let mut group = c.benchmark_group("sled_group_commit");
+    group.throughput(Throughput::Elements(PER_GROUP));
+    let mut n = 0u64;
+    group.bench_function("multi_tree_transaction", |b| {
+        b.iter(|| {
+            n += 1;
+            trees
+                .as_slice()
+                .transaction(|views| {
+                    for k in 0..PER_GROUP {
+                        views[(k % 6) as usize].insert(key(n, k), value.clone())?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .unwrap();
+            db.flush().unwrap();
+        })
+    });
+    group.bench_function("single_tree_batch", |b| {
+        b.iter(|| {
+            n += 1;
+            let mut batch = sled::Batch::default();
+            for k in 0..PER_GROUP {
+                batch.insert(key(n, k), value.clone());
+            }
+            one.apply_batch(batch).unwrap();
+            db.flush().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec_benches, storage_benches, sled_group_benches);
 criterion_main!(benches);
