@@ -24,6 +24,7 @@ use crate::idempotency::IdempotencyKeys;
 use crate::orders::Orders;
 use crate::payments::{Payments, SimulatedGateway};
 use crate::risk::Risk;
+use crate::search::Search;
 use crate::storage::{Store, StoreOptions};
 
 /// Gateway attempts after the first, for transient errors.
@@ -113,6 +114,13 @@ impl Application {
             carts.clone(),
             Duration::from_millis(settings.checkout_wait_ms),
         );
+        let search = Search::start(
+            &settings.data_dir,
+            store.clone(),
+            Duration::from_millis(settings.search_commit_ms),
+        )
+        .await
+        .context("opening the search index")?;
         let state = AppState::new(Services {
             settings: settings.clone(),
             store: store.clone(),
@@ -122,6 +130,7 @@ impl Application {
             carts,
             checkout,
             orders: Orders::new(store.clone(), order_actors),
+            search,
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,
@@ -152,6 +161,7 @@ impl Application {
         let carts = state.carts.clone();
         let checkouts = state.checkout.checkouts().clone();
         let orders = state.orders.actors().clone();
+        let state_search = state.search.clone();
         // Interrupted checkouts are finished or undone before the first
         // request, so no buyer sees a half-made order or a held cart.
         match checkouts.recover().await {
@@ -210,6 +220,7 @@ impl Application {
         // and flushes.
         checkouts.stop().await;
         orders.stop().await;
+        state_search.stop().await;
         carts.actors().stop().await;
         inventory.stop().await;
         store.shutdown().await;

@@ -43,6 +43,9 @@ pub struct Settings {
     pub risk: RiskRules,
     /// Orders created longer ago than this move to the archive tree.
     pub archive_after_days: u64,
+    /// Most time between a change reaching the search indexer and its
+    /// commit (the freshness bound, less the commit itself).
+    pub search_commit_ms: u64,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
     /// After SIGTERM, how long in-flight requests may take before the node
@@ -128,6 +131,7 @@ impl Default for Settings {
             payment_timeout_ms: 10_000,
             risk: RiskRules::default(),
             archive_after_days: 365,
+            search_commit_ms: 250,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             entity_idle_secs: 60,
@@ -143,7 +147,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 20] = [
+const ENV_KEYS: [&str; 21] = [
     "node_id",
     "http",
     "data_dir",
@@ -164,6 +168,7 @@ const ENV_KEYS: [&str; 20] = [
     "cart_ttl_days",
     "payment_timeout_ms",
     "archive_after_days",
+    "search_commit_ms",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -263,8 +268,9 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 15] = [
+        let ranges: [(&str, u64, u64, u64); 16] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
+            ("search_commit_ms", self.search_commit_ms, 10, 500),
             ("archive_after_days", self.archive_after_days, 1, 36_500),
             (
                 "risk.failed_payment_window_secs",

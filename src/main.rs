@@ -26,6 +26,19 @@ struct Cli {
 enum Command {
     /// Run a node (the default when no command is given).
     Serve(ServeArgs),
+    /// Rebuild the search index from the stored items (after a schema
+    /// change, or if the index was lost). The node must be stopped.
+    Reindex(ReindexArgs),
+}
+
+#[derive(Args)]
+struct ReindexArgs {
+    /// Settings file (default: ./cluster.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Default)]
@@ -60,6 +73,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Reindex(args)) => {
+            agora::telemetry::init_tracing();
+            return reindex(args);
+        }
         None => ServeArgs::default(),
     };
     agora::telemetry::init_tracing();
@@ -91,6 +108,53 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agora: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reindex(args: ReindexArgs) -> ExitCode {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        ..Overrides::default()
+    };
+    let settings = match Settings::load(args.config.as_deref(), &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("agora: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("agora: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = settings.data_dir.clone();
+    let outcome = runtime.block_on(async move {
+        let options = agora::storage::StoreOptions::default();
+        let store = agora::storage::Store::open(&dir, options).map_err(|e| {
+            anyhow::anyhow!(
+                "opening storage in {} (is a node running on it?): {e}",
+                dir.display()
+            )
+        })?;
+        let count = agora::search::reindex(&dir, &store);
+        store.shutdown().await;
+        count
+    });
+    match outcome {
+        Ok(count) => {
+            println!("search index rebuilt: {count} items");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("agora: {e:#}");
             ExitCode::FAILURE

@@ -10,6 +10,7 @@ pub mod gateway;
 mod items;
 mod ops;
 mod orders;
+mod search;
 mod sessions;
 mod users;
 
@@ -78,6 +79,8 @@ pub struct Services {
     pub checkout: Checkout,
     /// Orders: the read path and changes.
     pub orders: Orders,
+    /// Catalog search.
+    pub search: crate::search::Search,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
@@ -143,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(sessions::router())
         .merge(items::router())
+        .merge(search::router())
         .merge(cart::router())
         .merge(checkout::router())
         .merge(orders::router())

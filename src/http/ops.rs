@@ -30,10 +30,16 @@ async fn health() -> impl IntoResponse {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    // The search index is open before the listener binds, so a serving
+    // node always has it; its lag is reported for operators.
     if state.store.is_writable() {
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "storage": "ok"})),
+            Json(json!({
+                "status": "ready",
+                "storage": "ok",
+                "search": {"documents": state.search.documents(), "indexedEvent": state.search.indexed()},
+            })),
         )
     } else {
         (

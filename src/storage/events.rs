@@ -146,6 +146,19 @@ impl EventConsumer {
         })
     }
 
+    /// A consumer positioned after `position`, for one that keeps its offset
+    /// elsewhere (the search index keeps it in its own commits, atomically
+    /// with what it indexed).
+    pub fn at(store: Store, name: &str, position: u64) -> Self {
+        let watch = store.event_watch();
+        EventConsumer {
+            name: name.to_owned(),
+            store,
+            position,
+            watch,
+        }
+    }
+
     /// The consumer's name.
     pub fn name(&self) -> &str {
         &self.name

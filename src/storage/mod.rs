@@ -257,6 +257,12 @@ impl Store {
             .unwrap_or(Err(StorageError::JobPanicked))
     }
 
+    /// Runs `read` on the calling thread: for code already off the async
+    /// threads (start-up, offline commands, blocking-pool tasks).
+    pub fn with_trees<T>(&self, read: impl FnOnce(&Trees) -> T) -> T {
+        read(&self.inner.trees)
+    }
+
     /// Watches the sequence number of the newest durable event.
     pub fn event_watch(&self) -> watch::Receiver<u64> {
         self.inner.last_event.clone()

@@ -1,0 +1,302 @@
+//! `GET /items` (search and browse) and `GET /items/suggest`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Code, Problem};
+use super::AppState;
+use crate::domain::item::{Item, ItemStatus, MAX_PRICE};
+use crate::domain::FieldErrors;
+use crate::search::{SearchError, SearchRequest, Sort};
+use crate::storage::TreeName;
+
+/// Longest term accepted; longer text is cut (never refused: a search box
+/// must answer whatever is pasted into it).
+const MAX_TERM_CHARS: usize = 1_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_items))
+        .routes(routes!(suggest))
+}
+
+/// `GET /items` query.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchQuery {
+    /// Free text; without it the catalog is browsed.
+    term: Option<String>,
+    /// From the previous page's `nextCursor`.
+    cursor: Option<String>,
+    /// 1..=100, default 20.
+    size: Option<String>,
+    /// Only this category (case-insensitive).
+    category: Option<String>,
+    /// Only this brand (case-insensitive).
+    brand: Option<String>,
+    /// Lowest price, minor units.
+    min_price: Option<String>,
+    /// Highest price, minor units.
+    max_price: Option<String>,
+    /// `true`: only items a buyer can get now.
+    in_stock: Option<String>,
+    /// `relevance` (default with a term), `price_asc`, `price_desc`, `newest` (default without).
+    sort: Option<String>,
+}
+
+/// An item in a result list.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemSummary {
+    id: String,
+    name: String,
+    /// Minor units of `currency`.
+    price: i64,
+    currency: String,
+    brand: Option<String>,
+    category: Option<String>,
+    /// The first image's URL.
+    image: Option<String>,
+    /// What a buyer can get now, across variants.
+    available: i64,
+    /// Relevance (only when sorted by relevance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+}
+
+/// Counts of the matches per value.
+#[derive(Serialize, ToSchema)]
+pub struct Facets {
+    category: BTreeMap<String, u64>,
+    brand: BTreeMap<String, u64>,
+}
+
+/// A page of search results.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPage {
+    items: Vec<ItemSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+    /// Every match (all pages).
+    total: u64,
+    facets: Facets,
+}
+
+fn page_size(raw: Option<&str>, errors: &mut FieldErrors) -> usize {
+    match raw {
+        None => 20,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errors.add("size", "must be an integer in 1..=100");
+                20
+            }
+        },
+    }
+}
+
+fn price(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
+    let raw = raw.filter(|r| !r.is_empty())?;
+    match raw.parse::<i64>() {
+        Ok(p) if (0..=MAX_PRICE).contains(&p) => Some(p),
+        _ => {
+            errors.add(
+                field,
+                format!("must be an integer in 0..={MAX_PRICE} (minor units)"),
+            );
+            None
+        }
+    }
+}
+
+fn text(raw: Option<String>) -> Option<String> {
+    raw.map(|t| t.trim().chars().take(MAX_TERM_CHARS).collect::<String>())
+        .filter(|t| !t.is_empty())
+}
+
+impl SearchQuery {
+    fn validate(self) -> Result<SearchRequest, ApiError> {
+        let mut errors = FieldErrors::new();
+        let size = page_size(self.size.as_deref(), &mut errors);
+        let min_price = price("minPrice", self.min_price.as_deref(), &mut errors);
+        let max_price = price("maxPrice", self.max_price.as_deref(), &mut errors);
+        if let (Some(low), Some(high)) = (min_price, max_price) {
+            if low > high {
+                errors.add("maxPrice", "must not be below minPrice");
+            }
+        }
+        let in_stock = match self.in_stock.as_deref() {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                errors.add("inStock", "must be true or false");
+                false
+            }
+        };
+        let sort = match self.sort.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let parsed = Sort::parse(raw);
+                if parsed.is_none() {
+                    errors.add(
+                        "sort",
+                        "must be one of relevance, price_asc, price_desc, newest",
+                    );
+                }
+                parsed
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok(SearchRequest {
+            term: text(self.term),
+            category: text(self.category),
+            brand: text(self.brand),
+            min_price,
+            max_price,
+            in_stock,
+            sort,
+            size,
+            cursor: self.cursor.filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server for this search",
+            ),
+            SearchError::Failed(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+/// The design's search: free text with filters, sort, facets and cursor
+/// pages; without a term, browsing.
+#[utoipa::path(get, path = "/items", tag = "catalog", params(SearchQuery),
+    responses(
+        (status = 200, body = SearchPage),
+        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 422, body = Problem, description = "size, price, sort or inStock out of range", content_type = "application/problem+json"),
+    ))]
+async fn search_items(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+) -> Result<axum::Json<SearchPage>, ApiError> {
+    let request = query.validate()?;
+    let page = state.search.search(request).await?;
+    let mut items = Vec::with_capacity(page.hits.len());
+    for (id, score) in page.hits {
+        // The index may trail the catalog by a moment: an item withdrawn
+        // since is left out rather than shown for sale.
+        let Some(item) = live_item(&state, &id).await? else {
+            continue;
+        };
+        let available = available(&state, &item).await?;
+        items.push(ItemSummary {
+            image: item.images.first().map(|key| format!("/media/{key}")),
+            id: item.id,
+            name: item.name,
+            price: item.price,
+            currency: item.currency,
+            brand: item.brand,
+            category: item.category,
+            available,
+            score,
+        });
+    }
+    Ok(axum::Json(SearchPage {
+        items,
+        next_cursor: page.next_cursor,
+        total: page.total,
+        facets: Facets {
+            category: page.categories.into_iter().collect(),
+            brand: page.brands.into_iter().collect(),
+        },
+    }))
+}
+
+async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {
+    Ok(state
+        .store
+        .get::<Item>(TreeName::Items, id.as_bytes())
+        .await?
+        .filter(|item| item.status == ItemStatus::Active))
+}
+
+async fn available(state: &AppState, item: &Item) -> Result<i64, ApiError> {
+    let variants = item.variants.iter().map(|v| v.id.clone()).collect();
+    let levels = state.inventory.levels(variants).await?;
+    Ok(levels.iter().map(|l| l.available).sum())
+}
+
+/// `GET /items/suggest` query.
+#[derive(Deserialize, IntoParams)]
+pub struct SuggestQuery {
+    /// What the buyer has typed so far.
+    q: Option<String>,
+    /// 1..=20, default 8.
+    size: Option<String>,
+}
+
+/// Completions.
+#[derive(Serialize, ToSchema)]
+pub struct Suggestions {
+    /// Item names (lower-case), best match first.
+    suggestions: Vec<String>,
+}
+
+/// Autocomplete from item names: the typed words, the last one as a prefix.
+#[utoipa::path(get, path = "/items/suggest", tag = "catalog", params(SuggestQuery),
+    responses(
+        (status = 200, body = Suggestions),
+        (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
+    ))]
+async fn suggest(
+    State(state): State<AppState>,
+    Query(query): Query<SuggestQuery>,
+) -> Result<axum::Json<Suggestions>, ApiError> {
+    let size = match query.size.as_deref() {
+        None => 8,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=20).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(FieldErrors::single(
+                    "size",
+                    "must be an integer in 1..=20",
+                )))
+            }
+        },
+    };
+    let Some(prefix) = text(query.q) else {
+        return Ok(axum::Json(Suggestions {
+            suggestions: Vec::new(),
+        }));
+    };
+    // More hits than suggestions: several items may share a name.
+    let ids = state.search.complete(prefix, size * 4).await?;
+    let mut seen = HashSet::new();
+    let mut suggestions = Vec::new();
+    for id in ids {
+        if let Some(item) = live_item(&state, &id).await? {
+            let name = item.name.to_lowercase();
+            if seen.insert(name.clone()) {
+                suggestions.push(name);
+                if suggestions.len() == size {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(axum::Json(Suggestions { suggestions }))
+}

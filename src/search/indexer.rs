@@ -1,0 +1,351 @@
+//! The indexer: the only writer of the index, an actor fed from the event
+//! log.
+//!
+//! A feeder task reads the log after the index's own offset and hands each
+//! batch to the actor, which applies it to tantivy's writer (an upsert or a
+//! delete per item event; a re-index when a `stock.changed` flips an item's
+//! in-stock flag). Commits are debounced: the first change after a commit
+//! schedules the next one `commit_every` later (250 ms by default), so a
+//! change is searchable within that plus the commit. The log offset is the
+//! commit's payload, written atomically with what was indexed: after a crash
+//! the index resumes exactly after its last commit and re-applies the rest
+//! (applying an event twice gives the same document). If the actor fails,
+//! the feeder starts a new one from the last commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tantivy::{IndexWriter, Term};
+use tokio::sync::watch;
+
+use super::schema::{Fields, SCHEMA_VERSION};
+use super::{IndexState, Shared};
+use crate::actors::inventory::SkuStock;
+use crate::domain::item::{Item, ItemStatus};
+use crate::storage::events::{Event, EventBody, EventConsumer};
+use crate::storage::{StorageError, Store, TreeName, Trees};
+
+/// Memory for tantivy's indexing buffer.
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// Most events handed over at once.
+const BATCH: usize = 512;
+/// When only the offset moved (events that change no document), commit
+/// this rarely: it saves re-reading them after a restart, nothing more.
+const OFFSET_ONLY_COMMIT: Duration = Duration::from_secs(5);
+/// Wait before starting a new indexer after a failure.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The commit payload: what the index holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Payload {
+    /// [`SCHEMA_VERSION`] of the documents.
+    pub schema: u32,
+    /// Every event up to this sequence number is applied.
+    pub offset: u64,
+}
+
+/// Messages of the indexer.
+pub(super) enum IndexerMsg {
+    /// Apply these events (answered once applied, not committed).
+    Apply(Vec<Event>, RpcReplyPort<()>),
+    /// Commit what was applied (the debounce timer).
+    Commit,
+    /// Commit now and answer (shutdown, tests).
+    Flush(RpcReplyPort<Result<(), String>>),
+}
+
+// With the `cluster` feature every message type must say whether it can
+// cross nodes; the indexer is node-local.
+impl ractor::Message for IndexerMsg {}
+
+pub(super) struct IndexerActor {
+    shared: Arc<Shared>,
+    store: Store,
+    commit_every: Duration,
+}
+
+pub(super) struct IndexerState {
+    writer: Option<IndexWriter>,
+    /// Last event applied.
+    applied: u64,
+    /// Last event committed.
+    committed: u64,
+    /// Documents changed since the last commit.
+    dirty: bool,
+    scheduled: bool,
+    /// Item id → the in-stock flag its document holds.
+    in_stock: HashMap<String, bool>,
+}
+
+impl Actor for IndexerActor {
+    type Msg = IndexerMsg;
+    type State = IndexerState;
+    type Arguments = u64;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<IndexerMsg>,
+        committed: u64,
+    ) -> Result<IndexerState, ActorProcessingErr> {
+        let writer = self.shared.index.writer_with_num_threads(1, WRITER_HEAP)?;
+        Ok(IndexerState {
+            writer: Some(writer),
+            applied: committed,
+            committed,
+            dirty: false,
+            scheduled: false,
+            in_stock: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<IndexerMsg>,
+        message: IndexerMsg,
+        state: &mut IndexerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            IndexerMsg::Apply(events, reply) => {
+                for event in events {
+                    if event.seq <= state.applied {
+                        continue;
+                    }
+                    state.dirty |= self.apply(state, &event.body).await?;
+                    state.applied = event.seq;
+                }
+                let _ = reply.send(());
+                if !state.scheduled && state.applied > state.committed {
+                    state.scheduled = true;
+                    let wait = if state.dirty {
+                        self.commit_every
+                    } else {
+                        OFFSET_ONLY_COMMIT
+                    };
+                    myself.send_after(wait, || IndexerMsg::Commit);
+                }
+            }
+            IndexerMsg::Commit => {
+                state.scheduled = false;
+                self.commit(state).await?;
+            }
+            IndexerMsg::Flush(reply) => {
+                let result = self.commit(state).await;
+                let _ = reply.send(result.as_ref().map(drop).map_err(|e| e.to_string()));
+                result?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl IndexerActor {
+    /// Applies one event; true if a document changed.
+    async fn apply(
+        &self,
+        state: &mut IndexerState,
+        body: &EventBody,
+    ) -> Result<bool, ActorProcessingErr> {
+        let writer = state.writer.as_ref().ok_or("the writer is gone")?;
+        let fields = &self.shared.fields;
+        match body {
+            EventBody::ItemCreated(item) | EventBody::ItemUpdated(item) => {
+                if item.status == ItemStatus::Active {
+                    let stocked = item_in_stock(&self.store, item).await?;
+                    upsert(writer, fields, item, stocked)?;
+                    state.in_stock.insert(item.id.clone(), stocked);
+                } else {
+                    writer.delete_term(Term::from_field_text(fields.id, &item.id));
+                    state.in_stock.remove(&item.id);
+                }
+                Ok(true)
+            }
+            EventBody::ItemDeactivated(item) => {
+                writer.delete_term(Term::from_field_text(fields.id, &item.id));
+                state.in_stock.remove(&item.id);
+                Ok(true)
+            }
+            EventBody::StockChanged {
+                item_id, available, ..
+            } => {
+                // Only a flip of the flag touches the index: a hot SKU's
+                // stream of changes costs a cache read each, not a document.
+                let known = state.in_stock.get(item_id).copied();
+                if known == Some(true) && *available > 0 {
+                    return Ok(false);
+                }
+                let Some(item) = self
+                    .store
+                    .get::<Item>(TreeName::Items, item_id.as_bytes())
+                    .await?
+                    .filter(|item| item.status == ItemStatus::Active)
+                else {
+                    return Ok(false);
+                };
+                let stocked = item_in_stock(&self.store, &item).await?;
+                if known == Some(stocked) {
+                    return Ok(false);
+                }
+                upsert(writer, fields, &item, stocked)?;
+                state.in_stock.insert(item.id.clone(), stocked);
+                Ok(true)
+            }
+            EventBody::OrderUpdated { .. } => Ok(false),
+        }
+    }
+
+    /// Commits what was applied, with the offset as payload; then readers
+    /// see it.
+    async fn commit(&self, state: &mut IndexerState) -> Result<(), ActorProcessingErr> {
+        if state.applied == state.committed && !state.dirty {
+            return Ok(());
+        }
+        let mut writer = state.writer.take().ok_or("the writer is gone")?;
+        let payload = serde_json::to_string(&Payload {
+            schema: SCHEMA_VERSION,
+            offset: state.applied,
+        })?;
+        let shared = self.shared.clone();
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let result = (|| -> tantivy::Result<()> {
+                let mut prepared = writer.prepare_commit()?;
+                prepared.set_payload(&payload);
+                prepared.commit()?;
+                shared.reload()
+            })();
+            (writer, result)
+        })
+        .await?;
+        state.writer = Some(writer);
+        result?;
+        state.committed = state.applied;
+        state.dirty = false;
+        self.shared.indexed.send_replace(state.committed);
+        Ok(())
+    }
+}
+
+fn upsert(
+    writer: &IndexWriter,
+    fields: &Fields,
+    item: &Item,
+    in_stock: bool,
+) -> tantivy::Result<()> {
+    writer.delete_term(Term::from_field_text(fields.id, &item.id));
+    writer.add_document(fields.document(item, in_stock))?;
+    Ok(())
+}
+
+/// Whether any variant of `item` has stock (read model, cached).
+async fn item_in_stock(store: &Store, item: &Item) -> Result<bool, StorageError> {
+    for variant in &item.variants {
+        let stock = store
+            .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())
+            .await?;
+        if stock.is_some_and(|s| s.level().available > 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Re-adds every active item (blocking; the writer must be exclusive).
+/// Returns how many were indexed.
+pub(super) fn rebuild(
+    writer: &mut IndexWriter,
+    fields: &Fields,
+    trees: &Trees,
+    offset: u64,
+) -> Result<u64, anyhow::Error> {
+    writer.delete_all_documents()?;
+    let mut count = 0;
+    for entry in trees.tree(TreeName::Items).iter() {
+        let (_, bytes) = entry?;
+        let item: Item = crate::storage::codec::decode(&bytes)?;
+        if item.status != ItemStatus::Active {
+            continue;
+        }
+        let mut stocked = false;
+        for variant in &item.variants {
+            if trees
+                .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
+                .is_some_and(|s| s.level().available > 0)
+            {
+                stocked = true;
+                break;
+            }
+        }
+        writer.add_document(fields.document(&item, stocked))?;
+        count += 1;
+    }
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&serde_json::to_string(&Payload {
+        schema: SCHEMA_VERSION,
+        offset,
+    })?);
+    prepared.commit()?;
+    Ok(count)
+}
+
+/// Feeds the log to an indexer actor, starting a new one (from the last
+/// commit) whenever one fails, until `stop` turns true; then commits.
+pub(super) async fn feed(
+    shared: Arc<Shared>,
+    store: Store,
+    commit_every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let committed = match shared.committed_offset() {
+            IndexState::Current(offset) => offset,
+            _ => 0,
+        };
+        let actor = IndexerActor {
+            shared: shared.clone(),
+            store: store.clone(),
+            commit_every,
+        };
+        let (indexer, handle) = match Actor::spawn(None, actor, committed).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                tracing::error!(error = %e, "search indexer failed to start");
+                tokio::time::sleep(RESTART_BACKOFF).await;
+                continue;
+            }
+        };
+        let mut consumer = EventConsumer::at(store.clone(), "search", committed);
+        let stopped = loop {
+            let batch = tokio::select! {
+                batch = consumer.next_batch(BATCH) => batch,
+                _ = stop.wait_for(|s| *s) => break true,
+            };
+            match batch {
+                Ok(events) if events.is_empty() => break true,
+                Ok(events) => {
+                    if ractor::call!(indexer, IndexerMsg::Apply, events).is_err() {
+                        break false;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "search indexer cannot read the event log");
+                    tokio::time::sleep(RESTART_BACKOFF).await;
+                }
+            }
+        };
+        if stopped {
+            match ractor::call!(indexer, IndexerMsg::Flush) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "final search commit failed"),
+                Err(e) => tracing::warn!(error = %e, "search indexer gone at shutdown"),
+            }
+            indexer.stop(None);
+            let _ = handle.await;
+            return;
+        }
+        tracing::error!("search indexer failed; starting a new one from its last commit");
+        indexer.stop(None);
+        let _ = handle.await;
+        tokio::time::sleep(RESTART_BACKOFF).await;
+    }
+}

@@ -1,0 +1,241 @@
+//! What a buyer asked for, and the tantivy query that answers it.
+//!
+//! The term is never parsed as query syntax: it is cut into words by the
+//! same analyzer the index uses, and each word becomes a small group of
+//! term queries, so quotes, colons, brackets or emoji are only text.
+
+use std::ops::Bound;
+
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery,
+    TermQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::Term;
+
+use super::schema::{plain_words, stem, Fields};
+use super::synonyms::Synonyms;
+
+/// Words of a term that are searched; the rest is ignored.
+pub const MAX_WORDS: usize = 12;
+
+/// Result order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sort {
+    /// Best match first (ties: id).
+    Relevance,
+    /// Cheapest first.
+    PriceAsc,
+    /// Dearest first.
+    PriceDesc,
+    /// Newest listing first.
+    Newest,
+}
+
+impl Sort {
+    /// Parses the API spelling.
+    pub fn parse(text: &str) -> Option<Sort> {
+        match text {
+            "relevance" => Some(Sort::Relevance),
+            "price_asc" => Some(Sort::PriceAsc),
+            "price_desc" => Some(Sort::PriceDesc),
+            "newest" => Some(Sort::Newest),
+            _ => None,
+        }
+    }
+
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Sort::Relevance => 0,
+            Sort::PriceAsc => 1,
+            Sort::PriceDesc => 2,
+            Sort::Newest => 3,
+        }
+    }
+}
+
+/// A validated search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Free text (`None`: browse).
+    pub term: Option<String>,
+    /// Only this category (case-insensitive).
+    pub category: Option<String>,
+    /// Only this brand (case-insensitive).
+    pub brand: Option<String>,
+    /// Lowest price, minor units, inclusive.
+    pub min_price: Option<i64>,
+    /// Highest price, minor units, inclusive.
+    pub max_price: Option<i64>,
+    /// Only items with stock.
+    pub in_stock: bool,
+    /// Order (`None`: relevance with a term, newest without).
+    pub sort: Option<Sort>,
+    /// Page size, 1..=100.
+    pub size: usize,
+    /// The previous page's `nextCursor`.
+    pub cursor: Option<String>,
+}
+
+impl SearchRequest {
+    /// The order actually used.
+    pub fn effective_sort(&self) -> Sort {
+        match (self.sort, &self.term) {
+            (Some(sort), _) => sort,
+            (None, Some(_)) => Sort::Relevance,
+            (None, None) => Sort::Newest,
+        }
+    }
+
+    /// What the cursor is bound to: everything but the cursor and the size.
+    pub(super) fn fingerprint(&self) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            self.term.as_deref().map(plain_words),
+            self.category.as_deref().map(str::to_lowercase),
+            self.brand.as_deref().map(str::to_lowercase),
+            self.min_price,
+            self.max_price,
+            self.in_stock,
+            self.effective_sort().code()
+        )
+    }
+}
+
+/// Boosts: a name match counts most; a typo or a prefix counts far less than
+/// any exact word, so exact matches rank above fuzzy ones.
+const NAME_BOOST: f32 = 3.0;
+const BODY_BOOST: f32 = 1.0;
+const SYNONYM_FACTOR: f32 = 0.8;
+const FUZZY_SCORE: f32 = 0.3;
+const PREFIX_SCORE: f32 = 0.5;
+/// Added when every word matches: those items come first.
+const ALL_WORDS_BOOST: f32 = 10.0;
+
+/// The query for `request`; `None` when its term has no searchable word
+/// (nothing can match).
+pub(super) fn build(
+    fields: &Fields,
+    synonyms: &Synonyms,
+    request: &SearchRequest,
+) -> Option<Box<dyn Query>> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    match &request.term {
+        Some(term) => {
+            let words: Vec<String> = plain_words(term).into_iter().take(MAX_WORDS).collect();
+            if words.is_empty() {
+                return None;
+            }
+            clauses.push((Occur::Must, text_query(fields, synonyms, &words)));
+        }
+        None => clauses.push((Occur::Must, Box::new(AllQuery))),
+    }
+    let filter = |query: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
+        (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
+    };
+    if let Some(category) = &request.category {
+        let term = Term::from_field_text(fields.category, &category.to_lowercase());
+        clauses.push(filter(Box::new(TermQuery::new(
+            term,
+            IndexRecordOption::Basic,
+        ))));
+    }
+    if let Some(brand) = &request.brand {
+        let term = Term::from_field_text(fields.brand_key, &brand.to_lowercase());
+        clauses.push(filter(Box::new(TermQuery::new(
+            term,
+            IndexRecordOption::Basic,
+        ))));
+    }
+    if request.min_price.is_some() || request.max_price.is_some() {
+        let bound = |price: Option<i64>| match price {
+            Some(p) => Bound::Included(Term::from_field_i64(fields.price, p)),
+            None => Bound::Unbounded,
+        };
+        clauses.push(filter(Box::new(RangeQuery::new(
+            bound(request.min_price),
+            bound(request.max_price),
+        ))));
+    }
+    if request.in_stock {
+        let term = Term::from_field_u64(fields.in_stock, 1);
+        clauses.push(filter(Box::new(TermQuery::new(
+            term,
+            IndexRecordOption::Basic,
+        ))));
+    }
+    Some(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// Any word matching; items matching every word boosted above the rest.
+fn text_query(fields: &Fields, synonyms: &Synonyms, words: &[String]) -> Box<dyn Query> {
+    let last = words.len() - 1;
+    let per_word: Vec<Box<dyn Query>> = words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| word_query(fields, synonyms, word, i == last))
+        .collect();
+    if per_word.len() == 1 {
+        return per_word.into_iter().next().expect("one word");
+    }
+    let all = BooleanQuery::intersection(per_word.iter().map(|q| q.box_clone()).collect());
+    let mut any: Vec<(Occur, Box<dyn Query>)> =
+        per_word.into_iter().map(|q| (Occur::Should, q)).collect();
+    any.push((
+        Occur::Should,
+        Box::new(BoostQuery::new(Box::new(all), ALL_WORDS_BOOST)),
+    ));
+    Box::new(BooleanQuery::new(any))
+}
+
+/// One word: its stem in the name and the body, its synonyms, a typo of it
+/// (1 edit at 4+ letters, 2 at 8+) and, for the last word, a prefix.
+fn word_query(fields: &Fields, synonyms: &Synonyms, word: &str, last: bool) -> Box<dyn Query> {
+    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    let exact = |word: &str, factor: f32, out: &mut Vec<(Occur, Box<dyn Query>)>| {
+        if let Some(stemmed) = stem(word) {
+            for (field, boost) in [(fields.name, NAME_BOOST), (fields.body, BODY_BOOST)] {
+                let term = Term::from_field_text(field, &stemmed);
+                let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                out.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(query), boost * factor)),
+                ));
+            }
+        }
+    };
+    exact(word, 1.0, &mut alternatives);
+    for phrase in synonyms.of(word) {
+        let mut parts = Vec::new();
+        for part in phrase {
+            let mut one = Vec::new();
+            exact(part, SYNONYM_FACTOR, &mut one);
+            if !one.is_empty() {
+                parts.push(Box::new(BooleanQuery::new(one)) as Box<dyn Query>);
+            }
+        }
+        match parts.len() {
+            0 => {}
+            1 => alternatives.push((Occur::Should, parts.pop().expect("one part"))),
+            _ => alternatives.push((Occur::Should, Box::new(BooleanQuery::intersection(parts)))),
+        }
+    }
+    let letters = word.chars().count();
+    let term = Term::from_field_text(fields.words, word);
+    if letters >= 4 {
+        let distance = if letters >= 8 { 2 } else { 1 };
+        let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
+        alternatives.push((
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(Box::new(fuzzy), FUZZY_SCORE)),
+        ));
+    }
+    if last && letters >= 2 {
+        let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
+        alternatives.push((
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(Box::new(prefix), PREFIX_SCORE)),
+        ));
+    }
+    Box::new(BooleanQuery::new(alternatives))
+}
