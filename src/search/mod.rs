@@ -331,21 +331,31 @@ impl Search {
         })
     }
 
-    /// Item ids whose names complete `prefix` (best first, at most `size`
-    /// after removing duplicates is up to the caller).
-    pub async fn complete(&self, prefix: String, size: usize) -> Result<Vec<String>, SearchError> {
-        let request = SearchRequest {
-            term: Some(prefix),
-            size,
-            ..SearchRequest::default()
-        };
-        Ok(self
-            .search(request)
-            .await?
-            .hits
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+    /// Ids of items whose names complete `text` (its words, the last as a
+    /// prefix), best first.
+    pub async fn complete(&self, text: String, size: usize) -> Result<Vec<String>, SearchError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(query) = query::suggest(&this.shared.fields, &text) else {
+                return Ok(Vec::new());
+            };
+            let (_, searcher) = this.shared.snapshot(None);
+            let collector = PageCollector {
+                sort: Sort::Relevance,
+                after: None,
+                limit: size,
+            };
+            let found = searcher
+                .search(query.as_ref(), &collector)
+                .map_err(|e| SearchError::Failed(e.to_string()))?;
+            Ok(found
+                .hits
+                .iter()
+                .map(|hit| id_from_halves(hit.key.hi, hit.key.lo))
+                .collect())
+        })
+        .await
+        .map_err(|e| SearchError::Failed(e.to_string()))?
     }
 
     /// The last event sequence number committed to the index.

@@ -239,3 +239,28 @@ fn word_query(fields: &Fields, synonyms: &Synonyms, word: &str, last: bool) -> B
     }
     Box::new(BooleanQuery::new(alternatives))
 }
+
+/// Autocomplete: every typed word in the name (a typo allowed as in search),
+/// the last one as a prefix; `None` without a word.
+pub(super) fn suggest(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
+    let words: Vec<String> = plain_words(text).into_iter().take(MAX_WORDS).collect();
+    let last = words.len().checked_sub(1)?;
+    let clauses = words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            let term = Term::from_field_text(fields.name_words, word);
+            let letters = word.chars().count();
+            let query: Box<dyn Query> = if i == last {
+                Box::new(FuzzyTermQuery::new_prefix(term, 0, true))
+            } else if letters >= 4 {
+                let distance = if letters >= 8 { 2 } else { 1 };
+                Box::new(FuzzyTermQuery::new(term, distance, true))
+            } else {
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+            };
+            (Occur::Must, query)
+        })
+        .collect();
+    Some(Box::new(BooleanQuery::new(clauses)))
+}

@@ -45,6 +45,8 @@ pub struct Fields {
     /// Name, brand, category, tags and attribute values unstemmed: typo
     /// tolerance and prefixes.
     pub words: Field,
+    /// The name alone, unstemmed: autocomplete.
+    pub name_words: Field,
     /// Category as stored (lower-case): filter and facet.
     pub category: Field,
     /// Brand as written: facet.
@@ -78,6 +80,7 @@ impl Fields {
         let name = builder.add_text_field("name", text(STEMMED));
         let body = builder.add_text_field("body", text(STEMMED));
         let words = builder.add_text_field("words", text(PLAIN));
+        let name_words = builder.add_text_field("name_words", text(PLAIN));
         let category = builder.add_text_field("category", keyword.clone());
         let brand = builder.add_text_field("brand", keyword);
         let brand_key = builder.add_text_field("brand_key", STRING);
@@ -92,6 +95,7 @@ impl Fields {
             name,
             body,
             words,
+            name_words,
             category,
             brand,
             brand_key,
@@ -110,6 +114,7 @@ impl Fields {
         doc.add_u64(self.id_lo, lo);
         doc.add_text(self.name, &item.name);
         doc.add_text(self.words, &item.name);
+        doc.add_text(self.name_words, &item.name);
         let mut body = Vec::new();
         if let Some(brand) = &item.brand {
             doc.add_text(self.brand, brand);

@@ -11,4 +11,5 @@ mod helpers;
 mod operations;
 mod orders;
 mod saga;
+mod search;
 mod shop;
