@@ -8,6 +8,7 @@
 //! - [`cursor`]: signed cursors.
 //! - [`indexer`]: the writer actor, its feeder and the full rebuild.
 //! - [`synonyms`]: the synonym groups.
+//! - [`sample`]: a deterministic sample catalog (benchmarks, relevance check).
 //!
 //! Eventually consistent: a change reaches the index within the indexer's
 //! commit interval. Reads never wait for the writer: they search the last
@@ -17,6 +18,7 @@ pub mod collect;
 pub mod cursor;
 mod indexer;
 pub mod query;
+pub mod sample;
 pub mod schema;
 pub mod synonyms;
 
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use collect::PageCollector;
 use cursor::{CursorKey, Position};
@@ -147,6 +149,11 @@ pub struct Search {
     cursor_key: CursorKey,
     stop: Arc<watch::Sender<bool>>,
     feeder: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Searches running at once: one per core. A search is pure CPU; more
+    /// at once only time-slice each other (measured: p99 ~100 ms with 16
+    /// concurrent HTTP searches on two cores), while a fair queue in front
+    /// keeps each one's latency near its own cost.
+    running: Arc<Semaphore>,
 }
 
 fn index_dir(data_dir: &Path) -> PathBuf {
@@ -260,15 +267,22 @@ impl Search {
             cursor_key,
             stop: Arc::new(stop),
             feeder: Arc::new(Mutex::new(Some(feeder))),
+            running: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 
     /// Runs a search (on the blocking pool).
     pub async fn search(&self, request: SearchRequest) -> Result<Page, SearchError> {
+        let permit = self.running.clone().acquire_owned().await;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.search_now(&request))
-            .await
-            .map_err(|e| SearchError::Failed(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.search_now(&request)
+        })
+        .await
+        .map_err(|e| SearchError::Failed(e.to_string()))?
     }
 
     fn search_now(&self, request: &SearchRequest) -> Result<Page, SearchError> {
@@ -282,7 +296,13 @@ impl Search {
             None => None,
         };
         let (generation, searcher) = self.shared.snapshot(position.map(|p| p.generation));
-        let Some(query) = query::build(&self.shared.fields, &self.synonyms, request) else {
+        let words = self.shared.fields.words;
+        let known = |word: &str| {
+            searcher
+                .doc_freq(&tantivy::Term::from_field_text(words, word))
+                .is_ok_and(|n| n > 0)
+        };
+        let Some(query) = query::build(&self.shared.fields, &self.synonyms, request, &known) else {
             return Ok(Page {
                 hits: Vec::new(),
                 next_cursor: None,
@@ -334,8 +354,10 @@ impl Search {
     /// Ids of items whose names complete `text` (its words, the last as a
     /// prefix), best first.
     pub async fn complete(&self, text: String, size: usize) -> Result<Vec<String>, SearchError> {
+        let permit = self.running.clone().acquire_owned().await;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let Some(query) = query::suggest(&this.shared.fields, &text) else {
                 return Ok(Vec::new());
             };
