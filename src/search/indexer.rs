@@ -108,11 +108,12 @@ impl Actor for IndexerActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             IndexerMsg::Apply(events, reply) => {
+                let facts = self.facts(state, &events).await?;
                 for event in events {
                     if event.seq <= state.applied {
                         continue;
                     }
-                    state.dirty |= self.apply(state, &event.body).await?;
+                    state.dirty |= self.apply(state, &facts, &event.body)?;
                     state.applied = event.seq;
                 }
                 let _ = reply.send(());
@@ -141,10 +142,58 @@ impl Actor for IndexerActor {
 }
 
 impl IndexerActor {
+    /// What applying `events` needs to know, read in one pass on the
+    /// blocking pool (not a cache lookup and a thread hop per item): each
+    /// touched item's current record and whether any variant has stock.
+    async fn facts(
+        &self,
+        state: &IndexerState,
+        events: &[Event],
+    ) -> Result<HashMap<String, Fact>, StorageError> {
+        let mut wanted: Vec<(String, Option<Item>)> = Vec::new();
+        for event in events.iter().filter(|e| e.seq > state.applied) {
+            match &event.body {
+                EventBody::ItemCreated(item) | EventBody::ItemUpdated(item)
+                    if item.status == ItemStatus::Active =>
+                {
+                    wanted.push((item.id.clone(), Some(item.clone())));
+                }
+                // A flag already on that stays on needs nothing.
+                EventBody::StockChanged {
+                    item_id, available, ..
+                } if !(state.in_stock.get(item_id) == Some(&true) && *available > 0) => {
+                    wanted.push((item_id.clone(), None));
+                }
+                _ => {}
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.store
+            .read(move |trees| {
+                let mut facts = HashMap::with_capacity(wanted.len());
+                for (id, item) in wanted {
+                    let item = match item {
+                        Some(item) => Some(item),
+                        None => trees.get::<Item>(TreeName::Items, id.as_bytes())?,
+                    };
+                    let stocked = match &item {
+                        Some(item) => stocked(trees, item)?,
+                        None => false,
+                    };
+                    facts.insert(id, Fact { item, stocked });
+                }
+                Ok(facts)
+            })
+            .await
+    }
+
     /// Applies one event; true if a document changed.
-    async fn apply(
+    fn apply(
         &self,
         state: &mut IndexerState,
+        facts: &HashMap<String, Fact>,
         body: &EventBody,
     ) -> Result<bool, ActorProcessingErr> {
         let writer = state.writer.as_ref().ok_or("the writer is gone")?;
@@ -152,7 +201,7 @@ impl IndexerActor {
         match body {
             EventBody::ItemCreated(item) | EventBody::ItemUpdated(item) => {
                 if item.status == ItemStatus::Active {
-                    let stocked = item_in_stock(&self.store, item).await?;
+                    let stocked = facts.get(&item.id).is_some_and(|f| f.stocked);
                     upsert(writer, fields, item, stocked)?;
                     state.in_stock.insert(item.id.clone(), stocked);
                 } else {
@@ -166,29 +215,22 @@ impl IndexerActor {
                 state.in_stock.remove(&item.id);
                 Ok(true)
             }
-            EventBody::StockChanged {
-                item_id, available, ..
-            } => {
+            EventBody::StockChanged { item_id, .. } => {
                 // Only a flip of the flag touches the index: a hot SKU's
-                // stream of changes costs a cache read each, not a document.
-                let known = state.in_stock.get(item_id).copied();
-                if known == Some(true) && *available > 0 {
-                    return Ok(false);
-                }
-                let Some(item) = self
-                    .store
-                    .get::<Item>(TreeName::Items, item_id.as_bytes())
-                    .await?
-                    .filter(|item| item.status == ItemStatus::Active)
+                // stream of changes costs no document.
+                let Some(Fact {
+                    item: Some(item),
+                    stocked,
+                }) = facts.get(item_id)
                 else {
                     return Ok(false);
                 };
-                let stocked = item_in_stock(&self.store, &item).await?;
-                if known == Some(stocked) {
+                if item.status != ItemStatus::Active || state.in_stock.get(item_id) == Some(stocked)
+                {
                     return Ok(false);
                 }
-                upsert(writer, fields, &item, stocked)?;
-                state.in_stock.insert(item.id.clone(), stocked);
+                upsert(writer, fields, item, *stocked)?;
+                state.in_stock.insert(item.id.clone(), *stocked);
                 Ok(true)
             }
             EventBody::OrderUpdated { .. } => Ok(false),
@@ -237,13 +279,21 @@ fn upsert(
     Ok(())
 }
 
-/// Whether any variant of `item` has stock (read model, cached).
-async fn item_in_stock(store: &Store, item: &Item) -> Result<bool, StorageError> {
+/// What the indexer needs to know about one item.
+pub(super) struct Fact {
+    /// Its current record (`None`: unknown item).
+    item: Option<Item>,
+    /// Whether any variant has stock.
+    stocked: bool,
+}
+
+/// Whether any variant of `item` has stock.
+fn stocked(trees: &Trees, item: &Item) -> Result<bool, StorageError> {
     for variant in &item.variants {
-        let stock = store
-            .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())
-            .await?;
-        if stock.is_some_and(|s| s.level().available > 0) {
+        if trees
+            .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
+            .is_some_and(|s| s.level().available > 0)
+        {
             return Ok(true);
         }
     }
@@ -266,17 +316,7 @@ pub(super) fn rebuild(
         if item.status != ItemStatus::Active {
             continue;
         }
-        let mut stocked = false;
-        for variant in &item.variants {
-            if trees
-                .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
-                .is_some_and(|s| s.level().available > 0)
-            {
-                stocked = true;
-                break;
-            }
-        }
-        writer.add_document(fields.document(&item, stocked))?;
+        writer.add_document(fields.document(&item, stocked(trees, &item)?))?;
         count += 1;
     }
     let mut prepared = writer.prepare_commit()?;
