@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tantivy::{IndexWriter, Term};
@@ -74,7 +74,8 @@ pub(super) struct IndexerState {
     committed: u64,
     /// Documents changed since the last commit.
     dirty: bool,
-    scheduled: bool,
+    /// When the earliest pending commit timer fires.
+    due: Option<Instant>,
     /// Item id → the in-stock flag its document holds.
     in_stock: HashMap<String, bool>,
 }
@@ -89,15 +90,33 @@ impl Actor for IndexerActor {
         _myself: ActorRef<IndexerMsg>,
         committed: u64,
     ) -> Result<IndexerState, ActorProcessingErr> {
-        let writer = self.shared.index.writer_with_num_threads(1, WRITER_HEAP)?;
+        // Taking the writer locks the index and starts threads: off the
+        // async workers.
+        let index = self.shared.index.clone();
+        let writer =
+            tokio::task::spawn_blocking(move || index.writer_with_num_threads(1, WRITER_HEAP))
+                .await??;
         Ok(IndexerState {
             writer: Some(writer),
             applied: committed,
             committed,
             dirty: false,
-            scheduled: false,
+            due: None,
             in_stock: HashMap::new(),
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<IndexerMsg>,
+        state: &mut IndexerState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Dropping the writer joins its threads (which may be finishing a
+        // segment): off the async workers too.
+        if let Some(writer) = state.writer.take() {
+            tokio::task::spawn_blocking(move || drop(writer)).await?;
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -117,18 +136,24 @@ impl Actor for IndexerActor {
                     state.applied = event.seq;
                 }
                 let _ = reply.send(());
-                if !state.scheduled && state.applied > state.committed {
-                    state.scheduled = true;
+                if state.applied > state.committed {
+                    // A document change must not wait behind a timer set
+                    // for an offset-only commit: schedule an earlier one.
                     let wait = if state.dirty {
                         self.commit_every
                     } else {
                         OFFSET_ONLY_COMMIT
                     };
-                    myself.send_after(wait, || IndexerMsg::Commit);
+                    let at = Instant::now() + wait;
+                    if state.due.is_none_or(|due| due > at) {
+                        state.due = Some(at);
+                        myself.send_after(wait, || IndexerMsg::Commit);
+                    }
                 }
             }
             IndexerMsg::Commit => {
-                state.scheduled = false;
+                // A superseded timer may fire too: committing early is harmless.
+                state.due = None;
                 self.commit(state).await?;
             }
             IndexerMsg::Flush(reply) => {
@@ -150,19 +175,31 @@ impl IndexerActor {
         state: &IndexerState,
         events: &[Event],
     ) -> Result<HashMap<String, Fact>, StorageError> {
-        let mut wanted: Vec<(String, Option<Item>)> = Vec::new();
+        // (item id, the item if the event carries it, one variant's stock
+        // if the event reports it)
+        let mut wanted: Vec<Wanted> = Vec::new();
         for event in events.iter().filter(|e| e.seq > state.applied) {
             match &event.body {
                 EventBody::ItemCreated(item) | EventBody::ItemUpdated(item)
                     if item.status == ItemStatus::Active =>
                 {
-                    wanted.push((item.id.clone(), Some(item.clone())));
+                    wanted.push((item.id.clone(), Some(item.clone()), None));
                 }
-                // A flag already on that stays on needs nothing.
+                // A flag already on that stays on needs nothing. The
+                // changed variant's stock comes from the event (durable),
+                // not from the tree, which may hold a change a crash could
+                // still undo.
                 EventBody::StockChanged {
-                    item_id, available, ..
+                    item_id,
+                    variant_id,
+                    available,
+                    ..
                 } if !(state.in_stock.get(item_id) == Some(&true) && *available > 0) => {
-                    wanted.push((item_id.clone(), None));
+                    wanted.push((
+                        item_id.clone(),
+                        None,
+                        Some((variant_id.clone(), *available)),
+                    ));
                 }
                 _ => {}
             }
@@ -173,13 +210,13 @@ impl IndexerActor {
         self.store
             .read(move |trees| {
                 let mut facts = HashMap::with_capacity(wanted.len());
-                for (id, item) in wanted {
+                for (id, item, known) in wanted {
                     let item = match item {
                         Some(item) => Some(item),
                         None => trees.get::<Item>(TreeName::Items, id.as_bytes())?,
                     };
                     let stocked = match &item {
-                        Some(item) => stocked(trees, item)?,
+                        Some(item) => stocked(trees, item, known.as_ref())?,
                         None => false,
                     };
                     facts.insert(id, Fact { item, stocked });
@@ -249,12 +286,18 @@ impl IndexerActor {
             offset: state.applied,
         })?;
         let shared = self.shared.clone();
+        // Readers reload (a new generation) only when documents changed:
+        // offset-only commits must not churn the snapshots cursors pin.
+        let changed = state.dirty;
         let (writer, result) = tokio::task::spawn_blocking(move || {
             let result = (|| -> tantivy::Result<()> {
                 let mut prepared = writer.prepare_commit()?;
                 prepared.set_payload(&payload);
                 prepared.commit()?;
-                shared.reload()
+                if changed {
+                    shared.reload()?;
+                }
+                Ok(())
             })();
             (writer, result)
         })
@@ -279,6 +322,9 @@ fn upsert(
     Ok(())
 }
 
+/// An item whose facts a batch needs: see [`IndexerActor::facts`].
+type Wanted = (String, Option<Item>, Option<(String, i64)>);
+
 /// What the indexer needs to know about one item.
 pub(super) struct Fact {
     /// Its current record (`None`: unknown item).
@@ -287,13 +333,21 @@ pub(super) struct Fact {
     stocked: bool,
 }
 
-/// Whether any variant of `item` has stock.
-fn stocked(trees: &Trees, item: &Item) -> Result<bool, StorageError> {
+/// Whether any variant of `item` has stock; `known` is one variant's
+/// available count as an event reported it.
+fn stocked(
+    trees: &Trees,
+    item: &Item,
+    known: Option<&(String, i64)>,
+) -> Result<bool, StorageError> {
     for variant in &item.variants {
-        if trees
-            .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
-            .is_some_and(|s| s.level().available > 0)
-        {
+        let available = match known {
+            Some((id, available)) if *id == variant.id => *available,
+            _ => trees
+                .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
+                .map_or(0, |s| s.level().available),
+        };
+        if available > 0 {
             return Ok(true);
         }
     }
@@ -316,7 +370,7 @@ pub(super) fn rebuild(
         if item.status != ItemStatus::Active {
             continue;
         }
-        writer.add_document(fields.document(&item, stocked(trees, &item)?))?;
+        writer.add_document(fields.document(&item, stocked(trees, &item, None)?))?;
         count += 1;
     }
     let mut prepared = writer.prepare_commit()?;
@@ -336,7 +390,19 @@ pub(super) async fn feed(
     commit_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let pause = |stop: &mut watch::Receiver<bool>| {
+        let mut stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(RESTART_BACKOFF) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        }
+    };
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let committed = match shared.committed_offset() {
             IndexState::Current(offset) => offset,
             _ => 0,
@@ -350,7 +416,9 @@ pub(super) async fn feed(
             Ok(spawned) => spawned,
             Err(e) => {
                 tracing::error!(error = %e, "search indexer failed to start");
-                tokio::time::sleep(RESTART_BACKOFF).await;
+                if pause(&mut stop).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -369,7 +437,9 @@ pub(super) async fn feed(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "search indexer cannot read the event log");
-                    tokio::time::sleep(RESTART_BACKOFF).await;
+                    if pause(&mut stop).await {
+                        break true;
+                    }
                 }
             }
         };
@@ -386,6 +456,8 @@ pub(super) async fn feed(
         tracing::error!("search indexer failed; starting a new one from its last commit");
         indexer.stop(None);
         let _ = handle.await;
-        tokio::time::sleep(RESTART_BACKOFF).await;
+        if pause(&mut stop).await {
+            return;
+        }
     }
 }

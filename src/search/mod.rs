@@ -115,9 +115,12 @@ impl Shared {
 
     fn snapshot(&self, generation: Option<u64>) -> (u64, Searcher) {
         if let Some(generation) = generation {
-            let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((g, _, searcher)) = pinned.iter().find(|(g, ..)| *g == generation) {
-                return (*g, searcher.clone());
+            let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = pinned.iter().position(|(g, ..)| *g == generation) {
+                // Least recently used goes first: a snapshot in use moves back.
+                let (g, _, searcher) = pinned.remove(at).expect("found");
+                pinned.push_back((g, Instant::now(), searcher.clone()));
+                return (g, searcher);
             }
         }
         self.current
@@ -130,8 +133,9 @@ impl Shared {
         let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         pinned.retain(|(_, at, _)| now.duration_since(*at) < PINNED_FOR);
-        if let Some(entry) = pinned.iter_mut().find(|(g, ..)| *g == generation) {
-            entry.1 = now;
+        if let Some(at) = pinned.iter().position(|(g, ..)| *g == generation) {
+            let entry = pinned.remove(at).expect("found");
+            pinned.push_back((entry.0, now, entry.2));
             return;
         }
         if pinned.len() >= PINNED_SNAPSHOTS {
@@ -139,6 +143,30 @@ impl Shared {
         }
         pinned.push_back((generation, now, searcher.clone()));
     }
+}
+
+/// Whether any live document holds `term` (stops at the first).
+fn has_live(searcher: &Searcher, term: &tantivy::Term) -> bool {
+    use tantivy::DocSet;
+    for reader in searcher.segment_readers() {
+        let Ok(index) = reader.inverted_index(term.field()) else {
+            continue;
+        };
+        let Ok(Some(mut postings)) =
+            index.read_postings(term, tantivy::schema::IndexRecordOption::Basic)
+        else {
+            continue;
+        };
+        let alive = reader.alive_bitset();
+        let mut doc = postings.doc();
+        while doc != tantivy::TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                return true;
+            }
+            doc = postings.advance();
+        }
+    }
+    false
 }
 
 /// The search service. Cheap to clone.
@@ -189,7 +217,10 @@ fn open_index(data_dir: &Path, store: &Store) -> anyhow::Result<Shared> {
         index,
         fields,
         reader,
-        current: RwLock::new((1, searcher)),
+        // Generations start at a random point per process: cursors outlive
+        // restarts (the key is stored), snapshots do not, and an old cursor
+        // must not name an unrelated snapshot of a new process.
+        current: RwLock::new((u64::from(rand::random::<u32>()) << 32, searcher)),
         pinned: Mutex::new(VecDeque::new()),
         indexed,
     };
@@ -297,11 +328,9 @@ impl Search {
         };
         let (generation, searcher) = self.shared.snapshot(position.map(|p| p.generation));
         let words = self.shared.fields.words;
-        let known = |word: &str| {
-            searcher
-                .doc_freq(&tantivy::Term::from_field_text(words, word))
-                .is_ok_and(|n| n > 0)
-        };
+        // Live documents only (`doc_freq` also counts deleted ones, and
+        // every update deletes the old document).
+        let known = |word: &str| has_live(&searcher, &tantivy::Term::from_field_text(words, word));
         let Some(query) = query::build(&self.shared.fields, &self.synonyms, request, &known) else {
             return Ok(Page {
                 hits: Vec::new(),
