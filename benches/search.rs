@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Env: `ITEMS` (100,000), `QUERIES` (2,000 per class in-process), `SECS`
-//! (5: the HTTP load and the freshness run), `CLIENTS` (16 HTTP clients).
+//! (5: each HTTP load and the freshness run), `CLIENTS` (`4,16`: closed-loop HTTP clients,
+//! one run per count).
 //!
 //! The catalog is `agora::search::sample` (deterministic). Items enter
 //! through the real catalog service (sled write + event); the index is fed
@@ -282,7 +283,10 @@ fn main() {
     let items: u64 = env_or("ITEMS", 100_000);
     let per_class: usize = env_or("QUERIES", 2_000);
     let secs: u64 = env_or("SECS", 5);
-    let clients: usize = env_or("CLIENTS", 16);
+    let client_counts: Vec<usize> = env_or("CLIENTS", "4,16".to_owned())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -499,69 +503,71 @@ fn main() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let results = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let all = Arc::new(queries(500));
-        let tasks: Vec<_> = (0..clients)
-            .map(|c| {
-                let (client, base, all) = (client.clone(), base.clone(), all.clone());
-                tokio::spawn(async move {
-                    let mut hist: HashMap<&'static str, Histogram<u64>> = HashMap::new();
-                    let mut i = c * 37;
-                    let mut errors = 0u64;
-                    while Instant::now() < deadline {
-                        i += 1;
-                        let q = &all[i % all.len()];
-                        let mut url =
-                            format!("{base}/items?size=20&term={}", q.term.replace(' ', "%20"));
-                        if let Some(category) = q.category {
-                            url.push_str(&format!(
-                                "&category={category}&minPrice=1000&maxPrice=60000&sort=price_asc"
-                            ));
-                        }
-                        let started = Instant::now();
-                        match client.get(&url).send().await {
-                            Ok(r) if r.status().is_success() => {
-                                let _ = r.bytes().await;
-                                hist.entry(q.class)
-                                    .or_insert_with(|| Histogram::new(3).unwrap())
-                                    .record(started.elapsed().as_micros().max(1) as u64)
-                                    .unwrap();
+    for clients in client_counts {
+        let results = runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let all = Arc::new(queries(500));
+            let tasks: Vec<_> = (0..clients)
+                .map(|c| {
+                    let (client, base, all) = (client.clone(), base.clone(), all.clone());
+                    tokio::spawn(async move {
+                        let mut hist: HashMap<&'static str, Histogram<u64>> = HashMap::new();
+                        let mut i = c * 37;
+                        let mut errors = 0u64;
+                        while Instant::now() < deadline {
+                            i += 1;
+                            let q = &all[i % all.len()];
+                            let mut url =
+                                format!("{base}/items?size=20&term={}", q.term.replace(' ', "%20"));
+                            if let Some(category) = q.category {
+                                url.push_str(&format!(
+                                    "&category={category}&minPrice=1000&maxPrice=60000&sort=price_asc"
+                                ));
                             }
-                            _ => errors += 1,
+                            let started = Instant::now();
+                            match client.get(&url).send().await {
+                                Ok(r) if r.status().is_success() => {
+                                    let _ = r.bytes().await;
+                                    hist.entry(q.class)
+                                        .or_insert_with(|| Histogram::new(3).unwrap())
+                                        .record(started.elapsed().as_micros().max(1) as u64)
+                                        .unwrap();
+                                }
+                                _ => errors += 1,
+                            }
                         }
-                    }
-                    (hist, errors)
+                        (hist, errors)
+                    })
                 })
-            })
-            .collect();
-        let mut merged: HashMap<&'static str, Histogram<u64>> = HashMap::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (hist, e) = t.await.unwrap();
-            errors += e;
-            for (class, h) in hist {
-                merged
-                    .entry(class)
-                    .or_insert_with(|| Histogram::new(3).unwrap())
-                    .add(h)
-                    .unwrap();
+                .collect();
+            let mut merged: HashMap<&'static str, Histogram<u64>> = HashMap::new();
+            let mut errors = 0;
+            for t in tasks {
+                let (hist, e) = t.await.unwrap();
+                errors += e;
+                for (class, h) in hist {
+                    merged
+                        .entry(class)
+                        .or_insert_with(|| Histogram::new(3).unwrap())
+                        .add(h)
+                        .unwrap();
+                }
+            }
+            (merged, errors)
+        });
+        let (merged, errors) = results;
+        let total: u64 = merged.values().map(|h| h.len()).sum();
+        println!("\nover HTTP, {clients} clients, {secs} s: {:.0} searches/s, {errors} errors\n\n| class | p50 ms | p99 ms |\n|---|---|---|", total as f64 / secs as f64);
+        for class in CLASSES {
+            if let Some(h) = merged.get(class) {
+                println!("| {class} | {:.2} | {:.2} |", ms(h, 0.5), ms(h, 0.99));
             }
         }
-        (merged, errors)
-    });
+    }
     // SAFETY: signalling our own child by its pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
-    let (merged, errors) = results;
-    let total: u64 = merged.values().map(|h| h.len()).sum();
-    println!("\nover HTTP, {clients} clients, {secs} s: {:.0} searches/s, {errors} errors\n\n| class | p50 ms | p99 ms |\n|---|---|---|", total as f64 / secs as f64);
-    for class in CLASSES {
-        if let Some(h) = merged.get(class) {
-            println!("| {class} | {:.2} | {:.2} |", ms(h, 0.5), ms(h, 0.99));
-        }
-    }
     let unique: HashSet<&String> = id_to_n.keys().collect();
     assert_eq!(unique.len() as u64, items);
 }
