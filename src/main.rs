@@ -71,15 +71,15 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        Some(Command::Reindex(args)) => {
-            agora::telemetry::init_tracing();
-            return reindex(args);
-        }
-        None => ServeArgs::default(),
-    };
     agora::telemetry::init_tracing();
+    match cli.command {
+        Some(Command::Serve(args)) => serve_command(args),
+        Some(Command::Reindex(args)) => reindex(args),
+        None => serve_command(ServeArgs::default()),
+    }
+}
+
+fn serve_command(args: ServeArgs) -> ExitCode {
     let overrides = Overrides {
         http: args.http,
         data_dir: args.data_dir,
@@ -89,30 +89,12 @@ fn main() -> ExitCode {
         payment_latency_ms: args.payment_latency_ms,
         checkout_wait_ms: args.checkout_wait_ms,
     };
-    let settings = match Settings::load(args.config.as_deref(), &overrides) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("agora: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("agora: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("agora: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run(args.config, overrides, |settings| async move {
+        let app = Application::build(settings).await?;
+        // Tests and scripts read this line to learn the port when asked for port 0.
+        println!("agora listening on http://{}", app.local_addr());
+        app.run_until(shutdown_signal()).await
+    })
 }
 
 fn reindex(args: ReindexArgs) -> ExitCode {
@@ -120,25 +102,8 @@ fn reindex(args: ReindexArgs) -> ExitCode {
         data_dir: args.data_dir,
         ..Overrides::default()
     };
-    let settings = match Settings::load(args.config.as_deref(), &overrides) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("agora: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("agora: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let dir = settings.data_dir.clone();
-    let outcome = runtime.block_on(async move {
+    run(args.config, overrides, |settings| async move {
+        let dir = settings.data_dir.clone();
         let options = agora::storage::StoreOptions::default();
         let store = agora::storage::Store::open(&dir, options).map_err(|e| {
             anyhow::anyhow!(
@@ -148,23 +113,40 @@ fn reindex(args: ReindexArgs) -> ExitCode {
         })?;
         let count = agora::search::reindex(&dir, &store);
         store.shutdown().await;
-        count
-    });
-    match outcome {
-        Ok(count) => {
-            println!("search index rebuilt: {count} items");
-            ExitCode::SUCCESS
+        println!("search index rebuilt: {} items", count?);
+        Ok(())
+    })
+}
+
+/// Loads the settings (exit code 2 if they are invalid) and runs `command`
+/// on a multi-threaded runtime.
+fn run<F, Fut>(config: Option<PathBuf>, overrides: Overrides, command: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let settings = match Settings::load(config.as_deref(), &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("agora: {e}");
+            return ExitCode::from(2);
         }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("agora: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("agora: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
-    // Tests and scripts read this line to learn the port when asked for port 0.
-    println!("agora listening on http://{}", app.local_addr());
-    app.run_until(shutdown_signal()).await
 }
