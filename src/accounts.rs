@@ -296,6 +296,16 @@ impl Accounts {
             }))
     }
 
+    /// Whether the session stored under `session_key` is still valid (not
+    /// signed out, not expired): for connections that outlive a request.
+    pub async fn session_is_valid(&self, session_key: &[u8; 32]) -> Result<bool, StorageError> {
+        let session = self
+            .store
+            .get::<Session>(TreeName::Sessions, session_key)
+            .await?;
+        Ok(session.is_some_and(|s| s.expires_at > Timestamp::now()))
+    }
+
     /// The user's own record.
     pub async fn profile(&self, user_id: &str) -> Result<User, AccountError> {
         self.store

@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::http::{self, AppState, Services};
 use crate::idempotency::IdempotencyKeys;
+use crate::live::Hub;
 use crate::orders::Orders;
 use crate::payments::{Payments, SimulatedGateway};
 use crate::risk::Risk;
@@ -131,6 +132,7 @@ impl Application {
             checkout,
             orders: Orders::new(store.clone(), order_actors),
             search,
+            hub: Hub::start(store.clone(), settings.ws_queue_messages),
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,
@@ -162,6 +164,7 @@ impl Application {
         let checkouts = state.checkout.checkouts().clone();
         let orders = state.orders.actors().clone();
         let state_search = state.search.clone();
+        let state_hub = state.hub.clone();
         // Interrupted checkouts are finished or undone before the first
         // request, so no buyer sees a half-made order or a held cart.
         match checkouts.recover().await {
@@ -213,6 +216,7 @@ impl Application {
         }
         sweeper.abort();
         recovery.abort();
+        state_hub.stop();
         housekeeping.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged (a checkout stopped mid-way is

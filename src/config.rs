@@ -46,6 +46,9 @@ pub struct Settings {
     /// Most time between a change reaching the search indexer and its
     /// commit (the freshness bound, less the commit itself).
     pub search_commit_ms: u64,
+    /// Messages queued for one websocket before it counts as too slow and
+    /// is closed (1013).
+    pub ws_queue_messages: usize,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
     /// After SIGTERM, how long in-flight requests may take before the node
@@ -132,6 +135,7 @@ impl Default for Settings {
             risk: RiskRules::default(),
             archive_after_days: 365,
             search_commit_ms: 250,
+            ws_queue_messages: 256,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             entity_idle_secs: 60,
@@ -147,7 +151,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 21] = [
+const ENV_KEYS: [&str; 22] = [
     "node_id",
     "http",
     "data_dir",
@@ -169,6 +173,7 @@ const ENV_KEYS: [&str; 21] = [
     "payment_timeout_ms",
     "archive_after_days",
     "search_commit_ms",
+    "ws_queue_messages",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -268,9 +273,15 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 16] = [
+        let ranges: [(&str, u64, u64, u64); 17] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
+            (
+                "ws_queue_messages",
+                self.ws_queue_messages as u64,
+                1,
+                1_000_000,
+            ),
             ("archive_after_days", self.archive_after_days, 1, 36_500),
             (
                 "risk.failed_payment_window_secs",

@@ -36,6 +36,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod live;
 pub mod orders;
 pub mod payments;
 pub mod risk;

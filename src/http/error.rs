@@ -73,6 +73,7 @@ codes! {
     RequestInProgress => CONFLICT, "REQUEST_IN_PROGRESS", "Request in progress";
     IdempotencyKeyReused => UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large";
+    UpgradeRequired => UPGRADE_REQUIRED, "UPGRADE_REQUIRED", "Upgrade required";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type";
     ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
     EmptyCart => UNPROCESSABLE_ENTITY, "EMPTY_CART", "Empty cart";
@@ -148,6 +149,14 @@ impl ApiError {
     /// 401 for a missing, unknown or expired token.
     pub fn unauthenticated() -> Self {
         ApiError::new(Code::Unauthenticated, "a valid bearer token is required")
+    }
+
+    /// 426 for a plain request to a websocket endpoint.
+    pub fn upgrade_required() -> Self {
+        ApiError::new(
+            Code::UpgradeRequired,
+            "this endpoint speaks the websocket protocol: send an upgrade request",
+        )
     }
 
     /// 404 for the generic "no such thing (visible to you)".

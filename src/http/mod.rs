@@ -13,6 +13,7 @@ mod orders;
 mod search;
 mod sessions;
 mod users;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,8 @@ pub struct Services {
     pub orders: Orders,
     /// Catalog search.
     pub search: crate::search::Search,
+    /// Live updates: the websocket hub.
+    pub hub: crate::live::Hub,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
@@ -123,6 +126,7 @@ impl AppState {
         (name = "catalog", description = "Items and stock"),
         (name = "cart", description = "The shopper's cart (signed in, or a guest with X-Cart-Token)"),
         (name = "orders", description = "Checkout and orders"),
+        (name = "live", description = "Live updates over a websocket"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -151,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(checkout::router())
         .merge(orders::router())
         .merge(ops::router())
+        .merge(ws::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 

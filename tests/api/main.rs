@@ -8,6 +8,7 @@ mod checkout;
 mod durability;
 mod gateway;
 mod helpers;
+mod live;
 mod operations;
 mod orders;
 mod saga;

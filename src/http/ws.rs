@@ -1,0 +1,233 @@
+//! `GET /ws`: live updates over a websocket.
+//!
+//! The token is checked before the upgrade (`401` otherwise) and again every
+//! few seconds while the socket is open: a session that ends (sign-out,
+//! expiry) closes its sockets with 1008. The server pings every 30 s and
+//! closes a peer that did not answer the previous ping. Text frames carry
+//! JSON commands (`subscribe`, `unsubscribe`, `ping`); an unknown command or
+//! topic gets an error frame and the socket stays open; a frame that is not
+//! JSON text closes it with 1003, one over 64 KiB with 1009.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::SignedIn;
+use super::AppState;
+use crate::domain::item::{Item, ItemStatus};
+use crate::domain::looks_like_id;
+use crate::live::{Connection, Hub};
+use crate::storage::TreeName;
+
+/// Largest frame or message a client may send.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Server pings this often; a peer that missed the previous one is dropped.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// The session behind a socket is checked this often.
+const SESSION_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Close codes (RFC 6455 §7.4.1).
+const POLICY_VIOLATION: u16 = 1008;
+const UNSUPPORTED_DATA: u16 = 1003;
+const TOO_BIG: u16 = 1009;
+const TRY_AGAIN_LATER: u16 = 1013;
+const GOING_AWAY: u16 = 1001;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
+/// Opens a live-update socket (see API.md, "WebSocket: live updates").
+#[utoipa::path(get, path = "/ws", tag = "live", security(("bearer" = [])),
+    params(("token" = Option<String>, Query, description = "the bearer token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "switched to the websocket protocol"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 426, body = Problem, description = "not a websocket upgrade request", content_type = "application/problem+json"),
+    ))]
+async fn upgrade(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| ApiError::upgrade_required())?;
+    let session_key = who.session_key;
+    let user_id = who.user_id;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state, user_id, session_key)))
+}
+
+async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key: [u8; 32]) {
+    let hub = state.hub.clone();
+    let (connection, mut outbound) = hub.connect(&user_id);
+    let (mut sink, mut stream) = socket.split();
+    // Writes run in their own task, so a peer that stops reading blocks
+    // only its writer; the hub sees the queue fill and evicts the socket.
+    let (replies, mut replies_rx) = tokio::sync::mpsc::channel::<Message>(16);
+    let writer = tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                biased;
+                reply = replies_rx.recv() => match reply {
+                    Some(message) => message,
+                    None => break,
+                },
+                pushed = outbound.recv() => match pushed {
+                    Some(text) => Message::Text(Utf8Bytes::from(&*text)),
+                    None => break,
+                },
+            };
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut session = tokio::time::interval(SESSION_CHECK_EVERY);
+    session.tick().await;
+    let mut awaiting_pong = false;
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    let ending: Option<Message> = loop {
+        tokio::select! {
+            () = connection.evicted() => {
+                break Some(close(TRY_AGAIN_LATER, "too slow: messages were not read"));
+            }
+            frame = stream.next() => match frame {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(e)) => {
+                    let too_big = matches!(
+                        e.into_inner().downcast_ref::<tungstenite::Error>(),
+                        Some(tungstenite::Error::Capacity(_))
+                    );
+                    break too_big.then(|| close(TOO_BIG, "message over 64 KiB"));
+                }
+                Some(Ok(Message::Text(text))) => match command(&state, &hub, &connection, text.as_str()).await {
+                    Ok(Some(reply)) => {
+                        if replies.send(Message::Text(Utf8Bytes::from(reply))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(()) => break Some(close(UNSUPPORTED_DATA, "frames must be JSON text")),
+                },
+                Some(Ok(Message::Binary(_))) => {
+                    break Some(close(UNSUPPORTED_DATA, "frames must be JSON text"));
+                }
+                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                Some(Ok(Message::Ping(_))) => {}
+            },
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    break None;
+                }
+                awaiting_pong = true;
+                if replies.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            _ = session.tick() => {
+                let valid = state
+                    .accounts
+                    .session_is_valid(&session_key)
+                    .await
+                    .unwrap_or(true);
+                if !valid {
+                    break Some(close(POLICY_VIOLATION, "the session has ended"));
+                }
+            }
+            () = hub.stopped() => break Some(close(GOING_AWAY, "the node is shutting down")),
+        }
+    };
+    hub.disconnect(&connection);
+    if let Some(message) = ending {
+        // Best effort: a peer that stopped reading may never take it.
+        let _ = tokio::time::timeout(Duration::from_millis(200), replies.send(message)).await;
+    }
+    drop(replies);
+    if tokio::time::timeout(Duration::from_secs(1), writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("websocket writer did not finish; dropped");
+    }
+}
+
+/// Handles one client command; `Ok(Some)` is a reply frame, `Err` means
+/// the frame was not a JSON object (the socket closes).
+async fn command(
+    state: &AppState,
+    hub: &Hub,
+    connection: &Arc<Connection>,
+    text: &str,
+) -> Result<Option<String>, ()> {
+    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
+        return Err(());
+    };
+    let error = |code: &str, message: String| {
+        Ok(Some(
+            json!({"type": "error", "code": code, "message": message}).to_string(),
+        ))
+    };
+    let kind = message.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "subscribe" | "unsubscribe" => {
+            let Some(topic) = message.get("topic").and_then(Value::as_str) else {
+                return error("INVALID_TOPIC", "`topic` is required".into());
+            };
+            let Some(item_id) = topic.strip_prefix("item:").filter(|id| looks_like_id(id)) else {
+                return error("INVALID_TOPIC", "topics are item:{itemId}".into());
+            };
+            if kind == "unsubscribe" {
+                hub.unsubscribe(connection, topic);
+                return Ok(Some(
+                    json!({"type": "unsubscribed", "topic": topic}).to_string(),
+                ));
+            }
+            let exists = state
+                .store
+                .get::<Item>(TreeName::Items, item_id.as_bytes())
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|item| item.status == ItemStatus::Active);
+            if !exists {
+                return error("NOT_FOUND", format!("no item {item_id} for sale"));
+            }
+            if !hub.subscribe(connection, topic) {
+                return error(
+                    "TOO_MANY_TOPICS",
+                    format!(
+                        "a socket may follow at most {} topics",
+                        crate::live::MAX_TOPICS
+                    ),
+                );
+            }
+            Ok(Some(
+                json!({"type": "subscribed", "topic": topic}).to_string(),
+            ))
+        }
+        "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
+        _ => error(
+            "UNKNOWN_TYPE",
+            "known types: subscribe, unsubscribe, ping".into(),
+        ),
+    }
+}
