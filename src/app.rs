@@ -22,6 +22,7 @@ use crate::domain::Timestamp;
 use crate::http::{self, AppState, Services};
 use crate::idempotency::IdempotencyKeys;
 use crate::live::Hub;
+use crate::notifications::Notifications;
 use crate::orders::Orders;
 use crate::payments::{Payments, SimulatedGateway};
 use crate::risk::Risk;
@@ -122,6 +123,8 @@ impl Application {
         )
         .await
         .context("opening the search index")?;
+        let hub = Hub::start(store.clone(), settings.ws_queue_messages);
+        let notifications = Notifications::start(store.clone(), hub.clone()).await?;
         let state = AppState::new(Services {
             settings: settings.clone(),
             store: store.clone(),
@@ -132,7 +135,8 @@ impl Application {
             checkout,
             orders: Orders::new(store.clone(), order_actors),
             search,
-            hub: Hub::start(store.clone(), settings.ws_queue_messages),
+            hub: hub.clone(),
+            notifications,
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,
@@ -165,6 +169,7 @@ impl Application {
         let orders = state.orders.actors().clone();
         let state_search = state.search.clone();
         let state_hub = state.hub.clone();
+        let state_notifications = state.notifications.clone();
         // Interrupted checkouts are finished or undone before the first
         // request, so no buyer sees a half-made order or a held cart.
         match checkouts.recover().await {
@@ -217,6 +222,7 @@ impl Application {
         sweeper.abort();
         recovery.abort();
         state_hub.stop();
+        state_notifications.stop();
         housekeeping.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged (a checkout stopped mid-way is

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 mod items;
+mod notifications;
 mod ops;
 mod orders;
 mod search;
@@ -84,6 +85,8 @@ pub struct Services {
     pub search: crate::search::Search,
     /// Live updates: the websocket hub.
     pub hub: crate::live::Hub,
+    /// The notifications inbox.
+    pub notifications: crate::notifications::Notifications,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
@@ -156,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(ops::router())
         .merge(ws::router())
+        .merge(notifications::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 

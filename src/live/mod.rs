@@ -168,6 +168,17 @@ impl Hub {
         }
     }
 
+    /// Pushes `text` to every open socket of `user_id` (on this node).
+    pub fn publish_to_user(&self, user_id: &str, text: String) {
+        let Some(targets) = self.inner.by_user.get(user_id).map(|e| e.value().clone()) else {
+            return;
+        };
+        let text: Arc<str> = Arc::from(text);
+        for connection in &targets {
+            connection.offer(&text, &self.inner.metrics);
+        }
+    }
+
     /// Open sockets on this node.
     pub fn open_sockets(&self) -> usize {
         self.inner.by_user.iter().map(|e| e.value().len()).sum()

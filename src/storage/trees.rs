@@ -45,11 +45,14 @@ pub enum TreeName {
     /// order id → `Order`: orders older than `archive_after_days`, moved
     /// out of the hot tree (still readable at the same URLs).
     OrderArchive,
+    /// user id ‖ 0 ‖ reverse event sequence number → `Notification`: a
+    /// user's inbox, newest first.
+    Notifications,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 18] = [
+    pub const ALL: [TreeName; 19] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -68,6 +71,7 @@ impl TreeName {
         TreeName::Sagas,
         TreeName::IdempotencyKeys,
         TreeName::OrderArchive,
+        TreeName::Notifications,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -108,6 +112,7 @@ impl TreeName {
             TreeName::Sagas => "sagas",
             TreeName::IdempotencyKeys => "idempotency_keys",
             TreeName::OrderArchive => "order_archive",
+            TreeName::Notifications => "notifications",
         }
     }
 }

@@ -281,3 +281,121 @@ async fn signing_out_closes_the_session_s_sockets() {
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Policy));
 }
+
+async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {
+    let response = app
+        .get(&format!("/notifications{query}"), Some(token))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn order_updates_land_in_the_inbox_once_and_can_be_marked_read() {
+    let app = server(&[("AGORA_PAYMENT_LATENCY_MS", "0")]).await;
+    let shop = Shop::open(&app, 500, 10).await;
+    let buyer = Buyer::with_cart(&app, &shop, 1).await;
+    let mut socket = open(&app, &buyer.token).await;
+    let response = buyer.checkout(&app, GOOD_CARD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let order: Value = response.json().await.unwrap();
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+
+    // Pushed as a notification frame too.
+    let pushed = until(&mut socket, |f| {
+        f["type"] == "notification" && f["message"].as_str().unwrap_or("").contains("confirmed")
+    })
+    .await;
+    assert_eq!(pushed["orderId"], json!(order_id));
+
+    // CREATED, PAYMENT_PENDING, CONFIRMED: newest first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = inbox(&app, &buyer.token, "").await;
+        if page["items"].as_array().unwrap().len() == 3 {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "inbox: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let statuses: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["CONFIRMED", "PAYMENT_PENDING", "CREATED"]);
+    let newest = &page["items"][0];
+    for field in [
+        "id",
+        "type",
+        "orderId",
+        "status",
+        "message",
+        "createdAt",
+        "read",
+    ] {
+        assert!(newest.get(field).is_some(), "{field} missing: {newest}");
+    }
+    assert_eq!(newest["read"], false);
+
+    // Cursor pages of one.
+    let first = inbox(&app, &buyer.token, "?size=1").await;
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let second = inbox(&app, &buyer.token, &format!("?size=1&cursor={cursor}")).await;
+    assert_eq!(second["items"][0]["status"], "PAYMENT_PENDING");
+    assert_eq!(
+        app.get("/notifications?cursor=%%%", Some(&buyer.token))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/notifications?size=0", Some(&buyer.token))
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.get("/notifications", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Read: 204, idempotent; someone else's or unknown: 404.
+    let id = newest["id"].as_str().unwrap().to_owned();
+    let stranger = app.user_token("buyer").await;
+    let path = format!("/notifications/{id}/read");
+    assert_eq!(
+        app.post(&path, Some(&stranger), &json!({})).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            app.post(&path, Some(&buyer.token), &json!({}))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(
+        app.post("/notifications/zzzz/read", Some(&buyer.token), &json!({}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        inbox(&app, &buyer.token, "").await["items"][0]["read"],
+        true
+    );
+    assert!(inbox(&app, &stranger, "").await["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A restart re-reads nothing twice and keeps what was read.
+    let app = app.restart();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = inbox(&app, &buyer.token, "").await;
+    assert_eq!(after["items"].as_array().unwrap().len(), 3);
+    assert_eq!(after["items"][0]["read"], true);
+}

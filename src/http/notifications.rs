@@ -1,0 +1,136 @@
+//! `/notifications`: the signed-in user's inbox.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Code, Problem};
+use super::extract::{Path, SignedIn};
+use super::AppState;
+use crate::domain::{FieldErrors, Timestamp};
+use crate::notifications::{Notification, NotificationsError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(mark_read))
+}
+
+/// One notification.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationView {
+    id: String,
+    /// `order.updated`.
+    #[serde(rename = "type")]
+    kind: String,
+    order_id: String,
+    /// The order's new status.
+    status: String,
+    message: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    read: bool,
+}
+
+impl From<Notification> for NotificationView {
+    fn from(n: Notification) -> Self {
+        NotificationView {
+            id: n.id(),
+            kind: n.kind,
+            order_id: n.order_id,
+            status: n.status.as_str().to_owned(),
+            message: n.message,
+            created_at: n.created_at,
+            read: n.read,
+        }
+    }
+}
+
+/// A page of notifications.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationPage {
+    items: Vec<NotificationView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// `GET /notifications` query.
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// From the previous page's `nextCursor`.
+    cursor: Option<String>,
+    /// 1..=100, default 20.
+    size: Option<String>,
+}
+
+impl From<NotificationsError> for ApiError {
+    fn from(e: NotificationsError) -> Self {
+        match e {
+            NotificationsError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server",
+            ),
+            NotificationsError::NotFound => ApiError::not_found("notification"),
+            NotificationsError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// The caller's notifications, newest first (eventually consistent: fed by
+/// events).
+#[utoipa::path(get, path = "/notifications", tag = "live", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = NotificationPage),
+        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
+    ))]
+async fn list_notifications(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<NotificationPage>, ApiError> {
+    let size = match query.size.as_deref() {
+        None => 20,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(FieldErrors::single(
+                    "size",
+                    "must be an integer in 1..=100",
+                )))
+            }
+        },
+    };
+    let cursor = query.cursor.filter(|c| !c.is_empty());
+    let (items, next_cursor) = state
+        .notifications
+        .list(&who.user_id, cursor.as_deref(), size)
+        .await?;
+    Ok(axum::Json(NotificationPage {
+        items: items.into_iter().map(NotificationView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Marks one of the caller's notifications read (idempotent).
+#[utoipa::path(post, path = "/notifications/{id}/read", tag = "live", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "read"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn mark_read(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.notifications.mark_read(&who.user_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
