@@ -208,7 +208,7 @@ async fn item_topics_carry_stock_and_bad_frames_get_errors_or_close() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
-    let app = server(&[("AGORA_WS_QUEUE_MESSAGES", "8")]).await;
+    let app = server(&[("AGORA_WS_QUEUE_MESSAGES", "64")]).await;
     let shop = Shop::open(&app, 500, 10).await;
     let viewer = app.user_token("buyer").await;
     let topic = json!({"type": "subscribe", "topic": format!("item:{}", shop.item_id)});
