@@ -29,6 +29,8 @@ use crate::storage::TreeName;
 
 /// Largest frame or message a client may send.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Read and write buffer per socket.
+const SOCKET_BUFFER: usize = 4 * 1024;
 /// Server pings this often; a peer that missed the previous one is dropped.
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// The session behind a socket is checked this often.
@@ -61,7 +63,12 @@ async fn upgrade(
     let upgrade = upgrade.map_err(|_| ApiError::upgrade_required())?;
     let session_key = who.session_key;
     let user_id = who.user_id;
+    // Small per-socket buffers (tungstenite's defaults are 128 KiB each):
+    // an idle socket should cost kilobytes, not a quarter megabyte
+    // (measured in `benches/live.rs`).
     Ok(upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| serve(socket, state, user_id, session_key)))
