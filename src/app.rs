@@ -28,6 +28,7 @@ use crate::payments::{Payments, SimulatedGateway};
 use crate::risk::Risk;
 use crate::search::Search;
 use crate::storage::{Store, StoreOptions};
+use crate::wishlist::Wishlists;
 
 /// Gateway attempts after the first, for transient errors.
 const PAYMENT_RETRIES: u32 = 3;
@@ -137,6 +138,7 @@ impl Application {
             search,
             hub: hub.clone(),
             notifications,
+            wishlists: Wishlists::new(store.clone()),
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,

@@ -44,3 +44,4 @@ pub mod risk;
 pub mod search;
 pub mod storage;
 pub mod telemetry;
+pub mod wishlist;

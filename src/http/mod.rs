@@ -14,6 +14,7 @@ mod orders;
 mod search;
 mod sessions;
 mod users;
+mod wishlist;
 mod ws;
 
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Services {
     pub hub: crate::live::Hub,
     /// The notifications inbox.
     pub notifications: crate::notifications::Notifications,
+    /// Wishlists.
+    pub wishlists: crate::wishlist::Wishlists,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
@@ -129,6 +132,7 @@ impl AppState {
         (name = "catalog", description = "Items and stock"),
         (name = "cart", description = "The shopper's cart (signed in, or a guest with X-Cart-Token)"),
         (name = "orders", description = "Checkout and orders"),
+        (name = "wishlist", description = "The buyer's wishlist"),
         (name = "live", description = "Live updates over a websocket"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -160,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(ws::router())
         .merge(notifications::router())
+        .merge(wishlist::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 

@@ -202,18 +202,7 @@ async fn search_items(
         let Some(item) = live_item(&state, &id).await? else {
             continue;
         };
-        let available = available(&state, &item).await?;
-        items.push(ItemSummary {
-            image: item.images.first().map(|key| format!("/media/{key}")),
-            id: item.id,
-            name: item.name,
-            price: item.price,
-            currency: item.currency,
-            brand: item.brand,
-            category: item.category,
-            available,
-            score,
-        });
+        items.push(summarize(&state, item, score).await?);
     }
     Ok(axum::Json(SearchPage {
         items,
@@ -226,7 +215,27 @@ async fn search_items(
     }))
 }
 
-async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {
+/// An item as result lists show it, with its live availability.
+pub(super) async fn summarize(
+    state: &AppState,
+    item: Item,
+    score: Option<f32>,
+) -> Result<ItemSummary, ApiError> {
+    let available = available(state, &item).await?;
+    Ok(ItemSummary {
+        image: item.images.first().map(|key| format!("/media/{key}")),
+        id: item.id,
+        name: item.name,
+        price: item.price,
+        currency: item.currency,
+        brand: item.brand,
+        category: item.category,
+        available,
+        score,
+    })
+}
+
+pub(super) async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {
     Ok(state
         .store
         .get::<Item>(TreeName::Items, id.as_bytes())

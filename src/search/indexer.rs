@@ -270,7 +270,7 @@ impl IndexerActor {
                 state.in_stock.insert(item.id.clone(), *stocked);
                 Ok(true)
             }
-            EventBody::OrderUpdated { .. } => Ok(false),
+            EventBody::OrderUpdated { .. } | EventBody::WishlistAdded { .. } => Ok(false),
         }
     }
 

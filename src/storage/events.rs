@@ -65,6 +65,13 @@ pub enum EventBody {
         /// The payment status.
         payment_status: PaymentStatus,
     },
+    /// A buyer put an item on their wishlist (recommendations learn from it).
+    WishlistAdded {
+        /// The buyer.
+        user_id: String,
+        /// The item.
+        item_id: String,
+    },
 }
 
 impl EventBody {
@@ -76,6 +83,7 @@ impl EventBody {
             EventBody::ItemDeactivated(_) => "item.deactivated",
             EventBody::StockChanged { .. } => "stock.changed",
             EventBody::OrderUpdated { .. } => "order.updated",
+            EventBody::WishlistAdded { .. } => "wishlist.added",
         }
     }
 }

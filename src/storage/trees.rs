@@ -48,11 +48,13 @@ pub enum TreeName {
     /// user id ‖ 0 ‖ reverse event sequence number → `Notification`: a
     /// user's inbox, newest first.
     Notifications,
+    /// user id ‖ 0 ‖ item id → when it was added: a user's wishlist.
+    Wishlists,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 19] = [
+    pub const ALL: [TreeName; 20] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -72,6 +74,7 @@ impl TreeName {
         TreeName::IdempotencyKeys,
         TreeName::OrderArchive,
         TreeName::Notifications,
+        TreeName::Wishlists,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -113,6 +116,7 @@ impl TreeName {
             TreeName::IdempotencyKeys => "idempotency_keys",
             TreeName::OrderArchive => "order_archive",
             TreeName::Notifications => "notifications",
+            TreeName::Wishlists => "wishlists",
         }
     }
 }

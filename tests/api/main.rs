@@ -14,3 +14,4 @@ mod orders;
 mod saga;
 mod search;
 mod shop;
+mod wishlist;
