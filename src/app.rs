@@ -139,6 +139,7 @@ impl Application {
             hub: hub.clone(),
             notifications,
             wishlists: Wishlists::new(store.clone()),
+            media: crate::media::Media::new(&settings.data_dir),
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,

@@ -199,6 +199,45 @@ impl Catalog {
         Ok(VariantStock { variant_id, level })
     }
 
+    /// Adds a stored image (by media key) to a seller's item; adding the
+    /// same image again changes nothing.
+    pub async fn add_image(
+        &self,
+        seller_id: &str,
+        item_id: &str,
+        key: String,
+    ) -> Result<Item, CatalogError> {
+        if !looks_like_id(item_id) {
+            return Err(CatalogError::NotFound);
+        }
+        let (seller_id, item_id) = (seller_id.to_owned(), item_id.to_owned());
+        let now = Timestamp::now();
+        self.store
+            .write(move |tx| {
+                let mut item: Item = tx
+                    .get(TreeName::Items, item_id.as_bytes())?
+                    .ok_or(CatalogError::NotFound)?;
+                if item.seller_id != seller_id {
+                    return Err(CatalogError::NotFound);
+                }
+                if item.images.contains(&key) {
+                    return Ok(item);
+                }
+                if item.images.len() >= item::MAX_IMAGES {
+                    return Err(CatalogError::Invalid(FieldErrors::single(
+                        "image",
+                        format!("an item has at most {} images", item::MAX_IMAGES),
+                    )));
+                }
+                item.images.push(key.clone());
+                item.updated_at = now;
+                tx.put(TreeName::Items, item.id.as_bytes(), &item)?;
+                tx.emit(EventBody::ItemUpdated(item.clone()));
+                Ok(item)
+            })
+            .await
+    }
+
     /// The item record alone (no stock): one cache read.
     pub async fn item(&self, item_id: &str) -> Result<Item, CatalogError> {
         self.load(item_id).await

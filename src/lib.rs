@@ -37,6 +37,7 @@ pub mod domain;
 pub mod http;
 pub mod idempotency;
 pub mod live;
+pub mod media;
 pub mod notifications;
 pub mod orders;
 pub mod payments;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 mod items;
+mod media;
 mod notifications;
 mod ops;
 mod orders;
@@ -90,6 +91,8 @@ pub struct Services {
     pub notifications: crate::notifications::Notifications,
     /// Wishlists.
     pub wishlists: crate::wishlist::Wishlists,
+    /// Item images.
+    pub media: crate::media::Media,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
@@ -165,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::router())
         .merge(notifications::router())
         .merge(wishlist::router())
+        .merge(media::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 

@@ -9,6 +9,7 @@ mod durability;
 mod gateway;
 mod helpers;
 mod live;
+mod media;
 mod operations;
 mod orders;
 mod saga;

@@ -15,6 +15,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// Most tags on one item.
 pub const MAX_TAGS: usize = 50;
+/// Most images on one item.
+pub const MAX_IMAGES: usize = 20;
 /// Most variants on one item.
 pub const MAX_VARIANTS: usize = 100;
 /// Deepest nesting of `attributes` (the object itself is level 1).
