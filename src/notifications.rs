@@ -7,6 +7,10 @@
 //! id is its event's sequence number, so a replay finds it already there
 //! (and never resets `read`). Once written, it is also pushed to the
 //! buyer's open sockets as a `notification` frame.
+//!
+//! Other channels (e-mail, SMS) plug in as an [`OutboundNotifier`], fed by
+//! the same events through a consumer of its own (at least once); the
+//! built-in one writes to the log.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -115,6 +119,11 @@ impl Notifications {
     pub async fn start(store: Store, hub: Hub) -> Result<Notifications, StorageError> {
         let consumer = EventConsumer::open(store.clone(), CONSUMER).await?;
         let (stop, stopping) = watch::channel(false);
+        start_outbound(
+            store.clone(),
+            std::sync::Arc::new(LoggingNotifier),
+            stopping.clone(),
+        );
         tokio::spawn(notify(store.clone(), consumer, hub, stopping));
         Ok(Notifications {
             store,
@@ -294,4 +303,112 @@ async fn notify(
             }
         }
     }
+}
+
+/// Where notifications go besides the inbox and the sockets: e-mail, SMS,
+/// push. A provider implements this; the node feeds it from the event log.
+pub trait OutboundNotifier: Send + Sync + 'static {
+    /// For logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Delivers one notification to its user. Called at least once per
+    /// notification (again after a crash before the offset moved), so a
+    /// provider deduplicates by `notification.id()`.
+    fn send<'a>(
+        &'a self,
+        user_id: &'a str,
+        notification: &'a Notification,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// The built-in channel: writes each notification to the log.
+pub struct LoggingNotifier;
+
+impl OutboundNotifier for LoggingNotifier {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn send<'a>(
+        &'a self,
+        user_id: &'a str,
+        notification: &'a Notification,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            tracing::info!(
+                channel = "log",
+                user = user_id,
+                id = %notification.id(),
+                order = %notification.order_id,
+                message = %notification.message,
+                "outbound notification"
+            );
+            Ok(())
+        })
+    }
+}
+
+/// Feeds `notifier` from the event log with its own durable offset: every
+/// order update is sent at least once, after it is durable, and never on the
+/// checkout path. A failed send is retried (with a pause) before the offset
+/// moves past it.
+pub fn start_outbound(
+    store: Store,
+    notifier: std::sync::Arc<dyn OutboundNotifier>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let consumer = format!("outbound-{}", notifier.name());
+        let mut consumer = match EventConsumer::open(store, &consumer).await {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                tracing::error!(error = %e, "outbound notifier cannot open its offset");
+                return;
+            }
+        };
+        loop {
+            let batch = tokio::select! {
+                batch = consumer.next_batch(256) => batch,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let Ok(events) = batch else {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            };
+            if events.is_empty() {
+                return;
+            }
+            for event in &events {
+                let EventBody::OrderUpdated {
+                    order_id,
+                    user_id,
+                    status,
+                    payment_status,
+                } = &event.body
+                else {
+                    continue;
+                };
+                let notification = Notification {
+                    seq: event.seq,
+                    kind: "order.updated".into(),
+                    order_id: order_id.clone(),
+                    status: *status,
+                    message: message(order_id, *status, *payment_status),
+                    created_at: event.at,
+                    read: false,
+                };
+                while let Err(e) = notifier.send(user_id, &notification).await {
+                    tracing::warn!(channel = notifier.name(), error = %e, "outbound notification failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+            if let Some(last) = events.last() {
+                if let Err(e) = consumer.commit(last.seq).await {
+                    tracing::warn!(error = %e, "outbound notifier offset not saved");
+                }
+            }
+        }
+    });
 }

@@ -392,6 +392,16 @@ async fn order_updates_land_in_the_inbox_once_and_can_be_marked_read() {
         .unwrap()
         .is_empty());
 
+    // The outbound channel (the logging notifier) got it too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !app.logs().contains("outbound notification") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no outbound notification logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A restart re-reads nothing twice and keeps what was read.
     let app = app.restart();
     tokio::time::sleep(Duration::from_millis(300)).await;
