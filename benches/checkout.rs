@@ -15,8 +15,6 @@
 //! floor for the server and a ceiling for this box. Bounded in time; the
 //! server is stopped by its PID at the end of each mode.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,106 +23,10 @@ use hdrhistogram::Histogram;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "support/mod.rs"]
+mod support;
 
-struct Server {
-    child: Child,
-    base: String,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    /// CPU time the server process has used so far (user + system), µs.
-    fn cpu_micros(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of the whole line.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        fields.iter().sum::<u64>() * 1_000_000 / ticks
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(latency_ms: u64) -> Server {
-    let data = tempfile::tempdir().expect("temp dir");
-    // `AGORA_BIN` runs another build (A/B comparisons in one session).
-    let bin = std::env::var("AGORA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_agora").to_owned());
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--rate-limit-per-sec",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--payment-latency-ms")
-        .arg(latency_ms.to_string())
-        .env("RUST_LOG", "warn")
-        .envs(std::env::vars().filter(|(k, _)| k.starts_with("AGORA_")))
-        .current_dir(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start agora");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("agora exited").expect("read stdout");
-        if let Some(addr) = line.strip_prefix("agora listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base,
-        _data: data,
-    }
-}
-
-async fn token(client: &Client, base: &str, email: &str, role: &str) -> String {
-    let body = json!({"email": email, "password": "benchmark", "name": "Bench", "role": role});
-    let created = client
-        .post(format!("{base}/users"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let session: Value = client
-        .post(format!("{base}/sessions"))
-        .json(&json!({"email": email, "password": "benchmark"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session["token"].as_str().unwrap().to_owned()
-}
+use support::{env_or, token, Server};
 
 struct Outcome {
     confirmed: u64,
@@ -137,7 +39,8 @@ struct Outcome {
 }
 
 async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: usize) -> Outcome {
-    let server = start_server(latency_ms);
+    let latency = latency_ms.to_string();
+    let server = Server::start(&["--payment-latency-ms", &latency]);
     let base = server.base.clone();
     let client = Client::builder()
         .pool_max_idle_per_host(buyers)

@@ -16,10 +16,11 @@
 //! frames per change. The harness raises its file limit to the hard limit;
 //! the server inherits it. Bounded in time; the server is stopped by PID.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -27,12 +28,7 @@ use reqwest::Client;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_or, token, Server};
 
 fn raise_file_limit() -> u64 {
     // SAFETY: plain libc calls on a local struct.
@@ -46,83 +42,6 @@ fn raise_file_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         limit.rlim_cur
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let bin = std::env::var("AGORA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_agora").to_owned());
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--rate-limit-per-sec",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .current_dir(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(addr) = line.strip_prefix("agora listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base,
-        _data: data,
-    }
-}
-
-async fn token(client: &Client, base: &str, email: &str, role: &str) -> String {
-    let body = json!({"email": email, "password": "benchmark", "name": "Bench", "role": role});
-    client
-        .post(format!("{base}/users"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let session: Value = client
-        .post(format!("{base}/sessions"))
-        .json(&json!({"email": email, "password": "benchmark"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session["token"].as_str().unwrap().to_owned()
 }
 
 /// Each change's send time, by the `available` count it produces.
@@ -140,7 +59,7 @@ async fn main() {
     println!("| open sockets | push p50 ms | push p99 ms | max ms | frames received | frames/s fanned out | server RSS per idle socket |");
     println!("|---|---|---|---|---|---|---|");
     for n in counts {
-        let server = start_server();
+        let server = Server::start(&[]);
         let base = server.base.clone();
         let client = Client::new();
         let seller = token(&client, &base, "seller@bench.example", "seller").await;
@@ -157,7 +76,7 @@ async fn main() {
             .unwrap();
         let item_id = item["id"].as_str().unwrap().to_owned();
         let url = format!("{}/ws?token={viewer}", base.replacen("http://", "ws://", 1));
-        let rss_before = rss_kib(server.child.id());
+        let rss_before = server.rss_kib();
         let sent: Sent = Arc::new(Mutex::new(vec![None; changes + 1]));
         let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -221,7 +140,7 @@ async fn main() {
             ready_rx.recv().await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss_open = rss_kib(server.child.id());
+        let rss_open = server.rss_kib();
         let started = Instant::now();
         for k in 1..=changes {
             sent.lock().unwrap()[k] = Some(Instant::now());

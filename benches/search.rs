@@ -18,9 +18,10 @@
 //! `QueryParser` + `TopDocs` + `Count`: no typos, synonyms, prefixes,
 //! facets or cursors, which is the overhead our layer adds.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,7 @@ use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, Te
 use tantivy::schema::{IndexRecordOption, Schema, Value, FAST, STORED, STRING, TEXT};
 use tantivy::{Index, TantivyDocument, Term};
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_or, Server};
 
 /// A query of one class, for both engines.
 #[derive(Clone)]
@@ -479,30 +475,8 @@ fn main() {
     drop(store);
 
     // Over HTTP: the real binary on the same data directory.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--rate-limit-per-sec",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .current_dir(&data_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(addr) = line.strip_prefix("agora listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let server = Server::start_in(&dir, &[]);
+    let base = server.base.clone();
     for clients in client_counts {
         let results = runtime.block_on(async {
             let client = reqwest::Client::new();
@@ -565,9 +539,7 @@ fn main() {
             }
         }
     }
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let _ = child.wait();
+    drop(server);
     let unique: HashSet<&String> = id_to_n.keys().collect();
     assert_eq!(unique.len() as u64, items);
 }

@@ -207,35 +207,21 @@ impl Catalog {
         item_id: &str,
         key: String,
     ) -> Result<Item, CatalogError> {
-        if !looks_like_id(item_id) {
-            return Err(CatalogError::NotFound);
-        }
-        let (seller_id, item_id) = (seller_id.to_owned(), item_id.to_owned());
-        let now = Timestamp::now();
-        self.store
-            .write(move |tx| {
-                let mut item: Item = tx
-                    .get(TreeName::Items, item_id.as_bytes())?
-                    .ok_or(CatalogError::NotFound)?;
-                if item.seller_id != seller_id {
-                    return Err(CatalogError::NotFound);
-                }
-                if item.images.contains(&key) {
-                    return Ok(item);
-                }
-                if item.images.len() >= item::MAX_IMAGES {
-                    return Err(CatalogError::Invalid(FieldErrors::single(
-                        "image",
-                        format!("an item has at most {} images", item::MAX_IMAGES),
-                    )));
-                }
-                item.images.push(key.clone());
-                item.updated_at = now;
-                tx.put(TreeName::Items, item.id.as_bytes(), &item)?;
-                tx.emit(EventBody::ItemUpdated(item.clone()));
-                Ok(item)
-            })
-            .await
+        self.modify(seller_id, item_id, move |item, now| {
+            if item.images.contains(&key) {
+                return Ok(None);
+            }
+            if item.images.len() >= item::MAX_IMAGES {
+                return Err(CatalogError::Invalid(FieldErrors::single(
+                    "image",
+                    format!("an item has at most {} images", item::MAX_IMAGES),
+                )));
+            }
+            item.images.push(key.clone());
+            item.updated_at = now;
+            Ok(Some(EventBody::ItemUpdated(item.clone())))
+        })
+        .await
     }
 
     /// The item record alone (no stock): one cache read.
@@ -275,6 +261,23 @@ impl Catalog {
         item_id: &str,
         patch: ValidPatch,
     ) -> Result<Item, CatalogError> {
+        self.modify(seller_id, item_id, move |item, now| {
+            Ok(match patch.apply(item, now) {
+                PatchEffect::Unchanged => None,
+                PatchEffect::Deactivated => Some(EventBody::ItemDeactivated(item.clone())),
+                PatchEffect::Updated => Some(EventBody::ItemUpdated(item.clone())),
+            })
+        })
+        .await
+    }
+
+    /// Changes a seller's item in one write job: `edit` changes the record
+    /// and returns the event to store with it, or `None` if nothing changed
+    /// (nothing is written). Someone else's item is "not found".
+    async fn modify<F>(&self, seller_id: &str, item_id: &str, edit: F) -> Result<Item, CatalogError>
+    where
+        F: Fn(&mut Item, Timestamp) -> Result<Option<EventBody>, CatalogError> + Send + 'static,
+    {
         if !looks_like_id(item_id) {
             return Err(CatalogError::NotFound);
         }
@@ -288,11 +291,10 @@ impl Catalog {
                 if item.seller_id != seller_id {
                     return Err(CatalogError::NotFound);
                 }
-                match patch.apply(&mut item, now) {
-                    PatchEffect::Unchanged => return Ok(item),
-                    PatchEffect::Deactivated => tx.emit(EventBody::ItemDeactivated(item.clone())),
-                    PatchEffect::Updated => tx.emit(EventBody::ItemUpdated(item.clone())),
-                }
+                let Some(event) = edit(&mut item, now)? else {
+                    return Ok(item);
+                };
+                tx.emit(event);
                 tx.put(TreeName::Items, item.id.as_bytes(), &item)?;
                 Ok(item)
             })

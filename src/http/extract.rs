@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, Code};
 use crate::accounts::Authenticated;
+use crate::domain::FieldErrors;
 
 /// JSON body. Malformed JSON or a wrong field type is 400
 /// `MALFORMED_REQUEST`; a body over the limit is 413; a non-JSON content
@@ -86,4 +87,19 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
         .split('&')
         .find_map(|pair| pair.strip_prefix("token="))
         .map(str::to_owned)
+}
+
+/// A list's `size` query parameter: `default` when absent; outside
+/// `1..=max` (or not a number) it is named in `errors` and `default` is used.
+pub fn page_size(raw: Option<&str>, default: usize, max: usize, errors: &mut FieldErrors) -> usize {
+    match raw {
+        None => default,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errors.add("size", format!("must be an integer in 1..={max}"));
+                default
+            }
+        },
+    }
 }

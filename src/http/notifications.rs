@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Code, Problem};
-use super::extract::{Path, SignedIn};
+use super::extract::{page_size, Path, SignedIn};
 use super::AppState;
 use crate::domain::{FieldErrors, Timestamp};
 use crate::notifications::{Notification, NotificationsError};
@@ -95,18 +95,11 @@ async fn list_notifications(
     SignedIn(who): SignedIn,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<NotificationPage>, ApiError> {
-    let size = match query.size.as_deref() {
-        None => 20,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                return Err(ApiError::validation(FieldErrors::single(
-                    "size",
-                    "must be an integer in 1..=100",
-                )))
-            }
-        },
-    };
+    let mut errors = FieldErrors::new();
+    let size = page_size(query.size.as_deref(), 20, 100, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
     let cursor = query.cursor.filter(|c| !c.is_empty());
     let (items, next_cursor) = state
         .notifications

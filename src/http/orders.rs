@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
-use super::extract::{Path, SignedIn};
+use super::extract::{page_size, Path, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
 use crate::domain::order::{Order, OrderStatus};
@@ -158,16 +158,7 @@ async fn list_orders(
             parsed
         }
     };
-    let size = match query.size.as_deref() {
-        None => 20,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                errors.add("size", "must be an integer in 1..=100");
-                20
-            }
-        },
-    };
+    let size = page_size(query.size.as_deref(), 20, 100, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Code, Problem};
+use super::extract::page_size;
 use super::AppState;
 use crate::domain::item::{Item, ItemStatus, MAX_PRICE};
 use crate::domain::FieldErrors;
@@ -88,19 +89,6 @@ pub struct SearchPage {
     facets: Facets,
 }
 
-fn page_size(raw: Option<&str>, errors: &mut FieldErrors) -> usize {
-    match raw {
-        None => 20,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                errors.add("size", "must be an integer in 1..=100");
-                20
-            }
-        },
-    }
-}
-
 fn price(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
     let raw = raw.filter(|r| !r.is_empty())?;
     match raw.parse::<i64>() {
@@ -123,7 +111,7 @@ fn text(raw: Option<String>) -> Option<String> {
 impl SearchQuery {
     fn validate(self) -> Result<SearchRequest, ApiError> {
         let mut errors = FieldErrors::new();
-        let size = page_size(self.size.as_deref(), &mut errors);
+        let size = page_size(self.size.as_deref(), 20, 100, &mut errors);
         let min_price = price("minPrice", self.min_price.as_deref(), &mut errors);
         let max_price = price("maxPrice", self.max_price.as_deref(), &mut errors);
         if let (Some(low), Some(high)) = (min_price, max_price) {
@@ -275,18 +263,11 @@ async fn suggest(
     State(state): State<AppState>,
     Query(query): Query<SuggestQuery>,
 ) -> Result<axum::Json<Suggestions>, ApiError> {
-    let size = match query.size.as_deref() {
-        None => 8,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=20).contains(&n) => n,
-            _ => {
-                return Err(ApiError::validation(FieldErrors::single(
-                    "size",
-                    "must be an integer in 1..=20",
-                )))
-            }
-        },
-    };
+    let mut errors = FieldErrors::new();
+    let size = page_size(query.size.as_deref(), 8, 20, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
     let Some(prefix) = text(query.q) else {
         return Ok(axum::Json(Suggestions {
             suggestions: Vec::new(),

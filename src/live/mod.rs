@@ -70,6 +70,20 @@ struct Metrics {
     lag: metrics::Histogram,
 }
 
+impl HubInner {
+    /// Offers `text` to every socket under `key` in `map`.
+    fn publish(&self, map: &DashMap<String, Vec<Arc<Connection>>>, key: &str, text: String) {
+        // Clone the list out of the map: offering never holds a shard lock.
+        let Some(targets) = map.get(key).map(|e| e.value().clone()) else {
+            return;
+        };
+        let text: Arc<str> = Arc::from(text);
+        for connection in &targets {
+            connection.offer(&text, &self.metrics);
+        }
+    }
+}
+
 struct HubInner {
     next_id: AtomicU64,
     queue: usize,
@@ -170,13 +184,7 @@ impl Hub {
 
     /// Pushes `text` to every open socket of `user_id` (on this node).
     pub fn publish_to_user(&self, user_id: &str, text: String) {
-        let Some(targets) = self.inner.by_user.get(user_id).map(|e| e.value().clone()) else {
-            return;
-        };
-        let text: Arc<str> = Arc::from(text);
-        for connection in &targets {
-            connection.offer(&text, &self.inner.metrics);
-        }
+        self.inner.publish(&self.inner.by_user, user_id, text);
     }
 
     /// Open sockets on this node.
@@ -253,35 +261,14 @@ fn frame(event: &Event) -> Option<(Audience, String)> {
 }
 
 async fn fan_out(hub: Arc<HubInner>, mut consumer: EventConsumer, mut stop: watch::Receiver<bool>) {
-    loop {
-        let batch = tokio::select! {
-            batch = consumer.next_batch(1024) => batch,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let events = match batch {
-            Ok(events) if events.is_empty() => return,
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "live hub cannot read the event log");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+    while let Some(events) = consumer.next_or_stop(1024, &mut stop).await {
         for event in &events {
             let Some((audience, text)) = frame(event) else {
                 continue;
             };
-            let (map, key) = match &audience {
-                Audience::User(user) => (&hub.by_user, user),
-                Audience::Topic(topic) => (&hub.by_topic, topic),
-            };
-            // Clone the list out of the map: offering never holds a shard lock.
-            let Some(targets) = map.get(key).map(|e| e.value().clone()) else {
-                continue;
-            };
-            let text: Arc<str> = Arc::from(text);
-            for connection in &targets {
-                connection.offer(&text, &hub.metrics);
+            match &audience {
+                Audience::User(user) => hub.publish(&hub.by_user, user, text),
+                Audience::Topic(topic) => hub.publish(&hub.by_topic, topic, text),
             }
             let lag_ms = crate::domain::Timestamp::now().0 - event.at.0;
             hub.metrics.lag.record(lag_ms.max(0) as f64 / 1000.0);

@@ -1,7 +1,7 @@
 //! The indexer: the only writer of the index, an actor fed from the event
-//! log.
+//! log by [`super::feeder`].
 //!
-//! A feeder task reads the log after the index's own offset and hands each
+//! The feeder reads the log after the index's own offset and hands each
 //! batch to the actor, which applies it to tantivy's writer (an upsert or a
 //! delete per item event; a re-index when a `stock.changed` flips an item's
 //! in-stock flag). Commits are debounced: the first change after a commit
@@ -18,24 +18,19 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tantivy::{IndexWriter, Term};
-use tokio::sync::watch;
 
+use super::index::Shared;
 use super::schema::{Fields, SCHEMA_VERSION};
-use super::{IndexState, Shared};
 use crate::actors::inventory::SkuStock;
 use crate::domain::item::{Item, ItemStatus};
-use crate::storage::events::{Event, EventBody, EventConsumer};
+use crate::storage::events::{Event, EventBody};
 use crate::storage::{StorageError, Store, TreeName, Trees};
 
 /// Memory for tantivy's indexing buffer.
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
-/// Most events handed over at once.
-const BATCH: usize = 512;
 /// When only the offset moved (events that change no document), commit
 /// this rarely: it saves re-reading them after a restart, nothing more.
 const OFFSET_ONLY_COMMIT: Duration = Duration::from_secs(5);
-/// Wait before starting a new indexer after a failure.
-const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The commit payload: what the index holds.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -167,6 +162,14 @@ impl Actor for IndexerActor {
 }
 
 impl IndexerActor {
+    pub(super) fn new(shared: Arc<Shared>, store: Store, commit_every: Duration) -> Self {
+        IndexerActor {
+            shared,
+            store,
+            commit_every,
+        }
+    }
+
     /// What applying `events` needs to know, read in one pass on the
     /// blocking pool (not a cache lookup and a thread hop per item): each
     /// touched item's current record and whether any variant has stock.
@@ -380,84 +383,4 @@ pub(super) fn rebuild(
     })?);
     prepared.commit()?;
     Ok(count)
-}
-
-/// Feeds the log to an indexer actor, starting a new one (from the last
-/// commit) whenever one fails, until `stop` turns true; then commits.
-pub(super) async fn feed(
-    shared: Arc<Shared>,
-    store: Store,
-    commit_every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let pause = |stop: &mut watch::Receiver<bool>| {
-        let mut stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = tokio::time::sleep(RESTART_BACKOFF) => false,
-                _ = stop.wait_for(|s| *s) => true,
-            }
-        }
-    };
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let committed = match shared.committed_offset() {
-            IndexState::Current(offset) => offset,
-            _ => 0,
-        };
-        let actor = IndexerActor {
-            shared: shared.clone(),
-            store: store.clone(),
-            commit_every,
-        };
-        let (indexer, handle) = match Actor::spawn(None, actor, committed).await {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                tracing::error!(error = %e, "search indexer failed to start");
-                if pause(&mut stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let mut consumer = EventConsumer::at(store.clone(), "search", committed);
-        let stopped = loop {
-            let batch = tokio::select! {
-                batch = consumer.next_batch(BATCH) => batch,
-                _ = stop.wait_for(|s| *s) => break true,
-            };
-            match batch {
-                Ok(events) if events.is_empty() => break true,
-                Ok(events) => {
-                    if ractor::call!(indexer, IndexerMsg::Apply, events).is_err() {
-                        break false;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "search indexer cannot read the event log");
-                    if pause(&mut stop).await {
-                        break true;
-                    }
-                }
-            }
-        };
-        if stopped {
-            match ractor::call!(indexer, IndexerMsg::Flush) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "final search commit failed"),
-                Err(e) => tracing::warn!(error = %e, "search indexer gone at shutdown"),
-            }
-            indexer.stop(None);
-            let _ = handle.await;
-            return;
-        }
-        tracing::error!("search indexer failed; starting a new one from its last commit");
-        indexer.stop(None);
-        let _ = handle.await;
-        if pause(&mut stop).await {
-            return;
-        }
-    }
 }

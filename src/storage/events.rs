@@ -203,6 +203,33 @@ impl EventConsumer {
         }
     }
 
+    /// [`Self::next_batch`] for a consumer task: `None` once `stop` turns
+    /// true (or its sender is gone) or storage closes. A failed read is
+    /// logged and retried after a pause; the position does not move.
+    pub async fn next_or_stop(
+        &mut self,
+        max: usize,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Event>> {
+        loop {
+            let batch = tokio::select! {
+                batch = self.next_batch(max) => batch,
+                _ = stop.wait_for(|s| *s) => return None,
+            };
+            match batch {
+                Ok(events) if events.is_empty() => return None,
+                Ok(events) => return Some(events),
+                Err(e) => {
+                    tracing::warn!(consumer = %self.name, error = %e, "cannot read the event log; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => return None,
+                    }
+                }
+            }
+        }
+    }
+
     /// Durably records that every event up to and including `seq` is handled.
     /// An offset never passes what was handed out.
     pub async fn commit(&self, seq: u64) -> Result<(), StorageError> {

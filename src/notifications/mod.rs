@@ -10,7 +10,11 @@
 //!
 //! Other channels (e-mail, SMS) plug in as an [`OutboundNotifier`], fed by
 //! the same events through a consumer of its own (at least once); the
-//! built-in one writes to the log.
+//! built-in one writes to the log ([`outbound`]).
+
+mod outbound;
+
+pub use outbound::{start_outbound, LoggingNotifier, OutboundNotifier};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,7 +24,7 @@ use tokio::sync::watch;
 use crate::domain::order::{OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
 use crate::live::Hub;
-use crate::storage::events::{EventBody, EventConsumer};
+use crate::storage::events::{Event, EventBody, EventConsumer};
 use crate::storage::{Record, StorageError, Store, TreeName};
 
 /// The consumer's name (its offset's key).
@@ -54,6 +58,31 @@ impl Record for Notification {
 }
 
 impl Notification {
+    /// The notification an event makes, with its user (order updates only).
+    pub fn from_event(event: &Event) -> Option<(String, Notification)> {
+        let EventBody::OrderUpdated {
+            order_id,
+            user_id,
+            status,
+            payment_status,
+        } = &event.body
+        else {
+            return None;
+        };
+        Some((
+            user_id.clone(),
+            Notification {
+                seq: event.seq,
+                kind: "order.updated".into(),
+                order_id: order_id.clone(),
+                status: *status,
+                message: message(order_id, *status, *payment_status),
+                created_at: event.at,
+                read: false,
+            },
+        ))
+    }
+
     /// The API id.
     pub fn id(&self) -> String {
         format!("{:016x}", self.seq)
@@ -223,44 +252,10 @@ async fn notify(
     hub: Hub,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let batch = tokio::select! {
-            batch = consumer.next_batch(512) => batch,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let events = match batch {
-            Ok(events) if events.is_empty() => return,
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "notifier cannot read the event log");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+    while let Some(events) = consumer.next_or_stop(512, &mut stop).await {
         let last = events.last().map_or(0, |e| e.seq);
-        let new: Vec<(String, Notification)> = events
-            .iter()
-            .filter_map(|event| match &event.body {
-                EventBody::OrderUpdated {
-                    order_id,
-                    user_id,
-                    status,
-                    payment_status,
-                } => Some((
-                    user_id.clone(),
-                    Notification {
-                        seq: event.seq,
-                        kind: "order.updated".into(),
-                        order_id: order_id.clone(),
-                        status: *status,
-                        message: message(order_id, *status, *payment_status),
-                        created_at: event.at,
-                        read: false,
-                    },
-                )),
-                _ => None,
-            })
-            .collect();
+        let new: Vec<(String, Notification)> =
+            events.iter().filter_map(Notification::from_event).collect();
         let written = new.clone();
         let saved = store
             .write(move |tx| {
@@ -303,112 +298,4 @@ async fn notify(
             }
         }
     }
-}
-
-/// Where notifications go besides the inbox and the sockets: e-mail, SMS,
-/// push. A provider implements this; the node feeds it from the event log.
-pub trait OutboundNotifier: Send + Sync + 'static {
-    /// For logs and metrics.
-    fn name(&self) -> &'static str;
-    /// Delivers one notification to its user. Called at least once per
-    /// notification (again after a crash before the offset moved), so a
-    /// provider deduplicates by `notification.id()`.
-    fn send<'a>(
-        &'a self,
-        user_id: &'a str,
-        notification: &'a Notification,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
-}
-
-/// The built-in channel: writes each notification to the log.
-pub struct LoggingNotifier;
-
-impl OutboundNotifier for LoggingNotifier {
-    fn name(&self) -> &'static str {
-        "log"
-    }
-
-    fn send<'a>(
-        &'a self,
-        user_id: &'a str,
-        notification: &'a Notification,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            tracing::info!(
-                channel = "log",
-                user = user_id,
-                id = %notification.id(),
-                order = %notification.order_id,
-                message = %notification.message,
-                "outbound notification"
-            );
-            Ok(())
-        })
-    }
-}
-
-/// Feeds `notifier` from the event log with its own durable offset: every
-/// order update is sent at least once, after it is durable, and never on the
-/// checkout path. A failed send is retried (with a pause) before the offset
-/// moves past it.
-pub fn start_outbound(
-    store: Store,
-    notifier: std::sync::Arc<dyn OutboundNotifier>,
-    mut stop: watch::Receiver<bool>,
-) {
-    tokio::spawn(async move {
-        let consumer = format!("outbound-{}", notifier.name());
-        let mut consumer = match EventConsumer::open(store, &consumer).await {
-            Ok(consumer) => consumer,
-            Err(e) => {
-                tracing::error!(error = %e, "outbound notifier cannot open its offset");
-                return;
-            }
-        };
-        loop {
-            let batch = tokio::select! {
-                batch = consumer.next_batch(256) => batch,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let Ok(events) = batch else {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            };
-            if events.is_empty() {
-                return;
-            }
-            for event in &events {
-                let EventBody::OrderUpdated {
-                    order_id,
-                    user_id,
-                    status,
-                    payment_status,
-                } = &event.body
-                else {
-                    continue;
-                };
-                let notification = Notification {
-                    seq: event.seq,
-                    kind: "order.updated".into(),
-                    order_id: order_id.clone(),
-                    status: *status,
-                    message: message(order_id, *status, *payment_status),
-                    created_at: event.at,
-                    read: false,
-                };
-                while let Err(e) = notifier.send(user_id, &notification).await {
-                    tracing::warn!(channel = notifier.name(), error = %e, "outbound notification failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                }
-            }
-            if let Some(last) = events.last() {
-                if let Err(e) = consumer.commit(last.seq).await {
-                    tracing::warn!(error = %e, "outbound notifier offset not saved");
-                }
-            }
-        }
-    });
 }
