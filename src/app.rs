@@ -25,6 +25,7 @@ use crate::live::Hub;
 use crate::notifications::Notifications;
 use crate::orders::Orders;
 use crate::payments::{Payments, SimulatedGateway};
+use crate::recommend::Recommender;
 use crate::risk::Risk;
 use crate::search::Search;
 use crate::storage::{Store, StoreOptions};
@@ -126,6 +127,13 @@ impl Application {
         .context("opening the search index")?;
         let hub = Hub::start(store.clone(), settings.ws_queue_messages);
         let notifications = Notifications::start(store.clone(), hub.clone()).await?;
+        let recommender = Recommender::start(
+            store.clone(),
+            inventory.clone(),
+            search.clone(),
+            settings.recommender_paused,
+        )
+        .await?;
         let state = AppState::new(Services {
             settings: settings.clone(),
             store: store.clone(),
@@ -139,6 +147,7 @@ impl Application {
             hub: hub.clone(),
             notifications,
             wishlists: Wishlists::new(store.clone()),
+            recommender,
             media: crate::media::Media::new(&settings.data_dir),
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
@@ -172,6 +181,7 @@ impl Application {
         let state_search = state.search.clone();
         let state_hub = state.hub.clone();
         let state_notifications = state.notifications.clone();
+        let state_recommender = state.recommender.clone();
         // Interrupted checkouts are finished or undone before the first
         // request, so no buyer sees a half-made order or a held cart.
         match checkouts.recover().await {
@@ -225,6 +235,7 @@ impl Application {
         recovery.abort();
         state_hub.stop();
         state_notifications.stop();
+        state_recommender.stop();
         housekeeping.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged (a checkout stopped mid-way is

@@ -49,6 +49,10 @@ pub struct Settings {
     /// Messages queued for one websocket before it counts as too slow and
     /// is closed (1013).
     pub ws_queue_messages: usize,
+    /// The recommender does not consume the log (its lag grows; reads
+    /// serve what it has). For incidents, and to prove it cannot slow
+    /// checkout.
+    pub recommender_paused: bool,
     /// Origins allowed by CORS; `["*"]` allows any.
     pub cors_origins: Vec<String>,
     /// After SIGTERM, how long in-flight requests may take before the node
@@ -136,6 +140,7 @@ impl Default for Settings {
             archive_after_days: 365,
             search_commit_ms: 250,
             ws_queue_messages: 256,
+            recommender_paused: false,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
             entity_idle_secs: 60,
@@ -151,7 +156,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 22] = [
+const ENV_KEYS: [&str; 23] = [
     "node_id",
     "http",
     "data_dir",
@@ -174,6 +179,7 @@ const ENV_KEYS: [&str; 22] = [
     "archive_after_days",
     "search_commit_ms",
     "ws_queue_messages",
+    "recommender_paused",
 ];
 
 /// Values given on the command line; `None` means "not given".

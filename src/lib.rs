@@ -20,6 +20,10 @@
 //!   the client with timeouts and retries (used by checkout); [`risk`]: the
 //!   fraud rules checked before payment.
 //! - [`search`]: the catalog search index.
+//! - [`live`]: the websocket hub; [`notifications`]: the inbox and outbound
+//!   channels; [`wishlist`], [`media`] (item images); [`recommend`]: the
+//!   recommender (a log consumer) and its read side; [`export`]: the event
+//!   log as JSON lines (`agora events export`).
 //! - [`http`]: the axum router, one module per resource, the gateway layers
 //!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
 //!   type that renders problem+json.
@@ -34,6 +38,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod idempotency;
 pub mod live;
@@ -41,6 +46,7 @@ pub mod media;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod recommend;
 pub mod risk;
 pub mod search;
 pub mod storage;

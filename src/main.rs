@@ -28,11 +28,45 @@ enum Command {
     Serve(ServeArgs),
     /// Rebuild the search index from the stored items (after a schema
     /// change, or if the index was lost). The node must be stopped.
-    Reindex(ReindexArgs),
+    Reindex(StoreArgs),
+    /// The event log (the node must be stopped).
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// The recommender's aggregates (the node must be stopped).
+    #[command(subcommand)]
+    Recommendations(RecommendationsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Write the event log as JSON lines (one event per line, oldest first;
+    /// order events joined with their lines), for batch engines.
+    Export(ExportArgs),
+}
+
+#[derive(Subcommand)]
+enum RecommendationsCommand {
+    /// Rebuild the aggregates from the whole event log.
+    Rebuild(StoreArgs),
 }
 
 #[derive(Args)]
-struct ReindexArgs {
+struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Only events after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    /// At most this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StoreArgs {
     /// Settings file (default: ./cluster.toml if it exists).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -71,10 +105,14 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    agora::telemetry::init_tracing();
+    // A command whose output is data logs to stderr.
+    let data_on_stdout = matches!(cli.command, Some(Command::Events(_)));
+    agora::telemetry::init_tracing(data_on_stdout);
     match cli.command {
         Some(Command::Serve(args)) => serve_command(args),
         Some(Command::Reindex(args)) => reindex(args),
+        Some(Command::Events(EventsCommand::Export(args))) => export(args),
+        Some(Command::Recommendations(RecommendationsCommand::Rebuild(args))) => rebuild(args),
         None => serve_command(ServeArgs::default()),
     }
 }
@@ -97,7 +135,80 @@ fn serve_command(args: ServeArgs) -> ExitCode {
     })
 }
 
-fn reindex(args: ReindexArgs) -> ExitCode {
+fn reindex(args: StoreArgs) -> ExitCode {
+    offline(args, |dir, store| async move {
+        let count = agora::search::reindex(&dir, &store);
+        store.shutdown().await;
+        println!("search index rebuilt: {} items", count?);
+        Ok(())
+    })
+}
+
+fn rebuild(args: StoreArgs) -> ExitCode {
+    offline(args, |_, store| async move {
+        let started = std::time::Instant::now();
+        let applied = agora::recommend::rebuild(&store).await;
+        store.shutdown().await;
+        let applied = applied?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "recommendations rebuilt: {applied} events in {secs:.2} s ({:.0} events/s)",
+            applied as f64 / secs.max(1e-9)
+        );
+        Ok(())
+    })
+}
+
+fn export(args: ExportArgs) -> ExitCode {
+    let ExportArgs {
+        store,
+        after,
+        limit,
+        out,
+    } = args;
+    offline(store, move |_, store| async move {
+        let trees = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let limit = limit.unwrap_or(u64::MAX);
+            trees.with_trees(|trees| match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let n = agora::export::export_events(trees, after, limit, &mut out)?;
+                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                    Ok::<_, anyhow::Error>(n)
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    match agora::export::export_events(trees, after, limit, &mut out) {
+                        Ok(n) => Ok(n),
+                        // A reader that stopped early (`| head`) is not an error.
+                        Err(agora::export::ExportError::Io(e))
+                            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                        {
+                            Ok(0)
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+            })
+        })
+        .await;
+        store.shutdown().await;
+        let written = written??;
+        eprintln!("exported {written} events");
+        Ok(())
+    })
+}
+
+/// Runs `command` on the node's storage, opened by this process (so the
+/// node must be stopped: sled holds a lock on its files).
+fn offline<F, Fut>(args: StoreArgs, command: F) -> ExitCode
+where
+    F: FnOnce(PathBuf, agora::storage::Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let overrides = Overrides {
         data_dir: args.data_dir,
         ..Overrides::default()
@@ -111,10 +222,7 @@ fn reindex(args: ReindexArgs) -> ExitCode {
                 dir.display()
             )
         })?;
-        let count = agora::search::reindex(&dir, &store);
-        store.shutdown().await;
-        println!("search index rebuilt: {} items", count?);
-        Ok(())
+        command(dir, store).await
     })
 }
 

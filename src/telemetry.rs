@@ -5,17 +5,26 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-/// Logs to stdout; `RUST_LOG` filters (default `info`, quieter for sled).
-pub fn init_tracing() {
+/// Logs to stdout, or to stderr when stdout carries a command's output
+/// (`agora events export`); `RUST_LOG` filters (default `info`, quieter
+/// for sled).
+pub fn init_tracing(to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,tantivy=warn"));
     // Colours only on a terminal: log files and collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
-        .try_init();
+        .with_target(false);
+    let _ = if to_stderr {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .try_init()
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_ansi(ansi).try_init()
+    };
 }
 
 /// Latency buckets, seconds: 100 µs to 10 s.

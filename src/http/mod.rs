@@ -12,6 +12,7 @@ mod media;
 mod notifications;
 mod ops;
 mod orders;
+mod recommend;
 mod search;
 mod sessions;
 mod users;
@@ -91,6 +92,8 @@ pub struct Services {
     pub notifications: crate::notifications::Notifications,
     /// Wishlists.
     pub wishlists: crate::wishlist::Wishlists,
+    /// Recommendations.
+    pub recommender: crate::recommend::Recommender,
     /// Item images.
     pub media: crate::media::Media,
     /// `Idempotency-Key` results.
@@ -136,6 +139,7 @@ impl AppState {
         (name = "cart", description = "The shopper's cart (signed in, or a guest with X-Cart-Token)"),
         (name = "orders", description = "Checkout and orders"),
         (name = "wishlist", description = "The buyer's wishlist"),
+        (name = "recommendations", description = "Popular, personalized and related items"),
         (name = "live", description = "Live updates over a websocket"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -168,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::router())
         .merge(notifications::router())
         .merge(wishlist::router())
+        .merge(recommend::router())
         .merge(media::router())
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));

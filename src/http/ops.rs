@@ -33,12 +33,16 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     // The search index is open before the listener binds, so a serving
     // node always has it; its lag is reported for operators.
     if state.store.is_writable() {
+        let newest = *state.store.event_watch().borrow();
+        let recommended = state.recommender.position();
         (
             StatusCode::OK,
             Json(json!({
                 "status": "ready",
                 "storage": "ok",
                 "search": {"documents": state.search.documents(), "indexedEvent": state.search.indexed()},
+                "events": {"newest": newest},
+                "recommender": {"appliedEvent": recommended, "lag": newest.saturating_sub(recommended)},
             })),
         )
     } else {

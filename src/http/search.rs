@@ -210,17 +210,24 @@ pub(super) async fn summarize(
     score: Option<f32>,
 ) -> Result<ItemSummary, ApiError> {
     let available = available(state, &item).await?;
-    Ok(ItemSummary {
-        image: item.images.first().map(|key| format!("/media/{key}")),
-        id: item.id,
-        name: item.name,
-        price: item.price,
-        currency: item.currency,
-        brand: item.brand,
-        category: item.category,
-        available,
-        score,
-    })
+    Ok(ItemSummary::new(item, available, score))
+}
+
+impl ItemSummary {
+    /// The summary of `item` with `available` units.
+    pub(super) fn new(item: Item, available: i64, score: Option<f32>) -> Self {
+        ItemSummary {
+            image: item.images.first().map(|key| format!("/media/{key}")),
+            id: item.id,
+            name: item.name,
+            price: item.price,
+            currency: item.currency,
+            brand: item.brand,
+            category: item.category,
+            available,
+            score,
+        }
+    }
 }
 
 pub(super) async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {

@@ -50,11 +50,14 @@ pub enum TreeName {
     Notifications,
     /// user id ‖ 0 ‖ item id → when it was added: a user's wishlist.
     Wishlists,
+    /// The recommender's aggregates, one tree under key prefixes
+    /// (`recommend::model` documents the layout).
+    Recommendations,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 20] = [
+    pub const ALL: [TreeName; 21] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -75,6 +78,7 @@ impl TreeName {
         TreeName::OrderArchive,
         TreeName::Notifications,
         TreeName::Wishlists,
+        TreeName::Recommendations,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -117,6 +121,7 @@ impl TreeName {
             TreeName::OrderArchive => "order_archive",
             TreeName::Notifications => "notifications",
             TreeName::Wishlists => "wishlists",
+            TreeName::Recommendations => "recommendations",
         }
     }
 }

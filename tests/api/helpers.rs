@@ -117,11 +117,21 @@ impl TestApp {
     }
 
     /// Starts a new process on the same data directory (and options).
-    pub fn restart(mut self) -> TestApp {
+    pub fn restart(self) -> TestApp {
+        self.restart_with(&[])
+    }
+
+    /// [`Self::restart`] with these `AGORA_*` settings changed.
+    pub fn restart_with(mut self, settings: &[(&str, &str)]) -> TestApp {
         if self.child.is_some() {
             self.terminate();
         }
-        Self::start(self.data.clone(), self.args.clone(), self.env.clone())
+        let mut env = self.env.clone();
+        for (key, value) in settings {
+            env.retain(|(k, _)| k != key);
+            env.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        Self::start(self.data.clone(), self.args.clone(), env)
     }
 
     // ---- requests -------------------------------------------------------

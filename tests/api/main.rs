@@ -12,6 +12,7 @@ mod live;
 mod media;
 mod operations;
 mod orders;
+mod recommend;
 mod saga;
 mod search;
 mod shop;
