@@ -127,13 +127,8 @@ impl Application {
         .context("opening the search index")?;
         let hub = Hub::start(store.clone(), settings.ws_queue_messages);
         let notifications = Notifications::start(store.clone(), hub.clone()).await?;
-        let recommender = Recommender::start(
-            store.clone(),
-            inventory.clone(),
-            search.clone(),
-            settings.recommender_paused,
-        )
-        .await?;
+        let recommender =
+            Recommender::start(store.clone(), search.clone(), settings.recommender_paused).await?;
         let state = AppState::new(Services {
             settings: settings.clone(),
             store: store.clone(),

@@ -187,7 +187,8 @@ fn export(args: ExportArgs) -> ExitCode {
                         Err(agora::export::ExportError::Io(e))
                             if e.kind() == std::io::ErrorKind::BrokenPipe =>
                         {
-                            Ok(0)
+                            eprintln!("the reader closed the output early");
+                            std::process::exit(0)
                         }
                         Err(e) => Err(e.into()),
                     }

@@ -4,14 +4,23 @@
 //! aggregates in sled ([`model`]): popularity with time decay, "bought
 //! together" counts from confirmed orders, and each buyer's affinity for
 //! categories and brands. It writes each batch's changes and its offset in
-//! one atomic write, so a restart resumes exactly where it stopped, and
-//! every change is idempotent besides, so replaying an event counts nothing
-//! twice. It never touches checkout: it reads only the durable log, and a
-//! stalled or paused recommender only lets its lag grow.
+//! one atomic write, so a restart resumes exactly where it stopped, and an
+//! event at or below the offset is skipped, so replaying one counts
+//! nothing twice.
+//!
+//! Checkout never waits for it: it reads only the durable log, and a
+//! stalled or paused recommender only lets its lag grow. Its writes do
+//! share the node's single writer, so it keeps its share small: a batch is
+//! computed on the blocking pool from a snapshot (it is its tree's only
+//! writer), and the write job only checks the offset and stages at most
+//! [`MAX_WRITES`] precomputed writes; while catching up it pauses between
+//! batches as long as each took.
 //!
 //! Reads ([`Recommender::recommend`], [`Recommender::related`]) rank from
-//! the aggregates and check each candidate live: only active items with
-//! stock are shown.
+//! the aggregates and check each candidate live, in one storage read per
+//! chunk: only active items with stock are shown, and never what the buyer
+//! bought (from the aggregates, and from their latest orders read live,
+//! which the recommender may not have seen yet).
 
 pub mod model;
 
@@ -21,7 +30,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::actors::inventory::Inventory;
+use crate::actors::inventory::SkuStock;
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::order::Order;
 use crate::domain::Timestamp;
@@ -30,16 +39,20 @@ use crate::storage::events::{Event, EventConsumer};
 use crate::storage::{StorageError, Store, TreeName};
 use model::{OrderFacts, Overlay, Profile};
 
-/// The consumer's name (its offset's key).
+/// The consumer's name (in logs; its offset is kept in its own tree).
 const CONSUMER: &str = "recommender";
-/// Events per write. A batch's write joins a group commit with checkout's
-/// writes; keeping it small keeps that group short.
-const BATCH: usize = 128;
+/// Events read per batch.
+const BATCH: usize = 256;
+/// Most writes one batch stages: its write joins a group commit with
+/// checkout's writes, and a bounded batch keeps that group short.
+pub const MAX_WRITES: usize = 1_000;
+/// The buyer's latest orders whose items are excluded live.
+const RECENT_ORDERS: usize = 20;
 /// Ranked keys read per scan.
 const SCAN: usize = 64;
 /// Candidates checked live at most per list (inactive or sold-out ones
 /// are skipped; past this the list is returned short).
-const MAX_CHECKED: usize = 400;
+const MAX_CHECKED: usize = 200;
 /// A buyer's most recent purchases whose partners are candidates.
 const RECENT_PURCHASES: usize = 10;
 /// Top categories and brands of a buyer that give candidates.
@@ -130,7 +143,6 @@ pub enum RecommendError {
 #[derive(Clone)]
 pub struct Recommender {
     store: Store,
-    inventory: Inventory,
     search: Search,
     position: Arc<AtomicU64>,
     stop: Arc<watch::Sender<bool>>,
@@ -141,15 +153,21 @@ impl Recommender {
     /// version's) and, unless `paused`, starts the consumer from its offset.
     pub async fn start(
         store: Store,
-        inventory: Inventory,
         search: Search,
         paused: bool,
     ) -> Result<Recommender, StorageError> {
         if !has_current_format(&store).await? {
-            tracing::info!("recommender aggregates missing or of another layout; rebuilding from the event log");
-            reset(&store).await?;
+            if paused {
+                tracing::warn!("recommender aggregates missing or of another layout; left as they are while paused");
+            } else {
+                tracing::info!("recommender aggregates missing or of another layout; rebuilding from the event log");
+                reset(&store).await?;
+            }
         }
-        let consumer = EventConsumer::open(store.clone(), CONSUMER).await?;
+        let offset = store
+            .read(|trees| model::applied(trees.tree(TreeName::Recommendations)))
+            .await?;
+        let consumer = EventConsumer::at(store.clone(), CONSUMER, offset);
         let position = Arc::new(AtomicU64::new(consumer.position()));
         let (stop, stopping) = watch::channel(false);
         if paused {
@@ -162,7 +180,6 @@ impl Recommender {
         }
         Ok(Recommender {
             store,
-            inventory,
             search,
             position,
             stop: Arc::new(stop),
@@ -196,6 +213,9 @@ impl Recommender {
             None => Profile::default(),
         };
         let mut seen: HashSet<String> = profile.bought().into_iter().map(str::to_owned).collect();
+        if let Some(user) = user {
+            seen.extend(self.recently_ordered(user).await?);
+        }
         let mut picks = Vec::with_capacity(size);
         let strategy = if profile.has_history {
             let candidates = self.personal_candidates(&profile, size).await?;
@@ -252,7 +272,14 @@ impl Recommender {
                 size: (size * 2 + 1).min(100),
                 cursor: None,
             };
-            let page = self.search.search(request).await?;
+            let page = match self.search.search(request).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // What was found so far is still worth showing.
+                    tracing::warn!(error = %e, "similar items not found: search failed");
+                    break;
+                }
+            };
             let similar = page
                 .hits
                 .into_iter()
@@ -363,7 +390,9 @@ impl Recommender {
     }
 
     /// Adds the candidates that are active and in stock, in order, skipping
-    /// any `seen`, until `picks` holds `size`.
+    /// any `seen`, until `picks` holds `size`. Checks a chunk at a time in
+    /// one storage read (straight from sled: the read cache is for the hot
+    /// path, not for scans of the long tail).
     async fn take_live(
         &self,
         candidates: Vec<Candidate>,
@@ -371,39 +400,62 @@ impl Recommender {
         size: usize,
         picks: &mut Vec<Pick>,
     ) -> Result<(), RecommendError> {
-        for (id, reason, bought_together) in candidates.into_iter().take(MAX_CHECKED) {
+        let fresh: Vec<Candidate> = candidates
+            .into_iter()
+            .filter(|(id, _, _)| seen.insert(id.clone()))
+            .take(MAX_CHECKED)
+            .collect();
+        for chunk in fresh.chunks(size.max(8)) {
             if picks.len() >= size {
                 break;
             }
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            let Some(item) = self
+            let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
+            let live = self
                 .store
-                .get::<Item>(TreeName::Items, id.as_bytes())
-                .await?
-                .filter(|item| item.status == ItemStatus::Active)
-            else {
-                continue;
-            };
-            let variants = item.variants.iter().map(|v| v.id.clone()).collect();
-            let available: i64 = self
-                .inventory
-                .levels(variants)
-                .await?
-                .iter()
-                .map(|l| l.available)
-                .sum();
-            if available > 0 {
-                picks.push(Pick {
-                    item,
-                    available,
-                    reason,
-                    bought_together,
-                });
+                .read(move |trees| live_items(trees, &ids))
+                .await?;
+            for ((_, reason, bought_together), found) in chunk.iter().zip(live) {
+                if picks.len() >= size {
+                    break;
+                }
+                if let Some((item, available)) = found {
+                    picks.push(Pick {
+                        item,
+                        available,
+                        reason: *reason,
+                        bought_together: *bought_together,
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Items of the buyer's latest orders (any status): the aggregates may
+    /// not have seen an order just placed.
+    async fn recently_ordered(&self, user: &str) -> Result<Vec<String>, StorageError> {
+        let mut prefix = user.as_bytes().to_vec();
+        prefix.push(0);
+        self.store
+            .read(move |trees| {
+                let mut ids = Vec::new();
+                for entry in trees
+                    .tree(TreeName::UserOrders)
+                    .scan_prefix(&prefix)
+                    .take(RECENT_ORDERS)
+                {
+                    let (key, _) = entry?;
+                    // user ‖ 0 ‖ reverse time (8) ‖ order id
+                    if let Some(order) = key.get(prefix.len() + 8..) {
+                        ids.push(String::from_utf8_lossy(order).into_owned());
+                    }
+                }
+                Ok(order_facts(trees, ids)?
+                    .into_values()
+                    .flat_map(|facts| facts.lines.into_iter().map(|(item, _)| item))
+                    .collect())
+            })
+            .await
     }
 
     /// Up to `max` keys under `prefix`, after `after` if given.
@@ -448,18 +500,15 @@ async fn has_current_format(store: &Store) -> Result<bool, StorageError> {
         .await
 }
 
-/// Empties the aggregates and rewinds the consumer to the start of the log.
+/// Empties the aggregates (their offset with them: the consumer starts
+/// again at the beginning of the log).
 /// The format key goes first and comes back last, so a crash half-way is
 /// seen at the next start, which resets again.
 pub async fn reset(store: &Store) -> Result<(), StorageError> {
     store
         .write(|tx| {
             tx.remove(TreeName::Recommendations, model::format_key());
-            tx.put_raw(
-                TreeName::Offsets,
-                CONSUMER.as_bytes().to_vec(),
-                0u64.to_be_bytes().to_vec(),
-            );
+            tx.remove(TreeName::Recommendations, model::offset_key());
             Ok::<_, StorageError>(())
         })
         .await?;
@@ -504,16 +553,19 @@ pub async fn reset(store: &Store) -> Result<(), StorageError> {
 /// resets them, then applies every event. Returns the events applied.
 pub async fn rebuild(store: &Store) -> Result<u64, StorageError> {
     reset(store).await?;
-    let mut consumer = EventConsumer::open(store.clone(), CONSUMER).await?;
+    let mut consumer = EventConsumer::at(store.clone(), CONSUMER, 0);
     let end = *store.event_watch().borrow();
     let mut applied = 0;
     while consumer.position() < end {
-        let events = consumer.next_batch(BATCH).await?;
+        let events = Arc::new(consumer.next_batch(BATCH).await?);
         if events.is_empty() {
             break;
         }
+        let mut from = 0;
+        while from < events.len() {
+            from += apply_batch(store, events.clone(), from).await?;
+        }
         applied += events.len() as u64;
-        apply_batch(store, events).await?;
     }
     Ok(applied)
 }
@@ -547,39 +599,85 @@ fn order_facts(
     Ok(facts)
 }
 
-/// Applies `events` and moves the offset past them, in one atomic write.
-async fn apply_batch(store: &Store, events: Vec<Event>) -> Result<(), StorageError> {
-    let Some(last) = events.last().map(|e| e.seq) else {
-        return Ok(());
-    };
-    let wanted = model::confirmed_orders(&events);
-    // Read outside the write: the writer thread only computes and stages.
-    let orders = if wanted.is_empty() {
-        HashMap::new()
-    } else {
-        store.read(move |trees| order_facts(trees, wanted)).await?
-    };
-    store
-        .write(move |tx| {
-            let mut batch = Overlay::new(|key: &[u8]| tx.get_raw(TreeName::Recommendations, key));
-            for event in &events {
-                model::apply(&mut batch, event, &orders)?;
+/// Each id's item if it is active and in stock, with its available units.
+fn live_items(
+    trees: &crate::storage::Trees,
+    ids: &[String],
+) -> Result<Vec<Option<(Item, i64)>>, StorageError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let item = trees
+            .get::<Item>(TreeName::Items, id.as_bytes())?
+            .filter(|item| item.status == ItemStatus::Active);
+        let Some(item) = item else {
+            out.push(None);
+            continue;
+        };
+        let mut available = 0;
+        for variant in &item.variants {
+            if let Some(stock) = trees.get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())? {
+                available += stock.level().available;
             }
-            for (key, value) in batch.into_writes() {
-                match value {
-                    Some(value) => tx.put_raw(TreeName::Recommendations, key, value),
-                    None => tx.remove(TreeName::Recommendations, key),
-                }
-            }
-            tx.put_raw(
-                TreeName::Offsets,
-                CONSUMER.as_bytes().to_vec(),
-                last.to_be_bytes().to_vec(),
-            );
-            Ok::<_, StorageError>(())
+        }
+        out.push((available > 0).then_some((item, available)));
+    }
+    Ok(out)
+}
+
+/// Applies events from the front of `events` (up to [`MAX_WRITES`] writes)
+/// and moves the offset past them, in one atomic write; returns how many
+/// were taken.
+///
+/// The changes are computed on the blocking pool from a snapshot of the
+/// tree: the recommender is its only writer, so the snapshot is current.
+/// The write job re-checks the stored offset (a reset in between would
+/// move it) and only stages the result: the single writer does no reads
+/// or computing for the recommender.
+async fn apply_batch(
+    store: &Store,
+    events: Arc<Vec<Event>>,
+    from: usize,
+) -> Result<usize, StorageError> {
+    let wanted = model::confirmed_orders(&events[from..]);
+    let computed = store
+        .read(move |trees| {
+            let orders = order_facts(trees, wanted)?;
+            let tree = trees.tree(TreeName::Recommendations);
+            let before = model::applied(tree)?;
+            let mut batch = Overlay::new(|key: &[u8]| Ok(tree.get(key)?.map(|v| v.to_vec())));
+            let (taken, _) = model::apply_events(&mut batch, &events[from..], &orders, MAX_WRITES)?;
+            Ok((before, taken, batch.into_writes()))
         })
         .await?;
-    Ok(())
+    let (before, taken, writes) = computed;
+    let writes = Arc::new(writes);
+    let current = store
+        .write(move |tx| {
+            let offset = tx
+                .get_raw(TreeName::Recommendations, &model::offset_key())?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, u64::from_be_bytes);
+            if offset != before {
+                return Ok::<_, StorageError>(false);
+            }
+            for (key, value) in writes.iter() {
+                match value {
+                    Some(value) => {
+                        tx.put_raw(TreeName::Recommendations, key.clone(), value.clone())
+                    }
+                    None => tx.remove(TreeName::Recommendations, key.clone()),
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+    if !current {
+        return Err(StorageError::Codec {
+            kind: "recommender",
+            reason: "the offset moved while a batch was computed".into(),
+        });
+    }
+    Ok(taken)
 }
 
 async fn consume(
@@ -589,21 +687,42 @@ async fn consume(
     mut stop: watch::Receiver<bool>,
 ) {
     while let Some(events) = consumer.next_or_stop(BATCH, &mut stop).await {
-        let last = events.last().map_or(0, |e| e.seq);
-        let count = events.len() as u64;
-        match apply_batch(&store, events).await {
-            Ok(()) => {
-                position.store(last, Ordering::Relaxed);
-                metrics::counter!("agora_recommender_events_total").increment(count);
-                metrics::gauge!("agora_recommender_offset").set(last as f64);
+        let catching_up = events.len() == BATCH;
+        let events = Arc::new(events);
+        let mut from = 0;
+        while from < events.len() {
+            let started = std::time::Instant::now();
+            match apply_batch(&store, events.clone(), from).await {
+                Ok(taken) => {
+                    from += taken;
+                    let last = events[from - 1].seq;
+                    position.store(last, Ordering::Relaxed);
+                    metrics::counter!("agora_recommender_events_total").increment(taken as u64);
+                    metrics::gauge!("agora_recommender_offset").set(last as f64);
+                }
+                Err(e) => {
+                    // Read again from the durable offset.
+                    tracing::warn!(error = %e, "recommender batch not written; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    match store
+                        .read(|trees| model::applied(trees.tree(TreeName::Recommendations)))
+                        .await
+                    {
+                        Ok(offset) => consumer = EventConsumer::at(store.clone(), CONSUMER, offset),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "recommender cannot reopen its offset")
+                        }
+                    }
+                    break;
+                }
             }
-            Err(e) => {
-                // The batch is read again from the durable offset.
-                tracing::warn!(error = %e, "recommender batch not written; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                match EventConsumer::open(store.clone(), CONSUMER).await {
-                    Ok(fresh) => consumer = fresh,
-                    Err(e) => tracing::warn!(error = %e, "recommender cannot reopen its offset"),
+            // Behind: yield the writer as long as the batch held it, so a
+            // backlog is worked off at no more than about half its pace.
+            if catching_up || from < events.len() {
+                let pause = started.elapsed().min(std::time::Duration::from_millis(200));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => return,
                 }
             }
         }

@@ -14,9 +14,9 @@
 //! u user 0 c category         → f64  the user's affinity (ln, decayed)
 //! u user 0 b brand            → f64  the same, per brand (lower-case)
 //! u user 0 h                  → ()   the user has a history
-//! o order                     → ()   this order's confirmation was counted
 //! w user 0 item               → ()   this wishlist add was counted
 //! m format                    → u32  the layout's version
+//! m offset                    → u64  the last event applied
 //! ```
 //!
 //! Popularity and affinity decay with a half-life of [`HALF_LIFE_DAYS`]:
@@ -24,9 +24,13 @@
 //! same way at any later time, so no score is ever rewritten just because
 //! time passed, and the logarithm never overflows.
 //!
-//! Every change is idempotent: an order counts once (marker `o`), a
-//! wishlist add once per user and item (`w`), an item's creation seeds its
-//! popularity only if the item is new. Replaying a batch changes nothing.
+//! The offset lives in the same tree and moves in the same write as what
+//! the events changed, and [`apply_events`] skips every event at or below
+//! it: an event counts exactly once, however often it is replayed (a
+//! guard by sequence number, cheaper than a marker per order). Beyond the
+//! log's guarantee, a wishlist add counts once per user and item (`w`: a
+//! buyer toggling an item cannot inflate it), and an item's creation seeds
+//! its popularity only if the item is new.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -52,7 +56,7 @@ const WISH_WEIGHT: f64 = 0.5;
 const NEW_ITEM_WEIGHT: f64 = 0.25;
 /// Distinct items of one order that enter "bought together" (an order of
 /// n items makes n·(n−1) pairs).
-const MAX_PAIRED_ITEMS: usize = 20;
+const MAX_PAIRED_ITEMS: usize = 10;
 
 const ITEM: u8 = b'i';
 const POPULAR: u8 = b'p';
@@ -61,7 +65,6 @@ const BRAND: u8 = b'b';
 const PAIR: u8 = b't';
 const PARTNERS: u8 = b'r';
 const USER: u8 = b'u';
-const ORDER: u8 = b'o';
 const WISH: u8 = b'w';
 const META: u8 = b'm';
 
@@ -101,13 +104,23 @@ pub trait Kv {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     /// Stages the removal of `key`.
     fn remove(&mut self, key: Vec<u8>);
+    /// Writes staged so far.
+    fn staged(&self) -> usize;
+    /// Starts one event's writes (so they can be undone alone).
+    fn begin(&mut self);
+    /// Drops the writes staged since [`Self::begin`].
+    fn undo(&mut self);
 }
+
+/// A key's state in the overlay before an event touched it.
+type Prior = (Vec<u8>, Option<Option<Vec<u8>>>);
 
 /// A [`Kv`] that buffers a batch's writes in memory (reads see them) over
 /// a reader of the stored values; [`Self::into_writes`] hands them over.
 pub struct Overlay<R> {
     read: R,
     writes: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    journal: Vec<Prior>,
 }
 
 impl<R> Overlay<R>
@@ -119,6 +132,7 @@ where
         Overlay {
             read,
             writes: HashMap::new(),
+            journal: Vec::new(),
         }
     }
 
@@ -140,11 +154,30 @@ where
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
+        let prior = self.writes.insert(key.clone(), Some(value));
+        self.journal.push((key, prior));
     }
 
     fn remove(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+        let prior = self.writes.insert(key.clone(), None);
+        self.journal.push((key, prior));
+    }
+
+    fn staged(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn begin(&mut self) {
+        self.journal.clear();
+    }
+
+    fn undo(&mut self) {
+        while let Some((key, prior)) = self.journal.pop() {
+            match prior {
+                Some(value) => self.writes.insert(key, value),
+                None => self.writes.remove(&key),
+            };
+        }
     }
 }
 
@@ -230,6 +263,16 @@ fn user_key(user: &str, kind: u8, rest: &str) -> Vec<u8> {
 /// The key of the layout's version.
 pub fn format_key() -> Vec<u8> {
     key(META, &[b"format"])
+}
+
+/// The key of the last event applied.
+pub fn offset_key() -> Vec<u8> {
+    key(META, &[b"offset"])
+}
+
+/// The last event applied (0: none).
+pub fn applied(tree: &sled::Tree) -> Result<u64, StorageError> {
+    Ok(u64_value(tree.get(offset_key())?.map(|v| v.to_vec())))
 }
 
 /// The item id at the end of a ranking key under `prefix`.
@@ -373,21 +416,14 @@ fn observe(
             kv.put(key, sum.to_be_bytes().to_vec());
         }
     }
-    kv.put(user_key(user, b'h', ""), Vec::new());
+    let history = user_key(user, b'h', "");
+    if kv.get(&history)?.is_none() {
+        kv.put(history, Vec::new());
+    }
     Ok(())
 }
 
-fn apply_order(
-    kv: &mut impl Kv,
-    order_id: &str,
-    facts: &OrderFacts,
-    at: Timestamp,
-) -> Result<(), StorageError> {
-    let marker = key(ORDER, &[order_id.as_bytes()]);
-    if kv.get(&marker)?.is_some() {
-        return Ok(());
-    }
-    kv.put(marker, Vec::new());
+fn apply_order(kv: &mut impl Kv, facts: &OrderFacts, at: Timestamp) -> Result<(), StorageError> {
     // Distinct items, first-seen order, units summed.
     let mut units: BTreeMap<&str, i64> = BTreeMap::new();
     let mut distinct: Vec<&str> = Vec::new();
@@ -423,9 +459,52 @@ fn apply_order(
     Ok(())
 }
 
-/// Applies one event. `orders` holds the facts of the orders confirmed in
-/// the batch (an order missing from it is skipped).
-pub fn apply(
+/// Applies, in order, the events after the stored offset, until `max_writes`
+/// writes are staged, and moves the offset to the last event taken;
+/// returns how many of `events` were taken (the rest are for the next
+/// batch) and how many of those were new. `orders` holds the facts of the orders confirmed in the batch
+/// (an order missing from it is skipped). An event whose stored records
+/// cannot be decoded is skipped, with its partial writes, and logged: one
+/// bad record must not stop the recommender for good.
+pub fn apply_events(
+    kv: &mut impl Kv,
+    events: &[Event],
+    orders: &HashMap<String, OrderFacts>,
+    max_writes: usize,
+) -> Result<(usize, usize), StorageError> {
+    let offset = u64_value(kv.get(&offset_key())?);
+    let mut taken = 0;
+    let mut new = 0;
+    let mut last = None;
+    for event in events {
+        if kv.staged() >= max_writes {
+            break;
+        }
+        taken += 1;
+        if event.seq <= offset {
+            continue;
+        }
+        new += 1;
+        kv.begin();
+        match apply(kv, event, orders) {
+            Ok(()) => {}
+            Err(e @ StorageError::Codec { .. }) => {
+                kv.undo();
+                metrics::counter!("agora_recommender_skipped_events_total").increment(1);
+                tracing::error!(seq = event.seq, error = %e, "recommender skipped an event it cannot read");
+            }
+            Err(e) => return Err(e),
+        }
+        last = Some(event.seq);
+    }
+    if let Some(last) = last {
+        kv.put(offset_key(), last.to_be_bytes().to_vec());
+    }
+    Ok((taken, new))
+}
+
+/// Applies one event (whether it is new is [`apply_events`]' business).
+fn apply(
     kv: &mut impl Kv,
     event: &Event,
     orders: &HashMap<String, OrderFacts>,
@@ -438,7 +517,7 @@ pub fn apply(
         EventBody::OrderUpdated {
             order_id, status, ..
         } if *status == OrderStatus::Confirmed => match orders.get(order_id) {
-            Some(facts) => apply_order(kv, order_id, facts, event.at),
+            Some(facts) => apply_order(kv, facts, event.at),
             None => Ok(()),
         },
         EventBody::WishlistAdded { user_id, item_id } => {
@@ -543,6 +622,11 @@ mod tests {
         fn remove(&mut self, key: Vec<u8>) {
             sled::Tree::remove(self, key).expect("remove");
         }
+        fn staged(&self) -> usize {
+            0
+        }
+        fn begin(&mut self) {}
+        fn undo(&mut self) {}
     }
 
     fn item(id: &str, category: &str, brand: &str, at: i64) -> Item {
@@ -656,9 +740,8 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().expect("sled");
         let mut tree = db.open_tree("reco").expect("tree");
         let (events, orders) = history();
-        for e in &events {
-            apply(&mut tree, e, &orders).expect("apply");
-        }
+        apply_events(&mut tree, &events, &orders, usize::MAX).expect("apply");
+        assert_eq!(applied(&tree).expect("offset"), 9);
         assert_eq!(ranking(&tree, &popular_prefix()), ["A", "B", "C", "D"]);
         assert_eq!(ranking(&tree, &category_prefix("lamps")), ["A", "C"]);
         assert_eq!(ranking(&tree, &brand_prefix("lumo")), ["A", "B"]);
@@ -686,14 +769,70 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().expect("sled");
         let mut tree = db.open_tree("reco").expect("tree");
         let (events, orders) = history();
-        for e in &events {
-            apply(&mut tree, e, &orders).expect("apply");
-        }
+        assert_eq!(
+            apply_events(&mut tree, &events[..6], &orders, usize::MAX)
+                .expect("apply")
+                .1,
+            6
+        );
+        // Redelivered: the whole log again, then in overlapping pieces.
+        assert_eq!(
+            apply_events(&mut tree, &events, &orders, usize::MAX)
+                .expect("apply")
+                .1,
+            3
+        );
         let once = dump(&tree);
-        for e in events.iter().chain(&events) {
-            apply(&mut tree, e, &orders).expect("apply");
+        for piece in [&events[..], &events[2..5], &events[8..]] {
+            assert_eq!(
+                apply_events(&mut tree, piece, &orders, usize::MAX)
+                    .expect("apply")
+                    .1,
+                0
+            );
         }
         assert_eq!(dump(&tree), once);
+        // The same wishlist add again (re-added after a remove: a new
+        // event) counts once per user and item.
+        let mut again = events[8].clone();
+        again.seq = 10;
+        assert_eq!(
+            apply_events(&mut tree, &[again], &orders, usize::MAX)
+                .expect("apply")
+                .1,
+            1
+        );
+        let without_offset = |mut entries: Vec<(Vec<u8>, Vec<u8>)>| {
+            entries.retain(|(k, _)| k != &offset_key());
+            entries
+        };
+        assert_eq!(without_offset(dump(&tree)), without_offset(once));
+    }
+
+    #[test]
+    fn a_batch_cut_by_its_writes_resumes_where_it_stopped() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let mut whole = db.open_tree("whole").expect("tree");
+        let pieces = db.open_tree("pieces").expect("tree");
+        let (events, orders) = history();
+        apply_events(&mut whole, &events, &orders, usize::MAX).expect("apply");
+        let mut rest = &events[..];
+        let mut rounds = 0;
+        while !rest.is_empty() {
+            let mut batch = Overlay::new(|key: &[u8]| Ok(pieces.get(key)?.map(|v| v.to_vec())));
+            let (taken, _) = apply_events(&mut batch, rest, &orders, 5).expect("apply");
+            assert!(taken > 0);
+            for (key, value) in batch.into_writes() {
+                match value {
+                    Some(value) => pieces.insert(key, value).expect("insert"),
+                    None => pieces.remove(key).expect("remove"),
+                };
+            }
+            rest = &rest[taken..];
+            rounds += 1;
+        }
+        assert!(rounds > 2, "cut into several batches");
+        assert_eq!(dump(&pieces), dump(&whole));
     }
 
     #[test]
@@ -701,26 +840,16 @@ mod tests {
         let db = sled::Config::new().temporary(true).open().expect("sled");
         let mut tree = db.open_tree("reco").expect("tree");
         let (events, orders) = history();
-        for e in &events {
-            apply(&mut tree, e, &orders).expect("apply");
-        }
+        apply_events(&mut tree, &events, &orders, usize::MAX).expect("apply");
         let mut gone = item("A", "lamps", "Lumo", T0);
         gone.status = ItemStatus::Inactive;
-        apply(
-            &mut tree,
-            &event(10, T0, EventBody::ItemDeactivated(gone)),
-            &orders,
-        )
-        .expect("apply");
+        let deactivated = event(10, T0, EventBody::ItemDeactivated(gone));
+        apply_events(&mut tree, &[deactivated], &orders, usize::MAX).expect("apply");
         assert_eq!(ranking(&tree, &popular_prefix()), ["B", "C", "D"]);
         assert_eq!(ranking(&tree, &category_prefix("lamps")), ["C"]);
         let moved = item("C", "desks", "Other", T0);
-        apply(
-            &mut tree,
-            &event(11, T0, EventBody::ItemUpdated(moved)),
-            &orders,
-        )
-        .expect("apply");
+        let updated = event(11, T0, EventBody::ItemUpdated(moved));
+        apply_events(&mut tree, &[updated], &orders, usize::MAX).expect("apply");
         assert!(ranking(&tree, &category_prefix("lamps")).is_empty());
         assert_eq!(ranking(&tree, &category_prefix("desks")), ["C", "D"]);
     }

@@ -350,6 +350,16 @@ pub fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStat
     (output.status, text)
 }
 
+/// Runs the binary to completion with `args`: (status, stdout, stderr).
+pub fn run_output(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let output = agora_command(dir, args, &[]).output().expect("run agora");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Whether any file under `dir` contains `needle`.
 pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, problem, run_to_exit, TestApp};
+use crate::helpers::{eventually, problem, run_output, run_to_exit, TestApp};
 use crate::shop::{server, GOOD_CARD};
 
 /// Lists an item; returns its id.
@@ -172,10 +172,12 @@ async fn orders_make_items_popular_related_and_personal() {
     assert_eq!(mine["items"][0]["reason"], "bought_together");
     assert!(!mine_ids.contains(&sold_out) && !mine_ids.contains(&withdrawn));
 
-    // A new item is recommendable within seconds.
+    // A new item is recommendable within seconds: to a buyer of its
+    // category and brand, right after what was bought with their purchases.
     let fresh = list(&app, &seller, "Fresh Lamp", "lamps", "Lumo", 5).await;
     eventually("a new item is recommended", || async {
-        ids(&recommendations(&app, None, 50).await).contains(&fresh)
+        let mine = recommendations(&app, Some(&buyers[0]), 2).await;
+        ids(&mine) == [c.clone(), fresh.clone()]
     })
     .await;
 
@@ -235,23 +237,25 @@ async fn a_paused_recommender_resumes_and_nothing_is_counted_twice() {
     let mut both = [a.clone(), b.clone()];
     both.sort();
     assert_eq!(popular, both);
-
-    // Restarts resume from the offset: nothing counted twice, new orders count.
-    let mut app = app.restart();
-    caught_up(&app).await;
-    assert_eq!(together(&app, &a, &b).await, Some(3));
     let buyer = app.user_token("buyer").await;
     buy(&app, &buyer, &[&a, &b]).await;
-    caught_up(&app).await;
-    app.kill9();
-    let mut app = app.restart();
     caught_up(&app).await;
     assert_eq!(together(&app, &a, &b).await, Some(4));
     let newest = app.get_json("/ready").await["events"]["newest"]
         .as_u64()
         .unwrap();
 
-    // A full rebuild from the log gives the same counts.
+    // After kill -9, a node that is not consuming shows the durable state:
+    // everything applied, once.
+    let mut app = app;
+    app.kill9();
+    let mut app = app.restart_with(&[("AGORA_RECOMMENDER_PAUSED", "true")]);
+    let ready = app.get_json("/ready").await;
+    assert_eq!(ready["recommender"]["appliedEvent"], newest, "{ready}");
+    assert_eq!(together(&app, &a, &b).await, Some(4));
+
+    // A full rebuild from the log, then a node that does not consume: the
+    // rebuild alone gives the same counts.
     app.terminate();
     let data = app.data_dir().join("node");
     let data_arg = data.to_str().unwrap();
@@ -265,28 +269,29 @@ async fn a_paused_recommender_resumes_and_nothing_is_counted_twice() {
         output.contains(&format!("recommendations rebuilt: {newest} events")),
         "{output}"
     );
+    let mut app = app.restart();
+    let ready = app.get_json("/ready").await;
+    assert_eq!(ready["recommender"]["appliedEvent"], newest, "{ready}");
+    assert_eq!(together(&app, &a, &b).await, Some(4), "after the rebuild");
+    assert_eq!(together(&app, &b, &a).await, Some(4));
+    app.terminate();
 
-    // The log as JSON lines: every event, orders joined with their lines.
-    let out = app.data_dir().join("events.jsonl");
-    let (status, output) = run_to_exit(
+    // The log as JSON lines on stdout: every event, in order, orders joined
+    // with their lines; the logs go to stderr.
+    let (status, stdout, stderr) = run_output(
         app.data_dir(),
-        &[
-            "events",
-            "export",
-            "--data-dir",
-            data_arg,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
+        &["events", "export", "--data-dir", data_arg],
     );
-    assert!(status.success(), "{output}");
-    let lines: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<Value> = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines.len() as u64, newest);
+    assert!(
+        stderr.contains(&format!("exported {newest} events")),
+        "{stderr}"
+    );
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=newest).collect::<Vec<_>>(), "in order, no gaps");
     let created = lines
@@ -306,8 +311,9 @@ async fn a_paused_recommender_resumes_and_nothing_is_counted_twice() {
         .map(|l| l["itemId"].as_str().unwrap())
         .collect();
     assert_eq!(bought, [a.as_str(), b.as_str()]);
-    // A limited export from an offset.
-    let (status, output) = run_to_exit(
+    // To a file, from an offset, limited.
+    let out = app.data_dir().join("events.jsonl");
+    let (status, _, stderr) = run_output(
         app.data_dir(),
         &[
             "events",
@@ -318,13 +324,14 @@ async fn a_paused_recommender_resumes_and_nothing_is_counted_twice() {
             "2",
             "--limit",
             "3",
+            "--out",
+            out.to_str().unwrap(),
         ],
-        &[],
     );
-    assert!(status.success(), "{output}");
-    let seqs: Vec<u64> = output
+    assert!(status.success(), "{stderr}");
+    let seqs: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap()
         .lines()
-        .filter(|l| l.starts_with('{'))
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["seq"]
                 .as_u64()
@@ -333,8 +340,14 @@ async fn a_paused_recommender_resumes_and_nothing_is_counted_twice() {
         .collect();
     assert_eq!(seqs, [3, 4, 5]);
 
+    // What a buyer just ordered is never recommended to them, even before
+    // the recommender has seen the order (it is paused here).
     let app = app.restart();
-    caught_up(&app).await;
-    assert_eq!(together(&app, &a, &b).await, Some(4), "after the rebuild");
-    assert_eq!(together(&app, &b, &a).await, Some(4));
+    let buyer = app.user_token("buyer").await;
+    buy(&app, &buyer, &[&a]).await;
+    let theirs = ids(&recommendations(&app, Some(&buyer), 10).await);
+    assert_eq!(theirs, std::slice::from_ref(&b));
+    let mut others = ids(&recommendations(&app, None, 10).await);
+    others.sort();
+    assert_eq!(others, both);
 }
