@@ -203,27 +203,36 @@ impl Recommender {
         user: Option<&str>,
         size: usize,
     ) -> Result<(Strategy, Vec<Pick>), RecommendError> {
-        let profile = match user {
+        // Everything about the buyer in one storage read.
+        let (mut seen, candidates) = match user {
             Some(user) => {
                 let user = user.to_owned();
                 self.store
-                    .read(move |trees| Profile::read(trees.tree(TreeName::Recommendations), &user))
+                    .read(move |trees| {
+                        let tree = trees.tree(TreeName::Recommendations);
+                        let profile = Profile::read(tree, &user)?;
+                        let mut seen: HashSet<String> =
+                            profile.bought().into_iter().map(str::to_owned).collect();
+                        seen.extend(recently_ordered(trees, &user)?);
+                        let candidates = if profile.has_history {
+                            Some(personal_candidates(tree, &profile, size)?)
+                        } else {
+                            None
+                        };
+                        Ok((seen, candidates))
+                    })
                     .await?
             }
-            None => Profile::default(),
+            None => (HashSet::new(), None),
         };
-        let mut seen: HashSet<String> = profile.bought().into_iter().map(str::to_owned).collect();
-        if let Some(user) = user {
-            seen.extend(self.recently_ordered(user).await?);
-        }
         let mut picks = Vec::with_capacity(size);
-        let strategy = if profile.has_history {
-            let candidates = self.personal_candidates(&profile, size).await?;
-            self.take_live(candidates, &mut seen, size, &mut picks)
-                .await?;
-            Strategy::Personalized
-        } else {
-            Strategy::Popular
+        let strategy = match candidates {
+            Some(candidates) => {
+                self.take_live(candidates, &mut seen, size, &mut picks)
+                    .await?;
+                Strategy::Personalized
+            }
+            None => Strategy::Popular,
         };
         self.fill_popular(&mut seen, size, &mut picks).await?;
         Ok((strategy, picks))
@@ -288,78 +297,6 @@ impl Recommender {
             self.take_live(similar, &mut seen, size, &mut picks).await?;
         }
         Ok(picks)
-    }
-
-    /// Candidates from a buyer's history, best first: partners of recent
-    /// purchases, then what is popular in their top categories and brands.
-    async fn personal_candidates(
-        &self,
-        profile: &Profile,
-        size: usize,
-    ) -> Result<Vec<Candidate>, RecommendError> {
-        let mut scores: HashMap<String, Scored> = HashMap::new();
-        let mut add = |id: String, score: f64, reason: Reason, count: Option<u64>| {
-            let entry = scores.entry(id).or_insert(Scored {
-                score: 0.0,
-                reason,
-                bought_together: None,
-            });
-            entry.score += score;
-            if reason == Reason::BoughtTogether {
-                entry.reason = reason;
-                entry.bought_together = entry.bought_together.max(count);
-            }
-        };
-        for (bought, _) in profile.purchases.iter().take(RECENT_PURCHASES) {
-            let prefix = model::partners_prefix(bought);
-            for key in self.scan(prefix.clone(), None, 2 * size).await? {
-                if let (Some(id), Some(count)) = (
-                    model::ranked_item(&prefix, &key),
-                    model::ranked_count(&prefix, &key),
-                ) {
-                    // A partner bought with several purchases adds up.
-                    add(
-                        id,
-                        2.0 + (count as f64).ln(),
-                        Reason::BoughtTogether,
-                        Some(count),
-                    );
-                }
-            }
-        }
-        let now = Timestamp::now();
-        let lists = [
-            (&profile.categories, Reason::Category, 1.0),
-            (&profile.brands, Reason::Brand, 0.8),
-        ];
-        for (affinities, reason, weight) in lists {
-            let Some(top) = affinities
-                .first()
-                .map(|(_, a)| model::decayed_value(*a, now))
-            else {
-                continue;
-            };
-            for (value, affinity) in affinities.iter().take(TOP_AFFINITIES) {
-                let share = model::decayed_value(*affinity, now) / top.max(f64::MIN_POSITIVE);
-                let prefix = match reason {
-                    Reason::Category => model::category_prefix(value),
-                    _ => model::brand_prefix(value),
-                };
-                let ranked = self.scan(prefix.clone(), None, 2 * size).await?;
-                for (rank, key) in ranked.iter().enumerate() {
-                    if let Some(id) = model::ranked_item(&prefix, key) {
-                        let score = weight * share / (1.0 + rank as f64 / size as f64);
-                        add(id, score, reason, None);
-                    }
-                }
-            }
-        }
-        let mut ranked: Vec<(String, Scored)> = scores.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then_with(|| a.0.cmp(&b.0)));
-        Ok(ranked
-            .into_iter()
-            .map(|(id, s)| (id, s.reason, s.bought_together))
-            .collect())
     }
 
     /// Adds popular items not yet `seen` until `picks` holds `size`.
@@ -431,33 +368,6 @@ impl Recommender {
         Ok(())
     }
 
-    /// Items of the buyer's latest orders (any status): the aggregates may
-    /// not have seen an order just placed.
-    async fn recently_ordered(&self, user: &str) -> Result<Vec<String>, StorageError> {
-        let mut prefix = user.as_bytes().to_vec();
-        prefix.push(0);
-        self.store
-            .read(move |trees| {
-                let mut ids = Vec::new();
-                for entry in trees
-                    .tree(TreeName::UserOrders)
-                    .scan_prefix(&prefix)
-                    .take(RECENT_ORDERS)
-                {
-                    let (key, _) = entry?;
-                    // user ‖ 0 ‖ reverse time (8) ‖ order id
-                    if let Some(order) = key.get(prefix.len() + 8..) {
-                        ids.push(String::from_utf8_lossy(order).into_owned());
-                    }
-                }
-                Ok(order_facts(trees, ids)?
-                    .into_values()
-                    .flat_map(|facts| facts.lines.into_iter().map(|(item, _)| item))
-                    .collect())
-            })
-            .await
-    }
-
     /// Up to `max` keys under `prefix`, after `after` if given.
     async fn scan(
         &self,
@@ -467,25 +377,130 @@ impl Recommender {
     ) -> Result<Vec<Vec<u8>>, StorageError> {
         self.store
             .read(move |trees| {
-                let tree = trees.tree(TreeName::Recommendations);
-                let range = match after {
-                    Some(after) => {
-                        tree.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                    }
-                    None => tree.range(prefix.clone()..),
-                };
-                let mut keys = Vec::new();
-                for entry in range {
-                    let (key, _) = entry?;
-                    if !key.starts_with(&prefix) || keys.len() == max {
-                        break;
-                    }
-                    keys.push(key.to_vec());
-                }
-                Ok(keys)
+                scan_keys(trees.tree(TreeName::Recommendations), &prefix, after, max)
             })
             .await
     }
+}
+
+/// Candidates from a buyer's history, best first: partners of recent
+/// purchases, then what is popular in their top categories and brands.
+fn personal_candidates(
+    tree: &sled::Tree,
+    profile: &Profile,
+    size: usize,
+) -> Result<Vec<Candidate>, StorageError> {
+    let mut scores: HashMap<String, Scored> = HashMap::new();
+    let mut add = |id: String, score: f64, reason: Reason, count: Option<u64>| {
+        let entry = scores.entry(id).or_insert(Scored {
+            score: 0.0,
+            reason,
+            bought_together: None,
+        });
+        entry.score += score;
+        if reason == Reason::BoughtTogether {
+            entry.reason = reason;
+            entry.bought_together = entry.bought_together.max(count);
+        }
+    };
+    for (bought, _) in profile.purchases.iter().take(RECENT_PURCHASES) {
+        let prefix = model::partners_prefix(bought);
+        for key in scan_keys(tree, &prefix, None, 2 * size)? {
+            if let (Some(id), Some(count)) = (
+                model::ranked_item(&prefix, &key),
+                model::ranked_count(&prefix, &key),
+            ) {
+                // A partner bought with several purchases adds up.
+                add(
+                    id,
+                    2.0 + (count as f64).ln(),
+                    Reason::BoughtTogether,
+                    Some(count),
+                );
+            }
+        }
+    }
+    let now = Timestamp::now();
+    let lists = [
+        (&profile.categories, Reason::Category, 1.0),
+        (&profile.brands, Reason::Brand, 0.8),
+    ];
+    for (affinities, reason, weight) in lists {
+        let Some(top) = affinities
+            .first()
+            .map(|(_, a)| model::decayed_value(*a, now))
+        else {
+            continue;
+        };
+        for (value, affinity) in affinities.iter().take(TOP_AFFINITIES) {
+            let share = model::decayed_value(*affinity, now) / top.max(f64::MIN_POSITIVE);
+            let prefix = match reason {
+                Reason::Category => model::category_prefix(value),
+                _ => model::brand_prefix(value),
+            };
+            let ranked = scan_keys(tree, &prefix, None, 2 * size)?;
+            for (rank, key) in ranked.iter().enumerate() {
+                if let Some(id) = model::ranked_item(&prefix, key) {
+                    let score = weight * share / (1.0 + rank as f64 / size as f64);
+                    add(id, score, reason, None);
+                }
+            }
+        }
+    }
+    let mut ranked: Vec<(String, Scored)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then_with(|| a.0.cmp(&b.0)));
+    Ok(ranked
+        .into_iter()
+        .map(|(id, s)| (id, s.reason, s.bought_together))
+        .collect())
+}
+
+/// Items of the buyer's latest orders (any status): the aggregates may not
+/// have seen an order just placed.
+fn recently_ordered(
+    trees: &crate::storage::Trees,
+    user: &str,
+) -> Result<Vec<String>, StorageError> {
+    let mut prefix = user.as_bytes().to_vec();
+    prefix.push(0);
+    let mut ids = Vec::new();
+    for entry in trees
+        .tree(TreeName::UserOrders)
+        .scan_prefix(&prefix)
+        .take(RECENT_ORDERS)
+    {
+        let (key, _) = entry?;
+        // user ‖ 0 ‖ reverse time (8) ‖ order id
+        if let Some(order) = key.get(prefix.len() + 8..) {
+            ids.push(String::from_utf8_lossy(order).into_owned());
+        }
+    }
+    Ok(order_facts(trees, ids)?
+        .into_values()
+        .flat_map(|facts| facts.lines.into_iter().map(|(item, _)| item))
+        .collect())
+}
+
+/// Up to `max` keys under `prefix`, after `after` if given.
+fn scan_keys(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    after: Option<Vec<u8>>,
+    max: usize,
+) -> Result<Vec<Vec<u8>>, StorageError> {
+    let range = match after {
+        Some(after) => tree.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+        None => tree.range(prefix.to_vec()..),
+    };
+    let mut keys = Vec::new();
+    for entry in range {
+        let (key, _) = entry?;
+        if !key.starts_with(prefix) || keys.len() == max {
+            break;
+        }
+        keys.push(key.to_vec());
+    }
+    Ok(keys)
 }
 
 /// Whether the aggregates are of this version's layout.
