@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{env_or, token, Server};
+use support::{create_item, env_or, token, Server};
 
 struct Outcome {
     confirmed: u64,
@@ -50,20 +50,9 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
     let items = if hot { 1 } else { skus };
     let mut item_ids = Vec::with_capacity(items);
     for i in 0..items {
-        let item: Value = client
-            .post(format!("{base}/items"))
-            .bearer_auth(&seller)
-            .json(
-                &json!({"name": format!("Item {i}"), "description": "A benchmark item",
-                          "price": 999, "quantity": 100_000_000}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        item_ids.push(item["id"].as_str().unwrap().to_owned());
+        let body = json!({"name": format!("Item {i}"), "description": "A benchmark item",
+                          "price": 999, "quantity": 100_000_000});
+        item_ids.push(create_item(&client, &base, &seller, &body).await);
     }
     // Sign-ups two at a time: password hashing is bounded to the cores.
     let mut tokens = Vec::with_capacity(buyers);

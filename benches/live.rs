@@ -28,7 +28,7 @@ use reqwest::Client;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use support::{env_or, token, Server};
+use support::{create_item, env_or, token, Server};
 
 fn raise_file_limit() -> u64 {
     // SAFETY: plain libc calls on a local struct.
@@ -64,17 +64,9 @@ async fn main() {
         let client = Client::new();
         let seller = token(&client, &base, "seller@bench.example", "seller").await;
         let viewer = token(&client, &base, "viewer@bench.example", "buyer").await;
-        let item: Value = client
-            .post(format!("{base}/items"))
-            .bearer_auth(&seller)
-            .json(&json!({"name": "Live Item", "description": "Watched", "price": 100, "quantity": 0}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let item_id = item["id"].as_str().unwrap().to_owned();
+        let body =
+            json!({"name": "Live Item", "description": "Watched", "price": 100, "quantity": 0});
+        let item_id = create_item(&client, &base, &seller, &body).await;
         let url = format!("{}/ws?token={viewer}", base.replacen("http://", "ws://", 1));
         let rss_before = server.rss_kib();
         let sent: Sent = Arc::new(Mutex::new(vec![None; changes + 1]));

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{env_or, token, Server};
+use support::{create_item, env_or, fetch_json, token, Server};
 
 /// A request: URL and bearer token.
 type Call = (String, Option<String>);
@@ -74,17 +74,7 @@ async fn seed_items(client: &Client, base: &str, seller: &str, items: usize) -> 
                 let body = json!({"name": format!("Item {i} lamp"), "description": "A benchmark item",
                     "price": 1000 + i as i64, "quantity": 100_000_000,
                     "category": format!("category-{}", i % 20), "brand": format!("Brand {}", i % 50)});
-                let item: Value = client
-                    .post(format!("{base}/items"))
-                    .bearer_auth(&seller)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                ids.lock().await[i] = item["id"].as_str().unwrap().to_owned();
+                ids.lock().await[i] = create_item(&client, &base, &seller, &body).await;
             }
         }));
     }
@@ -132,16 +122,13 @@ async fn seed_orders(
                 }
                 let mut cart = Value::Null;
                 for line in lines {
-                    cart = client
-                        .patch(format!("{base}/cart"))
-                        .bearer_auth(&buyer)
-                        .json(&json!({"itemId": items[line], "quantity": 1}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    cart = fetch_json(
+                        client
+                            .patch(format!("{base}/cart"))
+                            .bearer_auth(&buyer)
+                            .json(&json!({"itemId": items[line], "quantity": 1})),
+                    )
+                    .await;
                 }
                 let body = json!({"cartId": cart["id"], "amount": cart["total"],
                     "paymentInfo": {"paymentType": "CARD", "cardNo": "**** 1234"}});
@@ -165,14 +152,7 @@ async fn seed_orders(
 }
 
 async fn lag(client: &Client, base: &str) -> u64 {
-    let ready: Value = client
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = fetch_json(client.get(format!("{base}/ready"))).await;
     ready["recommender"]["lag"].as_u64().unwrap_or(u64::MAX)
 }
 
@@ -266,14 +246,7 @@ async fn main() {
 
     // Popular items (bought together often) and the least popular (whose
     // related list falls back to search).
-    let popular: Value = client
-        .get(format!("{base}/recommendations?size=50"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let popular = fetch_json(client.get(format!("{base}/recommendations?size=50"))).await;
     let hot: Vec<String> = popular["items"]
         .as_array()
         .unwrap()

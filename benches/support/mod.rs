@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
 /// `key` from the environment, else `default`.
@@ -126,14 +126,28 @@ pub async fn token(client: &Client, base: &str, email: &str, role: &str) -> Stri
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let session: Value = client
-        .post(format!("{base}/sessions"))
-        .json(&json!({"email": email, "password": "benchmark"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = fetch_json(
+        client
+            .post(format!("{base}/sessions"))
+            .json(&json!({"email": email, "password": "benchmark"})),
+    )
+    .await;
     session["token"].as_str().unwrap().to_owned()
+}
+
+/// Sends `request` and returns its JSON body.
+pub async fn fetch_json(request: RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Lists an item as `seller`; returns its id.
+pub async fn create_item(client: &Client, base: &str, seller: &str, body: &Value) -> String {
+    let item = fetch_json(
+        client
+            .post(format!("{base}/items"))
+            .bearer_auth(seller)
+            .json(body),
+    )
+    .await;
+    item["id"].as_str().unwrap().to_owned()
 }
