@@ -28,6 +28,8 @@
 //!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
 //!   type that renders problem+json.
 //! - [`telemetry`]: logging and the Prometheus recorder.
+//! - [`load`]: the load harness (`agora load`): scenarios, seeding
+//!   through the API, latency per operation, invariant checks.
 #![warn(missing_docs)]
 
 pub mod accounts;
@@ -42,6 +44,7 @@ pub mod export;
 pub mod http;
 pub mod idempotency;
 pub mod live;
+pub mod load;
 pub mod media;
 pub mod notifications;
 pub mod orders;

@@ -35,6 +35,9 @@ enum Command {
     /// The recommender's aggregates (the node must be stopped).
     #[command(subcommand)]
     Recommendations(RecommendationsCommand),
+    /// Load a running node (or several) with a scenario, then check its
+    /// invariants through the API. Loopback targets only, unless told.
+    Load(agora::load::LoadOptions),
 }
 
 #[derive(Subcommand)]
@@ -106,13 +109,17 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A command whose output is data logs to stderr.
-    let data_on_stdout = matches!(cli.command, Some(Command::Events(_)));
+    let data_on_stdout = matches!(
+        cli.command,
+        Some(Command::Events(_)) | Some(Command::Load(_))
+    );
     agora::telemetry::init_tracing(data_on_stdout);
     match cli.command {
         Some(Command::Serve(args)) => serve_command(args),
         Some(Command::Reindex(args)) => reindex(args),
         Some(Command::Events(EventsCommand::Export(args))) => export(args),
         Some(Command::Recommendations(RecommendationsCommand::Rebuild(args))) => rebuild(args),
+        Some(Command::Load(options)) => load(options),
         None => serve_command(ServeArgs::default()),
     }
 }
@@ -201,6 +208,42 @@ fn export(args: ExportArgs) -> ExitCode {
         eprintln!("exported {written} events");
         Ok(())
     })
+}
+
+/// Runs the load harness; exit code 1 if an invariant broke.
+fn load(options: agora::load::LoadOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("agora: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = options.json;
+    match runtime.block_on(agora::load::run(options)) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("agora load: {e}"),
+                }
+            } else {
+                print!("{}", report.table());
+            }
+            if report.held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("agora load: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs `command` on the node's storage, opened by this process (so the

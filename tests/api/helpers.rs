@@ -318,7 +318,7 @@ fn launch(
 
 /// The `agora` binary with `args`, run in `dir` (where no cluster.toml is),
 /// without the caller's `AGORA_*` settings, with `env` added.
-fn agora_command<A: AsRef<std::ffi::OsStr>>(
+pub fn agora_command<A: AsRef<std::ffi::OsStr>>(
     dir: &Path,
     args: &[A],
     env: &[(String, String)],

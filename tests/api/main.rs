@@ -9,6 +9,7 @@ mod durability;
 mod gateway;
 mod helpers;
 mod live;
+mod load;
 mod media;
 mod operations;
 mod orders;

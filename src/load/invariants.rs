@@ -1,0 +1,304 @@
+//! After the load: every 202'd order settled, then the run's orders, items
+//! and carts read back through the API and checked against what the
+//! harness was told.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::{stream, StreamExt, TryStreamExt};
+use reqwest::{Client, StatusCode};
+use serde::Serialize;
+
+use super::client::Targets;
+use super::scenarios::{lock, ReadOrder, Scenario, Shared, Worker};
+use super::seed::expect;
+
+/// Read-backs at once.
+const READ_CONCURRENCY: usize = 16;
+/// How long 202'd orders get to reach a final state.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// One checked invariant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What is claimed.
+    pub name: String,
+    /// Whether it held.
+    pub held: bool,
+    /// The figures behind the verdict.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &str, held: bool, detail: String) -> Check {
+        Check {
+            name: name.to_owned(),
+            held,
+            detail,
+        }
+    }
+}
+
+/// What the read-back found, for the report and the websocket check.
+pub struct ReadBack {
+    /// The checks.
+    pub checks: Vec<Check>,
+    /// Orders the API holds for the run, by status.
+    pub orders_by_status: HashMap<String, u64>,
+    /// `CONFIRMED` orders per buyer.
+    pub confirmed_per_buyer: Vec<u64>,
+}
+
+/// Settles pending orders, reads the run back and checks it.
+pub async fn check(
+    targets: &Targets,
+    shared: &Shared,
+    workers: &[Worker],
+) -> anyhow::Result<ReadBack> {
+    let (client, base) = targets.node(0);
+    let seed = &shared.seed;
+    let settled_confirmed = settle(&client, &base, shared).await?;
+
+    let orders: Vec<Vec<ReadOrder>> = if shared.scenario.buys() {
+        stream::iter(seed.buyers.iter().enumerate())
+            .map(|(b, token)| orders_of(&client, &base, b, token))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?
+    } else {
+        Vec::new()
+    };
+    let orders: Vec<ReadOrder> = orders.into_iter().flatten().collect();
+    let available: Vec<i64> = stream::iter(&seed.items)
+        .map(|item| {
+            let request = client.get(format!("{base}/items/{}", item.id));
+            async move {
+                let item = expect(request, StatusCode::OK, "reading an item").await?;
+                Ok::<_, anyhow::Error>(item["available"].as_i64().unwrap_or(i64::MIN))
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+
+    let mut held: HashMap<&str, u64> = HashMap::new();
+    let mut by_status: HashMap<String, u64> = HashMap::new();
+    let mut confirmed_per_buyer = vec![0u64; seed.buyers.len()];
+    for order in &orders {
+        *by_status.entry(order.status.clone()).or_insert(0) += 1;
+        if order.status == "CONFIRMED" {
+            confirmed_per_buyer[order.buyer] += 1;
+        }
+        if order.holds_stock() {
+            for (item, units) in &order.lines {
+                *held.entry(item.as_str()).or_insert(0) += units;
+            }
+        }
+    }
+
+    let mut checks = Vec::new();
+    let mut oversold = Vec::new();
+    let mut unbalanced = Vec::new();
+    for (item, available) in seed.items.iter().zip(&available) {
+        let held = held.get(item.id.as_str()).copied().unwrap_or(0);
+        if *available < 0 || held > item.stock {
+            oversold.push(format!("{} (available {available}, held {held})", item.id));
+        }
+        if *available + held as i64 != item.stock as i64 {
+            unbalanced.push(format!(
+                "{}: {available} available + {held} in orders != {} listed",
+                item.id, item.stock
+            ));
+        }
+    }
+    let sold: u64 = held.values().sum();
+    checks.push(Check::new(
+        "no oversold SKU",
+        oversold.is_empty(),
+        if oversold.is_empty() {
+            format!(
+                "{} items: none below zero or held beyond its stock ({sold} units in orders)",
+                seed.items.len()
+            )
+        } else {
+            format!("oversold: {}", oversold.join(", "))
+        },
+    ));
+    checks.push(Check::new(
+        "stock conserved",
+        unbalanced.is_empty(),
+        if unbalanced.is_empty() {
+            "for every item, available + units in live orders = units listed".to_owned()
+        } else {
+            unbalanced.join("; ")
+        },
+    ));
+
+    if shared.scenario.buys() {
+        let tally = &shared.tally;
+        let answered = tally.confirmed.load(Ordering::Relaxed) + settled_confirmed;
+        let unknown = tally.unknown.load(Ordering::Relaxed);
+        let in_api = by_status.get("CONFIRMED").copied().unwrap_or(0);
+        let acknowledged = tally.confirmed.load(Ordering::Relaxed)
+            + tally.payment_failed.load(Ordering::Relaxed)
+            + lock(&tally.pending).len() as u64;
+        let total = orders.len() as u64;
+        checks.push(Check::new(
+            "confirmed orders = successful checkouts",
+            in_api >= answered && in_api <= answered + unknown,
+            format!(
+                "{in_api} CONFIRMED in the API; {answered} checkouts answered CONFIRMED \
+                 (201, or 202 then settled){}",
+                if unknown > 0 {
+                    format!(", {unknown} unanswered")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        checks.push(Check::new(
+            "every order was acknowledged",
+            total >= acknowledged && total <= acknowledged + unknown,
+            format!("{total} orders in the API; {acknowledged} acknowledged by 201/202"),
+        ));
+        if shared.scenario == Scenario::FlashSale {
+            let stock = seed.items[0].stock;
+            let want = stock.min(seed.buyers.len() as u64);
+            let hot_confirmed: u64 = orders
+                .iter()
+                .filter(|o| o.status == "CONFIRMED")
+                .flat_map(|o| o.lines.iter().map(|(_, units)| units))
+                .sum();
+            checks.push(Check::new(
+                "the hot SKU sold exactly its stock",
+                hot_confirmed == want,
+                format!(
+                    "{hot_confirmed} units confirmed of {stock} listed, {} buyers",
+                    seed.buyers.len()
+                ),
+            ));
+        }
+    }
+
+    if shared.scenario == Scenario::Cart {
+        checks.push(carts_match(&client, &base, shared, workers).await?);
+    }
+
+    Ok(ReadBack {
+        checks,
+        orders_by_status: by_status,
+        confirmed_per_buyer,
+    })
+}
+
+/// Waits for every 202'd order to leave `PAYMENT_PENDING` (at most
+/// `SETTLE`); how many of them ended `CONFIRMED`.
+async fn settle(client: &Client, base: &str, shared: &Shared) -> anyhow::Result<u64> {
+    let pending = lock(&shared.tally.pending).clone();
+    let deadline = Instant::now() + SETTLE;
+    let mut confirmed = 0;
+    for (buyer, id) in pending {
+        let token = &shared.seed.buyers[buyer];
+        loop {
+            let request = client.get(format!("{base}/orders/{id}")).bearer_auth(token);
+            let order = expect(request, StatusCode::OK, "reading an order").await?;
+            let status = order["status"].as_str().unwrap_or_default();
+            if status == "CONFIRMED" {
+                confirmed += 1;
+            }
+            if !matches!(status, "CREATED" | "PAYMENT_PENDING") || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(confirmed)
+}
+
+/// Every order of buyer `b`, all pages.
+async fn orders_of(
+    client: &Client,
+    base: &str,
+    b: usize,
+    token: &str,
+) -> anyhow::Result<Vec<ReadOrder>> {
+    let mut orders = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/orders?size=100");
+        if let Some(cursor) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(cursor);
+        }
+        let page = expect(
+            client.get(url).bearer_auth(token),
+            StatusCode::OK,
+            "listing orders",
+        )
+        .await?;
+        for order in page["items"].as_array().into_iter().flatten() {
+            orders.push(ReadOrder::from_json(b, order));
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(orders),
+        }
+    }
+}
+
+/// Each buyer's cart, read back, has exactly the lines its worker set
+/// (leaving out lines whose last update went unanswered).
+async fn carts_match(
+    client: &Client,
+    base: &str,
+    shared: &Shared,
+    workers: &[Worker],
+) -> anyhow::Result<Check> {
+    let mut mismatched = Vec::new();
+    let mut lines = 0;
+    let mut carts = 0;
+    for (buyer, model) in workers.iter().flat_map(|w| w.carts.iter()) {
+        carts += 1;
+        let token = &shared.seed.buyers[*buyer];
+        let cart = expect(
+            client.get(format!("{base}/cart")).bearer_auth(token),
+            StatusCode::OK,
+            "reading a cart",
+        )
+        .await?;
+        let mut actual: HashMap<String, u64> = HashMap::new();
+        for line in cart["lines"].as_array().into_iter().flatten() {
+            let item = line["itemId"].as_str().unwrap_or_default().to_owned();
+            actual.insert(item, line["quantity"].as_u64().unwrap_or(0));
+        }
+        let known = |item: &&String| !model.uncertain.contains(item);
+        let mut expected: Vec<(&String, &u64)> =
+            model.lines.iter().filter(|(i, _)| known(i)).collect();
+        let mut got: Vec<(&String, &u64)> = actual.iter().filter(|(i, _)| known(i)).collect();
+        expected.sort();
+        got.sort();
+        lines += expected.len();
+        if expected != got {
+            mismatched.push(format!("buyer {buyer}: set {expected:?}, read {got:?}"));
+        }
+    }
+    Ok(Check::new(
+        "carts hold what was set",
+        mismatched.is_empty(),
+        if mismatched.is_empty() {
+            format!("{carts} carts, {lines} lines, each as last set")
+        } else {
+            mismatched.join("; ")
+        },
+    ))
+}
+
+/// Whether every `CONFIRMED` order reached every socket of its buyer.
+pub fn pushes_check(heard: u64, expected: u64) -> Check {
+    Check::new(
+        "every confirmation pushed to its buyer's sockets",
+        heard == expected,
+        format!("{heard} CONFIRMED frames received of {expected} expected"),
+    )
+}

@@ -1,0 +1,354 @@
+//! `agora load`: the load harness shipped with the server.
+//!
+//! It seeds its own seller, items and buyers through the API (named with a
+//! run tag, so runs never share data), then runs a scenario's workers for
+//! a bounded time, closed-loop (each worker as fast as the server answers)
+//! or open-loop at a target rate: each worker keeps a fixed schedule and
+//! latency is counted from when a request was *due*, so a slow server
+//! cannot hide its queueing (no coordinated omission). It ends with a
+//! table (requests/s, p50/p90/p99/max per operation, outcomes by status)
+//! and invariant checks read back through the API, or the same as JSON.
+//!
+//! - [`scenarios`]: what a worker does per iteration.
+//! - [`seed`], [`invariants`]: before and after.
+//! - [`sockets`]: the websocket scenario's listeners.
+//! - [`client`], [`stats`]: requests and what is recorded of them.
+
+pub mod client;
+pub mod invariants;
+pub mod report;
+pub mod scenarios;
+pub mod seed;
+pub mod sockets;
+pub mod stats;
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::{Caller, Targets, REQUEST_TIMEOUT};
+use report::{CheckoutsReport, Report, SocketsReport};
+use scenarios::{lock, Next, Scenario, Shared, Tally, Worker};
+use seed::Plan;
+use sockets::Listeners;
+use stats::{Live, Stats};
+
+/// Longest run the harness accepts, seconds.
+const MAX_DURATION: f64 = 3600.0;
+
+/// `agora load` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadOptions {
+    /// What to run.
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// Node(s) to load, comma-separated or repeated; workers and sockets
+    /// are spread over them round-robin, seeding goes to the first.
+    #[arg(
+        long = "target",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub targets: Vec<String>,
+    /// Seconds to run (a flash sale ends sooner once every buyer has tried).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Workers: requests in flight at most (each its own buyer).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Target iterations per second over all workers (open loop). Without
+    /// it, each worker goes as fast as the server answers (closed loop).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Items to seed (a flash sale seeds one).
+    #[arg(long, default_value_t = 100)]
+    pub items: usize,
+    /// Buyers to seed [default: the concurrency; 500 in a flash sale].
+    #[arg(long)]
+    pub buyers: Option<usize>,
+    /// Units per item [default: 1,000,000; 50 in a flash sale].
+    #[arg(long)]
+    pub stock: Option<u64>,
+    /// Websockets to open (websocket scenario), spread over the buyers.
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    /// Seed of the workers' random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Allow targets that are not on this machine (loopback) — load only
+    /// systems you run.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+impl LoadOptions {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.duration > 0.0 && self.duration <= MAX_DURATION,
+            "--duration must be in (0, {MAX_DURATION}] seconds"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.concurrency),
+            "--concurrency must be 1..=10000"
+        );
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
+                "--rate must be in (0, 10000000]"
+            );
+        }
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&self.items),
+            "--items must be 1..=1000000"
+        );
+        if let Some(buyers) = self.buyers {
+            anyhow::ensure!(
+                (1..=100_000).contains(&buyers),
+                "--buyers must be 1..=100000"
+            );
+        }
+        if let Some(stock) = self.stock {
+            anyhow::ensure!(stock <= 1_000_000_000, "--stock must be at most 1000000000");
+        }
+        anyhow::ensure!(self.sockets <= 100_000, "--sockets must be at most 100000");
+        for target in &self.targets {
+            check_target(target, self.allow_remote)?;
+        }
+        Ok(())
+    }
+}
+
+/// A target must be an `http://` URL, on this machine unless allowed.
+fn check_target(target: &str, allow_remote: bool) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(target)
+        .map_err(|e| anyhow::anyhow!("--target {target}: not a URL ({e})"))?;
+    anyhow::ensure!(
+        url.scheme() == "http",
+        "--target {target}: only http:// is supported"
+    );
+    let host = url.host_str().unwrap_or_default();
+    let local = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        local || allow_remote,
+        "--target {target}: not a loopback address; pass --allow-remote to load another machine"
+    );
+    Ok(())
+}
+
+/// Seeds, runs the scenario, reads the run back; the report.
+pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
+    options.validate()?;
+    let scenario = options.scenario;
+    let flash = scenario == Scenario::FlashSale;
+    let buyers = options
+        .buyers
+        .unwrap_or(if flash { 500 } else { options.concurrency });
+    let workers = options.concurrency.min(buyers);
+    let plan = Plan {
+        items: if flash { 1 } else { options.items },
+        stock: options.stock.unwrap_or(if flash { 50 } else { 1_000_000 }),
+        buyers,
+        searchable: scenario.searches(),
+    };
+    let targets = Targets::new(&options.targets, workers)?;
+    let live = Arc::new(Live::default());
+    let seed = seed::seed(&targets, &plan).await?;
+    let listeners = if scenario == Scenario::Websocket {
+        let listeners = Listeners::open(
+            &targets.bases(),
+            &seed.buyers,
+            options.sockets,
+            live.clone(),
+        )
+        .await;
+        eprintln!(
+            "opened {} websockets ({} failed) in {:.1} s",
+            listeners.opened, listeners.failed, listeners.open_secs
+        );
+        Some(listeners)
+    } else {
+        None
+    };
+    let shared = Arc::new(Shared {
+        scenario,
+        seed,
+        tally: Tally::default(),
+        next_buyer: AtomicUsize::new(0),
+    });
+
+    let duration = Duration::from_secs_f64(options.duration);
+    let start = Instant::now();
+    let end = start + duration;
+    let progress = tokio::spawn(progress(live.clone(), start, duration));
+    let mut tasks = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let caller = Caller::new(&targets, n, live.clone());
+        let worker = Worker::new(n, workers, if flash { 0 } else { buyers }, options.seed);
+        let schedule = Schedule::new(options.rate, n, workers, start, end);
+        tasks.push(tokio::spawn(work(shared.clone(), caller, worker, schedule)));
+    }
+    // Every request has its own timeout, so workers end by then; anything
+    // still running after that is abandoned rather than waited for.
+    let joined = tokio::time::timeout(
+        duration + REQUEST_TIMEOUT + Duration::from_secs(5),
+        futures::future::join_all(tasks),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("workers did not stop in time"))?;
+    let secs = start.elapsed().as_secs_f64();
+    progress.abort();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let mut stats = Stats::default();
+    let mut done_workers = Vec::with_capacity(workers);
+    for joined in joined {
+        let (caller, worker) = joined?;
+        stats.merge(caller.stats);
+        done_workers.push(worker);
+    }
+
+    let mut read_back = invariants::check(&targets, &shared, &done_workers).await?;
+    let sockets = match listeners {
+        Some(listeners) => {
+            let expected: u64 = read_back
+                .confirmed_per_buyer
+                .iter()
+                .zip(&listeners.per_buyer)
+                .map(|(orders, sockets)| orders * sockets)
+                .sum();
+            let heard = listeners
+                .wait_for(&read_back.confirmed_per_buyer, Duration::from_secs(10))
+                .await;
+            read_back
+                .checks
+                .push(invariants::pushes_check(heard, expected));
+            let report = SocketsReport {
+                opened: listeners.opened,
+                failed: listeners.failed,
+                open_secs: listeners.open_secs,
+            };
+            stats.merge(listeners.close());
+            Some(report)
+        }
+        None => None,
+    };
+    let tally = &shared.tally;
+    let checkouts = scenario.buys().then(|| CheckoutsReport {
+        confirmed: tally.confirmed.load(Ordering::Relaxed),
+        payment_failed: tally.payment_failed.load(Ordering::Relaxed),
+        accepted: lock(&tally.pending).len() as u64,
+        refused: lock(&tally.refused).clone(),
+        unanswered: tally.unknown.load(Ordering::Relaxed),
+        orders_by_status: read_back.orders_by_status.clone().into_iter().collect(),
+    });
+    Ok(Report {
+        scenario,
+        run: shared.seed.tag.clone(),
+        targets: targets.bases(),
+        seconds: secs,
+        workers,
+        rate: options.rate,
+        items: plan.items,
+        stock_per_item: plan.stock,
+        buyers,
+        operations: stats.rows(secs),
+        checkouts,
+        sockets,
+        held: read_back.checks.iter().all(|c| c.held),
+        invariants: read_back.checks,
+    })
+}
+
+/// When a worker's iterations are due.
+struct Schedule {
+    /// Open loop: the gap between this worker's iterations.
+    interval: Option<Duration>,
+    next: Instant,
+    end: Instant,
+}
+
+impl Schedule {
+    fn new(rate: Option<f64>, n: usize, workers: usize, start: Instant, end: Instant) -> Schedule {
+        let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r));
+        // Workers are staggered over one interval, so the load is even.
+        let offset = interval.map_or(Duration::ZERO, |i| i.mul_f64(n as f64 / workers as f64));
+        Schedule {
+            interval,
+            next: start + offset,
+            end,
+        }
+    }
+
+    /// Waits until the next iteration is due; when it was due, or `None`
+    /// once the run is over. A late worker starts at once but still counts
+    /// from the due time.
+    async fn due(&mut self) -> Option<Instant> {
+        match self.interval {
+            Some(interval) => {
+                if self.next >= self.end {
+                    return None;
+                }
+                tokio::time::sleep_until(self.next.into()).await;
+                let due = self.next;
+                self.next += interval;
+                Some(due)
+            }
+            None => {
+                let now = Instant::now();
+                (now < self.end).then_some(now)
+            }
+        }
+    }
+}
+
+async fn work(
+    shared: Arc<Shared>,
+    mut caller: Caller,
+    mut worker: Worker,
+    mut schedule: Schedule,
+) -> (Caller, Worker) {
+    while let Some(due) = schedule.due().await {
+        if let Next::Done = scenarios::step(&shared, &mut caller, &mut worker, due).await {
+            break;
+        }
+    }
+    (caller, worker)
+}
+
+/// Prints a progress line on stderr every second (rewritten in place on a
+/// terminal).
+async fn progress(live: Arc<Live>, start: Instant, duration: Duration) {
+    let terminal = std::io::stderr().is_terminal();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let done = live.done.load(Ordering::Relaxed);
+        let errors = live.errors.load(Ordering::Relaxed);
+        let line = format!(
+            "{:>5.1} s / {:.0} s  {:>10} done  {:>8}/s  {} errors",
+            start.elapsed().as_secs_f64(),
+            duration.as_secs_f64(),
+            report::thousands(done),
+            report::thousands(done - last),
+            report::thousands(errors),
+        );
+        last = done;
+        if terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}

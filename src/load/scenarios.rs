@@ -1,0 +1,353 @@
+//! What each scenario's workers do, one iteration at a time, and what they
+//! keep for the invariant checks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::client::Caller;
+use super::seed::{Seed, ADJECTIVES, NOUNS};
+
+/// A load scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Search and item views.
+    Browse,
+    /// Cart churn: lines set, changed and removed; carts read.
+    Cart,
+    /// The full purchase (cart, then checkout) on SKUs spread over the
+    /// seeded items.
+    Checkout,
+    /// `--buyers` buyers, one unit each, of one hot SKU with `--stock` units.
+    FlashSale,
+    /// `--sockets` websockets listening to their buyers' orders while
+    /// checkouts flow.
+    Websocket,
+    /// A blend: 90% reads (item views, search, suggestions, carts), the rest
+    /// cart updates and checkouts.
+    Mixed,
+}
+
+impl Scenario {
+    /// Whether the scenario checks out (and so has orders to read back).
+    pub fn buys(self) -> bool {
+        matches!(
+            self,
+            Scenario::Checkout | Scenario::FlashSale | Scenario::Websocket | Scenario::Mixed
+        )
+    }
+
+    /// Whether it searches (so seeding waits for the index).
+    pub fn searches(self) -> bool {
+        matches!(self, Scenario::Browse | Scenario::Mixed)
+    }
+}
+
+/// The card every checkout pays with: approved by the simulated gateway.
+const CARD: &str = "**** **** **** 4242";
+
+/// Checkout outcomes as the harness saw them, shared by the workers.
+#[derive(Default)]
+pub struct Tally {
+    /// Answered `201` with `CONFIRMED`.
+    pub confirmed: AtomicU64,
+    /// Answered `201` with `PAYMENT_FAILED`.
+    pub payment_failed: AtomicU64,
+    /// Answered `202`: (buyer, order id), settled before the checks.
+    pub pending: Mutex<Vec<(usize, String)>>,
+    /// Refusals (`409`, `422`, ...) by problem code.
+    pub refused: Mutex<BTreeMap<String, u64>>,
+    /// No answer, or a `5xx`: the order may or may not exist.
+    pub unknown: AtomicU64,
+}
+
+/// A buyer's cart as one worker set it.
+#[derive(Default)]
+pub struct CartModel {
+    /// Item → quantity, as last set and acknowledged.
+    pub lines: HashMap<String, u64>,
+    /// Items whose last update got no answer: their line is unknown.
+    pub uncertain: Vec<String>,
+}
+
+/// A worker's own state between iterations.
+pub struct Worker {
+    /// The buyers this worker acts as, in turn (no other worker uses them,
+    /// so their carts are never contended). Empty in a flash sale, where
+    /// buyers come from a shared queue.
+    pub own: Vec<usize>,
+    turn: usize,
+    /// The buyer of the current iteration.
+    pub buyer: Option<usize>,
+    /// Each own buyer's cart, as set by this worker (cart churn).
+    pub carts: HashMap<usize, CartModel>,
+    rng: StdRng,
+}
+
+impl Worker {
+    /// Worker `n` of `workers`, over `buyers` buyers (`0` in a flash sale).
+    pub fn new(n: usize, workers: usize, buyers: usize, seed: u64) -> Worker {
+        use rand::SeedableRng;
+        Worker {
+            own: (n..buyers).step_by(workers.max(1)).collect(),
+            turn: 0,
+            buyer: None,
+            carts: HashMap::new(),
+            rng: StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+    }
+
+    /// Moves to the next own buyer and signs the caller in as them.
+    fn next_buyer(&mut self, shared: &Shared, caller: &mut Caller) {
+        if self.own.is_empty() {
+            return;
+        }
+        let buyer = self.own[self.turn % self.own.len()];
+        self.turn = self.turn.wrapping_add(1);
+        self.buyer = Some(buyer);
+        caller.token = Some(shared.seed.buyers[buyer].clone());
+    }
+}
+
+/// What the workers share.
+pub struct Shared {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The seeded data.
+    pub seed: Seed,
+    /// Checkout outcomes.
+    pub tally: Tally,
+    /// The next flash-sale buyer to try.
+    pub next_buyer: AtomicUsize,
+}
+
+/// Whether a worker goes on after an iteration.
+pub enum Next {
+    /// Schedule another iteration.
+    Continue,
+    /// Nothing left to do (every flash-sale buyer has tried).
+    Done,
+}
+
+/// Runs one iteration of the scenario, counted from `since`.
+pub async fn step(
+    shared: &Shared,
+    caller: &mut Caller,
+    worker: &mut Worker,
+    since: Instant,
+) -> Next {
+    worker.next_buyer(shared, caller);
+    match shared.scenario {
+        Scenario::Browse => {
+            if worker.rng.gen_ratio(1, 3) {
+                search(shared, caller, worker, since).await;
+            } else {
+                view_item(shared, caller, worker, since).await;
+            }
+        }
+        Scenario::Cart => {
+            if worker.rng.gen_ratio(1, 5) {
+                caller
+                    .send("cart.get", since, caller.request(Method::GET, "/cart"))
+                    .await;
+            } else {
+                churn_cart(shared, caller, worker, since).await;
+            }
+        }
+        Scenario::Checkout | Scenario::Websocket => {
+            let item = pick(shared, worker);
+            buy(shared, caller, worker, &item, since).await;
+        }
+        Scenario::FlashSale => {
+            let next = shared.next_buyer.fetch_add(1, Ordering::Relaxed);
+            let Some(token) = shared.seed.buyers.get(next) else {
+                return Next::Done;
+            };
+            caller.token = Some(token.clone());
+            worker.buyer = Some(next);
+            let hot = shared.seed.items[0].id.clone();
+            buy(shared, caller, worker, &hot, since).await;
+        }
+        Scenario::Mixed => {
+            let roll = worker.rng.gen_range(0..100);
+            match roll {
+                0..55 => view_item(shared, caller, worker, since).await,
+                55..80 => search(shared, caller, worker, since).await,
+                80..85 => {
+                    let prefix = &NOUNS[worker.rng.gen_range(0..NOUNS.len())][..3];
+                    let path = format!("/items/suggest?q={prefix}");
+                    caller
+                        .send("suggest", since, caller.request(Method::GET, &path))
+                        .await;
+                }
+                85..90 => {
+                    caller
+                        .send("cart.get", since, caller.request(Method::GET, "/cart"))
+                        .await;
+                }
+                90..96 => churn_cart(shared, caller, worker, since).await,
+                _ => {
+                    let item = pick(shared, worker);
+                    buy(shared, caller, worker, &item, since).await;
+                }
+            }
+        }
+    }
+    Next::Continue
+}
+
+fn pick(shared: &Shared, worker: &mut Worker) -> String {
+    let items = &shared.seed.items;
+    items[worker.rng.gen_range(0..items.len())].id.clone()
+}
+
+async fn view_item(shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
+    let item = pick(shared, worker);
+    let path = format!("/items/{item}");
+    caller
+        .send("item.get", since, caller.request(Method::GET, &path))
+        .await;
+}
+
+async fn search(_shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
+    let noun = NOUNS[worker.rng.gen_range(0..NOUNS.len())];
+    let term = if worker.rng.gen_bool(0.5) {
+        let adjective = ADJECTIVES[worker.rng.gen_range(0..ADJECTIVES.len())];
+        format!("{adjective}+{noun}")
+    } else {
+        noun.to_owned()
+    };
+    let path = format!("/items?term={term}&size=20");
+    caller
+        .send("search", since, caller.request(Method::GET, &path))
+        .await;
+}
+
+/// Sets a random line of the buyer's cart to 0–3 units, keeping the model.
+async fn churn_cart(shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
+    let item = pick(shared, worker);
+    let quantity: u64 = worker.rng.gen_range(0..=3);
+    let request = caller
+        .request(Method::PATCH, "/cart")
+        .json(&json!({"itemId": item, "quantity": quantity}));
+    let reply = caller.send("cart.update", since, request).await;
+    let cart = worker.carts.entry(worker.buyer.unwrap_or(0)).or_default();
+    if reply.is(StatusCode::OK) {
+        cart.uncertain.retain(|i| *i != item);
+        if quantity == 0 {
+            cart.lines.remove(&item);
+        } else {
+            cart.lines.insert(item, quantity);
+        }
+    } else if reply.status.is_none_or(|s| s.is_server_error()) {
+        cart.uncertain.push(item);
+    }
+}
+
+/// Puts one unit of `item` in the cart and checks out.
+async fn buy(
+    shared: &Shared,
+    caller: &mut Caller,
+    worker: &mut Worker,
+    item: &str,
+    since: Instant,
+) {
+    let request = caller
+        .request(Method::PATCH, "/cart")
+        .json(&json!({"itemId": item, "quantity": 1}));
+    let cart = caller.send("cart.update", since, request).await;
+    if !cart.is(StatusCode::OK) {
+        return;
+    }
+    let body = json!({
+        "cartId": cart.body["id"],
+        "amount": cart.body["total"],
+        "paymentInfo": {"paymentType": "CARD", "cardNo": CARD},
+    });
+    let request = caller.request(Method::POST, "/checkout").json(&body);
+    let reply = caller.send("checkout", Instant::now(), request).await;
+    let tally = &shared.tally;
+    match reply.status {
+        Some(StatusCode::CREATED) => {
+            let counter = match reply.body["status"].as_str() {
+                Some("CONFIRMED") => &tally.confirmed,
+                _ => &tally.payment_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(StatusCode::ACCEPTED) => {
+            let id = reply.body["orderId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let buyer = worker.buyer.unwrap_or(0);
+            lock(&tally.pending).push((buyer, id));
+        }
+        Some(status) if status.is_client_error() => {
+            let code = reply.code().unwrap_or("").to_owned();
+            let key = format!("{} {code}", status.as_u16());
+            *lock(&tally.refused).entry(key).or_insert(0) += 1;
+        }
+        _ => {
+            tally.unknown.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Locks `mutex`, shrugging off a poisoned lock (a panicked worker's
+/// counts are still counts).
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An order as read back: its buyer, status and (item, units) lines.
+#[derive(Debug, Clone)]
+pub struct ReadOrder {
+    /// The buyer's index in the seed.
+    pub buyer: usize,
+    /// Status.
+    pub status: String,
+    /// (item id, units).
+    pub lines: Vec<(String, u64)>,
+}
+
+impl ReadOrder {
+    /// From a `GET /orders` entry.
+    pub fn from_json(buyer: usize, order: &Value) -> ReadOrder {
+        let lines = order["lines"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| {
+                        (
+                            l["itemId"].as_str().unwrap_or_default().to_owned(),
+                            l["quantity"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ReadOrder {
+            buyer,
+            status: order["status"].as_str().unwrap_or_default().to_owned(),
+            lines,
+        }
+    }
+
+    /// Whether the order still holds its stock (reserved or sold).
+    pub fn holds_stock(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "CREATED" | "PAYMENT_PENDING" | "CONFIRMED" | "SHIPPED" | "DELIVERED"
+        )
+    }
+}
