@@ -62,13 +62,15 @@ pub struct LoadOptions {
     /// it, each worker goes as fast as the server answers (closed loop).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Items to seed (a flash sale seeds one).
+    /// Items to seed (a flash sale and the stock scenario seed one).
     #[arg(long, default_value_t = 100)]
     pub items: usize,
-    /// Buyers to seed [default: the concurrency; 500 in a flash sale].
+    /// Buyers to seed [default: the concurrency; 500 in a flash sale;
+    /// none for the stock scenario].
     #[arg(long)]
     pub buyers: Option<usize>,
-    /// Units per item [default: 1,000,000; 50 in a flash sale].
+    /// Units per item [default: 1,000,000; 50 in a flash sale; 10^9 for
+    /// the stock scenario].
     #[arg(long)]
     pub stock: Option<u64>,
     /// Websockets to open (websocket scenario), spread over the buyers.
@@ -149,13 +151,28 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
     options.validate()?;
     let scenario = options.scenario;
     let flash = scenario == Scenario::FlashSale;
-    let buyers = options
-        .buyers
-        .unwrap_or(if flash { 500 } else { options.concurrency });
-    let workers = options.concurrency.min(buyers);
+    let default_stock = match scenario {
+        Scenario::FlashSale => 50,
+        Scenario::Stock => 1_000_000_000,
+        _ => 1_000_000,
+    };
+    let buyers = options.buyers.unwrap_or(match scenario {
+        Scenario::FlashSale => 500,
+        // The seller does all the work.
+        Scenario::Stock => 0,
+        _ => options.concurrency,
+    });
+    let workers = match scenario {
+        Scenario::Stock => options.concurrency,
+        _ => options.concurrency.min(buyers),
+    };
     let plan = Plan {
-        items: if flash { 1 } else { options.items },
-        stock: options.stock.unwrap_or(if flash { 50 } else { 1_000_000 }),
+        items: if scenario.one_item() {
+            1
+        } else {
+            options.items
+        },
+        stock: options.stock.unwrap_or(default_stock),
         buyers,
         searchable: scenario.searches(),
     };

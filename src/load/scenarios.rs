@@ -23,6 +23,10 @@ pub enum Scenario {
     Browse,
     /// Cart churn: lines set, changed and removed; carts read.
     Cart,
+    /// The seller's stock adjustments (`delta` −1) on one hot SKU: one
+    /// durable single-row update per request through the SKU's actor, the
+    /// like of a hot-row `UPDATE` in PostgreSQL.
+    Stock,
     /// The full purchase (cart, then checkout) on SKUs spread over the
     /// seeded items.
     Checkout,
@@ -45,6 +49,11 @@ impl Scenario {
         )
     }
 
+    /// Whether every worker hits the one seeded item.
+    pub fn one_item(self) -> bool {
+        matches!(self, Scenario::FlashSale | Scenario::Stock)
+    }
+
     /// Whether it searches (so seeding waits for the index).
     pub fn searches(self) -> bool {
         matches!(self, Scenario::Browse | Scenario::Mixed)
@@ -65,8 +74,11 @@ pub struct Tally {
     pub pending: Mutex<Vec<(usize, String)>>,
     /// Refusals (`409`, `422`, ...) by problem code.
     pub refused: Mutex<BTreeMap<String, u64>>,
-    /// No answer, or a `5xx`: the order may or may not exist.
+    /// No answer, or a `5xx`: the order (or stock change) may or may not
+    /// exist.
     pub unknown: AtomicU64,
+    /// Units the seller's adjustments took (stock scenario), acknowledged.
+    pub adjusted: AtomicU64,
 }
 
 /// A buyer's cart as one worker set it.
@@ -160,6 +172,20 @@ pub async fn step(
                     .await;
             } else {
                 churn_cart(shared, caller, worker, since).await;
+            }
+        }
+        Scenario::Stock => {
+            caller.token = Some(shared.seed.seller.clone());
+            let path = format!("/items/{}/stock", shared.seed.items[0].id);
+            let request = caller
+                .request(Method::POST, &path)
+                .json(&json!({"delta": -1}));
+            let reply = caller.send("stock.update", since, request).await;
+            let tally = &shared.tally;
+            if reply.is(StatusCode::OK) {
+                tally.adjusted.fetch_add(1, Ordering::Relaxed);
+            } else if reply.status.is_none_or(|s| s.is_server_error()) {
+                tally.unknown.fetch_add(1, Ordering::Relaxed);
             }
         }
         Scenario::Checkout | Scenario::Websocket => {

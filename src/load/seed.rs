@@ -70,6 +70,8 @@ pub struct Seed {
     pub items: Vec<SeededItem>,
     /// The buyers' session tokens.
     pub buyers: Vec<String>,
+    /// The seller's session token.
+    pub seller: String,
 }
 
 /// How much to seed.
@@ -139,7 +141,12 @@ pub async fn seed(targets: &Targets, plan: &Plan) -> anyhow::Result<Seed> {
         buyers.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(Seed { tag, items, buyers })
+    Ok(Seed {
+        tag,
+        items,
+        buyers,
+        seller,
+    })
 }
 
 /// A tag no earlier run used: `load` and the time in base 36, plus noise.

@@ -66,6 +66,7 @@ async fn every_scenario_runs_bounded_and_its_claims_read_back_through_the_api() 
     for (scenario, ops) in [
         ("browse", &["item.get", "search"][..]),
         ("cart", &["cart.update", "cart.get"]),
+        ("stock", &["stock.update"]),
         ("checkout", &["cart.update", "checkout"]),
         ("websocket", &["checkout", "ws.push"]),
         ("mixed", &["item.get", "search", "checkout"]),
@@ -97,12 +98,21 @@ async fn every_scenario_runs_bounded_and_its_claims_read_back_through_the_api() 
         // What the test itself reads back: every unit a checkout took is
         // gone from its item's `available`, and no more.
         let run = report["run"].as_str().unwrap();
-        let items = run_items(&app, run, 6).await;
+        let listed = report["stockPerItem"].as_u64().unwrap();
+        let items = run_items(&app, run, report["items"].as_u64().unwrap() as usize).await;
         let taken: u64 = items
             .iter()
-            .map(|i| 1_000_000 - i["available"].as_u64().unwrap())
+            .map(|i| listed - i["available"].as_u64().unwrap())
             .sum();
-        if scenario == "browse" || scenario == "cart" {
+        if scenario == "stock" {
+            let adjusted = op(&report, "stock.update")["outcomes"]["200"]
+                .as_u64()
+                .unwrap();
+            assert_eq!(
+                taken, adjusted,
+                "each acknowledged adjustment took one unit"
+            );
+        } else if scenario == "browse" || scenario == "cart" {
             assert_eq!(
                 taken, 0,
                 "{scenario}: nothing is reserved by browsing or carts"
