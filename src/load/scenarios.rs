@@ -60,6 +60,9 @@ impl Scenario {
     }
 }
 
+/// Lines a churned cart holds at most, about (the API allows 100).
+const CART_LINES: usize = 8;
+
 /// The card every checkout pays with: approved by the simulated gateway.
 const CARD: &str = "**** **** **** 4242";
 
@@ -259,7 +262,21 @@ async fn search(_shared: &Shared, caller: &mut Caller, worker: &mut Worker, sinc
 
 /// Sets a random line of the buyer's cart to 0–3 units, keeping the model.
 async fn churn_cart(shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
-    let item = pick(shared, worker);
+    let buyer = worker.buyer.unwrap_or(0);
+    let lines = worker.carts.get(&buyer).map_or(0, |c| c.lines.len());
+    // Carts stay the size shoppers keep (about `CART_LINES`): a full cart
+    // gets an existing line changed or removed, not a new one.
+    let existing = (lines >= CART_LINES)
+        .then(|| {
+            let cart = &worker.carts[&buyer];
+            let k = worker.rng.gen_range(0..cart.lines.len());
+            cart.lines.keys().nth(k).cloned()
+        })
+        .flatten();
+    let item = match existing {
+        Some(item) => item,
+        None => pick(shared, worker),
+    };
     let quantity: u64 = worker.rng.gen_range(0..=3);
     let request = caller
         .request(Method::PATCH, "/cart")
