@@ -102,7 +102,9 @@ def render(r):
             f"| {n(st['items'])} | {n(q['perSec'])} | {ms(q['p50Ms'])} / {ms(q['p99Ms'])} | {n(it['perSec'])} | "
             f"{ms(pq['p50Ms'])} / {ms(pq['p90Ms'])} / **{ms(pq['p99Ms'])}** | {ms(pi['p99Ms'])} | "
             f"{n(st['rss'])} MiB | {n(st['data_mib'])} MiB | {n(rate)} items/s |")
-    out += ["", f"Idle server before seeding: {n(s['idle_rss'])} MiB RSS."]
+    out += ["", f"Idle server before seeding: {n(s['idle_rss'])} MiB RSS. Where the saturated rate is below the paced",
+            "300 searches/s, the paced run is an overload and its latency is the queue it builds (no coordinated",
+            "omission: each request counts from when it was due)."]
     if s["peer"]:
         out += ["", f"Peer: raw tantivy 0.27 in-process, single thread, {n(s['peer_docs'])} synthetic docs (`search_peer`, no HTTP, no facets):", ""]
         out += ["| query | p50 µs | p99 µs |", "|---|---|---|"]
@@ -184,7 +186,7 @@ def render(r):
         "lag is from the update's `at` (when the server changed the order, ms precision) to the frame's",
         "arrival, for every `order.updated` frame on every socket of the buyer.",
         "",
-        "| open sockets | checkouts/s | frames | push p50 ms | p90 | p99 | max | server RSS idle → with sockets | per socket |",
+        "| open sockets | checkouts/s | frames | push p50 ms | p90 | p99 | max | server RSS idle → peak | peak growth per socket (with the checkouts' memory) |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {n(rep['sockets']['opened'])} | {n(chk['perSec'])} | {n(push['count'])} | {ms(push['p50Ms'])} | {ms(push['p90Ms'])} | **{ms(push['p99Ms'])}** | {ms(push['maxMs'])} | "
         f"{n(ws['rss_before'])} → {n(ws['rss_peak'])} MiB | {per_socket:.0f} KiB |",
@@ -202,8 +204,9 @@ def render(r):
         out += [f"perf failed: `{prof['error']}`", ""]
     else:
         out += [
-            f"`perf record -F 999 -g -p <server>` for {max(dur - 2, 1)} s during the spread checkout load above (after",
-            "seeding), flat (`perf report --no-children --sort dso,symbol`), grouped by component:",
+            f"`perf record -F 999 -g -p <server>` for {max(dur - 2, 1)} s during a second spread checkout load (after",
+            "seeding; sampling slows the server, so its throughput is not the one quoted above), flat",
+            "(`perf report --no-children --sort dso,symbol`), grouped by component:",
             "",
             "| component | share of the server's samples |",
             "|---|---|",

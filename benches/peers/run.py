@@ -24,7 +24,10 @@ What runs (each Agora server is the release binary on a fresh temp data dir,
 
 Env: ROUNDS (3), DUR (10 s per measured run), ITEMS_LADDER ("10000 100000
 1000000"), SOCKETS (10000), PEERS (../shared/peers), QUICK (1: short runs,
-the file is not replaced), OUT (target/bench-run).
+the file is not replaced), OUT (target/bench-run), STAGES (a subset of "http
+search writes ws peers" to re-run; the others' results are kept from the last
+run in OUT/results.json), RENDER_ONLY (1: rewrite the section from the last
+run's results without measuring).
 """
 
 import json
@@ -50,7 +53,12 @@ PEERS = Path(os.environ.get("PEERS", ROOT.parent / "shared" / "peers")).resolve(
 OUT = Path(os.environ.get("OUT", ROOT / "target" / "bench-run"))
 PEER_TARGET = Path(os.environ.get("PEER_TARGET", "/tmp/peers-target"))
 AGORA = ROOT / "target" / "release" / "agora"
-HTTP_PEER_ADDR = "127.0.0.1:38181"
+# Peers listen below the ephemeral port range (32768-60999), so the tens of
+# thousands of client connections a run opens and leaves in TIME_WAIT never
+# hold their port.
+HTTP_PEER_ADDR = "127.0.0.1:28181"
+PG_PORT, REDIS_PORT = "25432", "26379"
+STAGES = os.environ.get("STAGES", "http search writes ws peers").split()
 SEARCH_RATE = 300
 
 started_processes = []
@@ -245,8 +253,10 @@ def durable_writes():
     try:
         results["stock"] = load(server, "stock", "--concurrency", 64, "--duration", DUR)
         results["cart"] = load(server, "cart", "--concurrency", 64, "--items", 1000, "--duration", DUR)
-        # The spread checkout is profiled once it is past seeding.
-        results["checkout-spread"], results["profile"] = profiled_checkout(server)
+        results["checkout-spread"] = load(server, "checkout", "--concurrency", 64, "--items", 1000,
+                                          "--duration", DUR, name="checkout-spread")
+        # Profiled apart (perf's sampling slows the server), once past seeding.
+        _, results["profile"] = profiled_checkout(server)
         results["checkout-hot"] = load(server, "checkout", "--concurrency", 64, "--items", 1,
                                        "--duration", DUR, name="checkout-hot")
         buyers, stock = (200, 50) if QUICK else (1000, 200)
@@ -261,7 +271,7 @@ def profiled_checkout(server):
     cmd = [str(AGORA), "load", "--json", "--target", server.base, "--scenario", "checkout",
            "--concurrency", "64", "--items", "1000", "--duration", str(DUR)]
     log("agora load checkout (spread, profiled)")
-    err_path = OUT / "load-checkout-spread.err"
+    err_path = OUT / "load-checkout-profiled.err"
     with open(err_path, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         while "seeded run" not in err_path.read_text():
@@ -272,7 +282,7 @@ def profiled_checkout(server):
                               capture_output=True, text=True)
         stdout, _ = proc.communicate(timeout=3600)
     report = json.loads(stdout)
-    (OUT / "load-checkout-spread.json").write_text(stdout)
+    (OUT / "load-checkout-profiled.json").write_text(stdout)
     profile = {"error": perf.stderr[-300:]} if perf.returncode else perf_profile(perf_data)
     return report, profile
 
@@ -337,14 +347,15 @@ def websockets():
 
 def pg_and_redis():
     log("5. peers: PostgreSQL (pgbench) and Redis (Lua)")
-    env = {**os.environ, "RUNS": "1", "DUR": str(DUR), "CLIENTS": "64"}
+    env = {**os.environ, "RUNS": "1", "DUR": str(DUR), "CLIENTS": "64", "PGPORT": PG_PORT}
     subprocess.run(["bash", str(PEERS / "bench_pg.sh")], env=env, check=True,
                    stdout=open(OUT / "pg.txt", "w"), stderr=open(OUT / "pg.err", "w"))
     pg = {}
     for line in Path("/tmp/peers-pg/runs.tsv").read_text().splitlines()[1:]:
         c = line.split("\t")
         pg[f"{c[1]}-{c[3]}"] = {"tps": float(c[4]), "p50": float(c[5]), "p99": float(c[6])}
-    env = {**os.environ, "RUNS": "1", "CLIENTS": "64", "N": "100000" if QUICK else "200000"}
+    env = {**os.environ, "RUNS": "1", "CLIENTS": "64", "N": "100000" if QUICK else "200000",
+           "RPORT": REDIS_PORT}
     subprocess.run(["bash", str(PEERS / "bench_redis.sh")], env=env, check=True,
                    stdout=open(OUT / "redis.txt", "w"), stderr=open(OUT / "redis.err", "w"))
     redis = {}
@@ -358,13 +369,22 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     log("building the release binary")
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
-    results = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "dur": DUR}
-    results["http"] = item_reads()
-    results["search"] = search_and_memory()
-    results["writes"] = durable_writes()
-    results["ws"] = websockets()
-    results["peers"] = pg_and_redis()
-    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    saved = OUT / "results.json"
+    if os.environ.get("RENDER_ONLY") == "1":
+        # Re-render the last run's results (after a change to render.py).
+        sys.path.insert(0, str(Path(__file__).parent))
+        import render
+        render.splice(ROOT / "BENCHMARKS.md", render.render(json.loads(saved.read_text())))
+        return
+    # `STAGES=peers` (say) re-runs only those stages and keeps the others'
+    # results from the last run.
+    results = json.loads(saved.read_text()) if "STAGES" in os.environ and saved.exists() else {}
+    results.update({"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "dur": DUR})
+    for stage, run in [("http", item_reads), ("search", search_and_memory), ("writes", durable_writes),
+                       ("ws", websockets), ("peers", pg_and_redis)]:
+        if stage in STAGES:
+            results[stage] = run()
+            saved.write_text(json.dumps(results, indent=1))
     sys.path.insert(0, str(Path(__file__).parent))
     import render
     markdown = render.render(results)
