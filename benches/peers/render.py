@@ -163,8 +163,9 @@ def render(r):
     out += [
         "",
         f"**Flash sale** (`agora load --scenario flash-sale --buyers {fs['buyers']} --stock {fs['stockPerItem']} --concurrency 64`):",
-        f"{c['confirmed']} confirmed of {fs['stockPerItem']} units, {sum(c['refused'].values())} checkouts refused"
-        f" ({', '.join(f'{k} ×{v}' for k, v in c['refused'].items()) or 'none'}), every buyer answered in {fs['seconds']:.2f} s;",
+        f"{c['ordersByStatus'].get('CONFIRMED', 0)} orders confirmed (read back) for {fs['stockPerItem']} units listed,"
+        f" {sum(c['refused'].values())} checkouts refused ({', '.join(f'{k} ×{v}' for k, v in c['refused'].items()) or 'none'});"
+        f" the sale took {fs['seconds']:.2f} s;",
         f"checkout p50 / p99 {ms(fo['p50Ms'])} / {ms(fo['p99Ms'])} ms. PostgreSQL's hot-row reservation transaction",
         f"(sync on) runs at {n(hot_pg)}/s in the same run.",
         "",

@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +91,8 @@ class Agora:
                 break
         else:
             raise RuntimeError("agora did not start")
+        # Keep draining stdout (logs) so a full pipe never blocks the server.
+        threading.Thread(target=lambda: [self.log.write(l) for l in self.proc.stdout], daemon=True).start()
 
     def rss_mib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -114,6 +117,9 @@ def load(server, scenario, *args, name=None):
     log(f"agora load {scenario} {' '.join(map(str, args))}")
     with open(OUT / f"load-{name}.err", "w") as err:
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, timeout=3600)
+    if not done.stdout.strip():
+        tail = (OUT / f"load-{name}.err").read_text()[-800:]
+        raise RuntimeError(f"agora load {name} exited {done.returncode}:\n{tail}")
     report = json.loads(done.stdout)
     (OUT / f"load-{name}.json").write_text(done.stdout)
     if not report["held"]:
@@ -162,6 +168,9 @@ def wrk(url):
     p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = "Non-2xx" in out or "Socket errors" in out
+    if errors:
+        log(f"  wrk saw errors on {url}: " + " ".join(l.strip() for l in out.splitlines()
+                                                      if "Non-2xx" in l or "Socket errors" in l))
     return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
 
 
@@ -208,16 +217,16 @@ def item_reads():
 
 def search_and_memory():
     log("2. search and memory at growing catalogue sizes")
+    sh(f"cd {PEERS} && CARGO_TARGET_DIR={PEER_TARGET} cargo build --release -q -p search_peer")
     server = Agora()
     steps = []
     try:
         idle = server.rss_mib()
         seeded = 0
         for target in LADDER:
-            t0 = time.time()
             report = load(server, "browse", "--items", target - seeded, "--concurrency", 32,
                           "--duration", DUR, name=f"browse-{target}")
-            seed_secs = time.time() - t0 - report["seconds"]
+            seed_secs = report["seedSeconds"]
             seeded = target
             # Latency at a set load (open loop: 300 searches/s and 600 item
             # views/s), apart from the saturating run's queueing.
@@ -274,7 +283,10 @@ def profiled_checkout(server):
     err_path = OUT / "load-checkout-profiled.err"
     with open(err_path, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        started_processes.append(proc)
         while "seeded run" not in err_path.read_text():
+            if proc.poll() is not None:
+                raise RuntimeError(f"agora load exited while seeding: {err_path}")
             time.sleep(0.2)
         perf_data = OUT / "perf.data"
         perf = subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(server.proc.pid),

@@ -137,6 +137,15 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Records `reply` once more, as operation `op` timed from `since`
+    /// (an iteration of several requests), without counting a request.
+    pub fn record_since(&mut self, op: &'static str, since: Instant, reply: &Reply) {
+        let (outcome, error) = outcome(reply);
+        self.stats.record(op, since.elapsed(), outcome, error);
+    }
+}
+
 /// How a reply is counted: its status (with the problem code for
 /// refusals), and whether it is an error (5xx or no answer).
 fn outcome(reply: &Reply) -> (String, bool) {

@@ -2,7 +2,7 @@
 //! and carts read back through the API and checked against what the
 //! harness was told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -58,29 +58,29 @@ pub async fn check(
 ) -> anyhow::Result<ReadBack> {
     let (client, base) = targets.node(0);
     let seed = &shared.seed;
-    let settled_confirmed = settle(&client, &base, shared).await?;
-
-    let orders: Vec<Vec<ReadOrder>> = if shared.scenario.buys() {
-        stream::iter(seed.buyers.iter().enumerate())
-            .map(|(b, token)| orders_of(&client, &base, b, token))
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?
-    } else {
-        Vec::new()
+    // A quiet point: no order of the run still on its way (`CREATED`,
+    // `PAYMENT_PENDING`), and the orders read the same before and after the
+    // items (at most `SETTLE`; orders still pending then count as slack).
+    let deadline = Instant::now() + SETTLE;
+    let (orders, available) = loop {
+        let before = all_orders(&client, &base, shared).await?;
+        let available = availability(&client, &base, shared).await?;
+        let after = all_orders(&client, &base, shared).await?;
+        let moving = after.iter().any(ReadOrder::on_its_way);
+        if (!moving && before == after) || Instant::now() >= deadline {
+            break (after, available);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let orders: Vec<ReadOrder> = orders.into_iter().flatten().collect();
-    let available: Vec<i64> = stream::iter(&seed.items)
-        .map(|item| {
-            let request = client.get(format!("{base}/items/{}", item.id));
-            async move {
-                let item = expect(request, StatusCode::OK, "reading an item").await?;
-                Ok::<_, anyhow::Error>(item["available"].as_i64().unwrap_or(i64::MIN))
-            }
-        })
-        .buffered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let pending_ids: HashSet<String> = lock(&shared.tally.pending)
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
+    let settled_confirmed = orders
+        .iter()
+        .filter(|o| o.status == "CONFIRMED" && pending_ids.contains(&o.id))
+        .count() as u64;
+    let still_moving = orders.iter().filter(|o| o.on_its_way()).count() as u64;
 
     let mut held: HashMap<&str, u64> = HashMap::new();
     let mut by_status: HashMap<String, u64> = HashMap::new();
@@ -110,7 +110,7 @@ pub async fn check(
         if *available < 0 || held > item.stock {
             oversold.push(format!("{} (available {available}, taken {held})", item.id));
         }
-        if *available + held as i64 != item.stock as i64 {
+        if available.saturating_add(held as i64) != item.stock as i64 {
             unbalanced.push(format!(
                 "{}: {available} available + {held} taken != {} listed",
                 item.id, item.stock
@@ -135,7 +135,9 @@ pub async fn check(
         // Unanswered adjustments may or may not have landed.
         let item = &seed.items[0];
         let taken = held.get(item.id.as_str()).copied().unwrap_or(0);
-        let gap = item.stock as i64 - taken as i64 - available[0];
+        let gap = (item.stock as i64)
+            .saturating_sub(taken as i64)
+            .saturating_sub(available[0]);
         if (0..=unanswered as i64).contains(&gap) {
             unbalanced.clear();
         }
@@ -161,14 +163,15 @@ pub async fn check(
             + tally.payment_failed.load(Ordering::Relaxed)
             + lock(&tally.pending).len() as u64;
         let total = orders.len() as u64;
+        let slack = unknown + still_moving;
         checks.push(Check::new(
             "confirmed orders = successful checkouts",
-            in_api >= answered && in_api <= answered + unknown,
+            in_api >= answered && in_api <= answered + slack,
             format!(
                 "{in_api} CONFIRMED in the API; {answered} checkouts answered CONFIRMED \
                  (201, or 202 then settled){}",
-                if unknown > 0 {
-                    format!(", {unknown} unanswered")
+                if slack > 0 {
+                    format!(", {unknown} unanswered, {still_moving} still pending")
                 } else {
                     String::new()
                 }
@@ -181,7 +184,10 @@ pub async fn check(
         ));
         if shared.scenario == Scenario::FlashSale {
             let stock = seed.items[0].stock;
-            let want = stock.min(seed.buyers.len() as u64);
+            // Buyers who got their turn (all, unless the run ended first).
+            let tried =
+                (shared.next_buyer.load(Ordering::Relaxed) as u64).min(seed.buyers.len() as u64);
+            let want = stock.min(tried);
             let hot_confirmed: u64 = orders
                 .iter()
                 .filter(|o| o.status == "CONFIRMED")
@@ -191,7 +197,7 @@ pub async fn check(
                 "the hot SKU sold exactly its stock",
                 hot_confirmed == want,
                 format!(
-                    "{hot_confirmed} units confirmed of {stock} listed, {} buyers",
+                    "{hot_confirmed} units confirmed of {stock} listed; {tried} of {} buyers tried",
                     seed.buyers.len()
                 ),
             ));
@@ -209,28 +215,38 @@ pub async fn check(
     })
 }
 
-/// Waits for every 202'd order to leave `PAYMENT_PENDING` (at most
-/// `SETTLE`); how many of them ended `CONFIRMED`.
-async fn settle(client: &Client, base: &str, shared: &Shared) -> anyhow::Result<u64> {
-    let pending = lock(&shared.tally.pending).clone();
-    let deadline = Instant::now() + SETTLE;
-    let mut confirmed = 0;
-    for (buyer, id) in pending {
-        let token = &shared.seed.buyers[buyer];
-        loop {
-            let request = client.get(format!("{base}/orders/{id}")).bearer_auth(token);
-            let order = expect(request, StatusCode::OK, "reading an order").await?;
-            let status = order["status"].as_str().unwrap_or_default();
-            if status == "CONFIRMED" {
-                confirmed += 1;
-            }
-            if !matches!(status, "CREATED" | "PAYMENT_PENDING") || Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Every order of the run's buyers (none for scenarios that do not buy).
+async fn all_orders(
+    client: &Client,
+    base: &str,
+    shared: &Shared,
+) -> anyhow::Result<Vec<ReadOrder>> {
+    if !shared.scenario.buys() {
+        return Ok(Vec::new());
     }
-    Ok(confirmed)
+    let per_buyer: Vec<Vec<ReadOrder>> = stream::iter(shared.seed.buyers.iter().enumerate())
+        .map(|(b, token)| orders_of(client, base, b, token))
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(per_buyer.into_iter().flatten().collect())
+}
+
+/// Every seeded item's `available`, in seed order.
+async fn availability(client: &Client, base: &str, shared: &Shared) -> anyhow::Result<Vec<i64>> {
+    stream::iter(&shared.seed.items)
+        .map(|item| {
+            let request = client.get(format!("{base}/items/{}", item.id));
+            async move {
+                let read = expect(request, StatusCode::OK, "reading an item").await?;
+                read["available"]
+                    .as_i64()
+                    .ok_or_else(|| anyhow::anyhow!("item {} has no `available`: {read}", item.id))
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// Every order of buyer `b`, all pages.
@@ -254,12 +270,16 @@ async fn orders_of(
             "listing orders",
         )
         .await?;
-        for order in page["items"].as_array().into_iter().flatten() {
-            orders.push(ReadOrder::from_json(b, order));
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for order in &items {
+            orders.push(ReadOrder::from_json(b, order)?);
         }
         match page["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok(orders),
+            // An empty page or a cursor that does not move ends the listing.
+            Some(next) if !items.is_empty() && cursor.as_deref() != Some(next) => {
+                cursor = Some(next.to_owned())
+            }
+            _ => return Ok(orders),
         }
     }
 }
@@ -311,11 +331,17 @@ async fn carts_match(
     ))
 }
 
-/// Whether every `CONFIRMED` order reached every socket of its buyer.
-pub fn pushes_check(heard: u64, expected: u64) -> Check {
+/// Whether every `CONFIRMED` order reached every socket of its buyer (and
+/// every socket opened): compared buyer by buyer.
+pub fn pushes_check(heard: &[u64], expected: &[u64], failed: usize) -> Check {
+    let short = heard.iter().zip(expected).filter(|(h, e)| h != e).count();
     Check::new(
         "every confirmation pushed to its buyer's sockets",
-        heard == expected,
-        format!("{heard} CONFIRMED frames received of {expected} expected"),
+        short == 0 && failed == 0,
+        format!(
+            "{} CONFIRMED frames received of {} expected; {short} buyers off; {failed} sockets failed to open",
+            heard.iter().sum::<u64>(),
+            expected.iter().sum::<u64>()
+        ),
     )
 }

@@ -100,8 +100,8 @@ impl LoadOptions {
         );
         if let Some(rate) = self.rate {
             anyhow::ensure!(
-                rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
-                "--rate must be in (0, 10000000]"
+                rate.is_finite() && (0.001..=10_000_000.0).contains(&rate),
+                "--rate must be in [0.001, 10000000]"
             );
         }
         anyhow::ensure!(
@@ -216,39 +216,52 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
     // Every request has its own timeout, so workers end by then; anything
     // still running after that is abandoned rather than waited for.
     let joined = tokio::time::timeout(
-        duration + REQUEST_TIMEOUT + Duration::from_secs(5),
+        duration + 2 * REQUEST_TIMEOUT + Duration::from_secs(5),
         futures::future::join_all(tasks),
     )
     .await
     .map_err(|_| anyhow::anyhow!("workers did not stop in time"))?;
     let secs = start.elapsed().as_secs_f64();
     progress.abort();
-    if std::io::stderr().is_terminal() {
-        eprintln!();
+    if let Some(listeners) = &listeners {
+        listeners.stop_recording();
     }
+    eprintln!(
+        "{}{}",
+        if std::io::stderr().is_terminal() {
+            "\n"
+        } else {
+            ""
+        },
+        progress_line(&live, start, duration, 0)
+    );
     let mut stats = Stats::default();
     let mut done_workers = Vec::with_capacity(workers);
+    let mut missed = 0;
     for joined in joined {
-        let (caller, worker) = joined?;
+        let (caller, worker, late) = joined?;
         stats.merge(caller.stats);
         done_workers.push(worker);
+        missed += late;
     }
 
     let mut read_back = invariants::check(&targets, &shared, &done_workers).await?;
     let sockets = match listeners {
         Some(listeners) => {
-            let expected: u64 = read_back
+            let expected: Vec<u64> = read_back
                 .confirmed_per_buyer
                 .iter()
                 .zip(&listeners.per_buyer)
                 .map(|(orders, sockets)| orders * sockets)
-                .sum();
+                .collect();
             let heard = listeners
                 .wait_for(&read_back.confirmed_per_buyer, Duration::from_secs(10))
                 .await;
-            read_back
-                .checks
-                .push(invariants::pushes_check(heard, expected));
+            read_back.checks.push(invariants::pushes_check(
+                &heard,
+                &expected,
+                listeners.failed,
+            ));
             let report = SocketsReport {
                 opened: listeners.opened,
                 failed: listeners.failed,
@@ -278,6 +291,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
         items: plan.items,
         stock_per_item: plan.stock,
         buyers,
+        seed_seconds: shared.seed.seconds,
+        missed,
         operations: stats.rows(secs),
         checkouts,
         sockets,
@@ -292,6 +307,8 @@ struct Schedule {
     interval: Option<Duration>,
     next: Instant,
     end: Instant,
+    /// Iterations that were due before the end but never started.
+    missed: u64,
 }
 
 impl Schedule {
@@ -303,6 +320,7 @@ impl Schedule {
             interval,
             next: start + offset,
             end,
+            missed: 0,
         }
     }
 
@@ -312,7 +330,15 @@ impl Schedule {
     async fn due(&mut self) -> Option<Instant> {
         match self.interval {
             Some(interval) => {
-                if self.next >= self.end {
+                let now = Instant::now();
+                if self.next >= self.end || now >= self.end {
+                    // Iterations that fell due while the worker was behind
+                    // and never went out: reported, not hidden.
+                    if self.next < self.end {
+                        let behind = (self.end - self.next).as_secs_f64() / interval.as_secs_f64();
+                        self.missed += behind.ceil() as u64;
+                        self.next = self.end;
+                    }
                     return None;
                 }
                 tokio::time::sleep_until(self.next.into()).await;
@@ -333,13 +359,19 @@ async fn work(
     mut caller: Caller,
     mut worker: Worker,
     mut schedule: Schedule,
-) -> (Caller, Worker) {
+) -> (Caller, Worker, u64) {
+    // One iteration is at most two requests of `REQUEST_TIMEOUT` each; an
+    // iteration still running past this is cut off, so the worker always
+    // comes back with what it recorded.
+    let hard_end = schedule.end + 2 * REQUEST_TIMEOUT;
     while let Some(due) = schedule.due().await {
-        if let Next::Done = scenarios::step(&shared, &mut caller, &mut worker, due).await {
-            break;
+        let step = scenarios::step(&shared, &mut caller, &mut worker, due);
+        match tokio::time::timeout_at(hard_end.into(), step).await {
+            Ok(Next::Continue) => {}
+            Ok(Next::Done) | Err(_) => break,
         }
     }
-    (caller, worker)
+    (caller, worker, schedule.missed)
 }
 
 /// Prints a progress line on stderr every second (rewritten in place on a
@@ -351,21 +383,25 @@ async fn progress(live: Arc<Live>, start: Instant, duration: Duration) {
     let mut last = 0;
     loop {
         tick.tick().await;
-        let done = live.done.load(Ordering::Relaxed);
-        let errors = live.errors.load(Ordering::Relaxed);
-        let line = format!(
-            "{:>5.1} s / {:.0} s  {:>10} done  {:>8}/s  {} errors",
-            start.elapsed().as_secs_f64(),
-            duration.as_secs_f64(),
-            report::thousands(done),
-            report::thousands(done - last),
-            report::thousands(errors),
-        );
-        last = done;
+        let line = progress_line(&live, start, duration, last);
+        last = live.done.load(Ordering::Relaxed);
         if terminal {
             eprint!("\r{line}");
         } else {
             eprintln!("{line}");
         }
     }
+}
+
+fn progress_line(live: &Live, start: Instant, duration: Duration, last: u64) -> String {
+    let done = live.done.load(Ordering::Relaxed);
+    let errors = live.errors.load(Ordering::Relaxed);
+    format!(
+        "{:>5.1} s / {:.0} s  {:>10} requests  {:>8}/s  {} errors",
+        start.elapsed().as_secs_f64(),
+        duration.as_secs_f64(),
+        report::thousands(done),
+        report::thousands(done.saturating_sub(last)),
+        report::thousands(errors),
+    )
 }

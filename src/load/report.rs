@@ -31,6 +31,11 @@ pub struct Report {
     pub stock_per_item: u64,
     /// Buyers seeded.
     pub buyers: usize,
+    /// Seconds spent seeding (accounts, items, waiting for search).
+    pub seed_seconds: f64,
+    /// Open loop: iterations that fell due before the end but were never
+    /// sent because the workers were behind (the server could not keep up).
+    pub missed: u64,
     /// One row per operation.
     pub operations: Vec<OpRow>,
     /// Checkout outcomes, for scenarios that buy.
@@ -95,11 +100,19 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "seeded {} items of {} units, {} buyers",
+            "seeded {} items of {} units, {} buyers in {:.1} s",
             thousands(self.items as u64),
             thousands(self.stock_per_item),
-            thousands(self.buyers as u64)
+            thousands(self.buyers as u64),
+            self.seed_seconds
         );
+        if self.missed > 0 {
+            let _ = writeln!(
+                out,
+                "behind schedule: {} iterations fell due and were never sent (the target rate is above what the server answers)",
+                thousands(self.missed)
+            );
+        }
         let _ = writeln!(
             out,
             "\n{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9}  outcomes",

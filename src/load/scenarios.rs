@@ -317,6 +317,9 @@ async fn buy(
     });
     let request = caller.request(Method::POST, "/checkout").json(&body);
     let reply = caller.send("checkout", Instant::now(), request).await;
+    // The whole purchase, from when it was due (an open loop's lateness
+    // shows here, not only in the cart update that went first).
+    caller.record_since("purchase", since, &reply);
     let tally = &shared.tally;
     match reply.status {
         Some(StatusCode::CREATED) => {
@@ -351,9 +354,11 @@ pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An order as read back: its buyer, status and (item, units) lines.
-#[derive(Debug, Clone)]
+/// An order as read back: its id, buyer, status and (item, units) lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadOrder {
+    /// Its id.
+    pub id: String,
     /// The buyer's index in the seed.
     pub buyer: usize,
     /// Status.
@@ -363,27 +368,28 @@ pub struct ReadOrder {
 }
 
 impl ReadOrder {
-    /// From a `GET /orders` entry.
-    pub fn from_json(buyer: usize, order: &Value) -> ReadOrder {
-        let lines = order["lines"]
-            .as_array()
-            .map(|lines| {
-                lines
-                    .iter()
-                    .map(|l| {
-                        (
-                            l["itemId"].as_str().unwrap_or_default().to_owned(),
-                            l["quantity"].as_u64().unwrap_or(0),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ReadOrder {
-            buyer,
-            status: order["status"].as_str().unwrap_or_default().to_owned(),
-            lines,
+    /// From a `GET /orders` entry; an entry without its id, status or a
+    /// line's item and quantity is an error, not a zero.
+    pub fn from_json(buyer: usize, order: &Value) -> anyhow::Result<ReadOrder> {
+        let field = |v: &Value, key: &str| {
+            v[key]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("an order without `{key}`: {order}"))
+        };
+        let mut lines = Vec::new();
+        for line in order["lines"].as_array().into_iter().flatten() {
+            let units = line["quantity"]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("an order line without `quantity`: {order}"))?;
+            lines.push((field(line, "itemId")?, units));
         }
+        Ok(ReadOrder {
+            id: field(order, "id")?,
+            buyer,
+            status: field(order, "status")?,
+            lines,
+        })
     }
 
     /// Whether the order still holds its stock (reserved or sold).
@@ -392,5 +398,10 @@ impl ReadOrder {
             self.status.as_str(),
             "CREATED" | "PAYMENT_PENDING" | "CONFIRMED" | "SHIPPED" | "DELIVERED"
         )
+    }
+
+    /// Whether it has not reached an outcome yet.
+    pub fn on_its_way(&self) -> bool {
+        matches!(self.status.as_str(), "CREATED" | "PAYMENT_PENDING")
     }
 }

@@ -72,6 +72,8 @@ pub struct Seed {
     pub buyers: Vec<String>,
     /// The seller's session token.
     pub seller: String,
+    /// Seconds seeding took.
+    pub seconds: f64,
 }
 
 /// How much to seed.
@@ -134,18 +136,19 @@ pub async fn seed(targets: &Targets, plan: &Plan) -> anyhow::Result<Seed> {
     if plan.searchable {
         wait_searchable(&client, &base, &tag, plan.items).await?;
     }
+    let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "seeded run {tag}: {} items of {} units, {} buyers in {:.1} s",
+        "seeded run {tag}: {} items of {} units, {} buyers in {seconds:.1} s",
         items.len(),
         plan.stock,
         buyers.len(),
-        started.elapsed().as_secs_f64()
     );
     Ok(Seed {
         tag,
         items,
         buyers,
         seller,
+        seconds,
     })
 }
 
@@ -232,7 +235,7 @@ pub async fn expect(
     want: StatusCode,
     what: &str,
 ) -> anyhow::Result<Value> {
-    let mut lost = 0;
+    let (mut lost, mut limited) = (0, 0);
     loop {
         let attempt = request
             .try_clone()
@@ -241,7 +244,8 @@ pub async fn expect(
             Ok(response) if response.status() == want => {
                 return Ok(response.json().await.unwrap_or(Value::Null));
             }
-            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS && limited < 60 => {
+                limited += 1;
                 let wait = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)

@@ -1,7 +1,7 @@
 //! The websocket scenario's listeners: sockets signed in as the run's
 //! buyers, each timing the `order.updated` frames it receives.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,10 @@ const WAVE: usize = 200;
 pub struct Listeners {
     readers: Vec<JoinHandle<()>>,
     /// `ws.push` latencies: from the update's `at` (when the server made the
-    /// change) to the frame's arrival.
+    /// change) to the frame's arrival, by the update's status; only while
+    /// the workers run (later frames still count for the invariant).
     pub stats: Arc<Mutex<Stats>>,
+    recording: Arc<AtomicBool>,
     /// `CONFIRMED` updates received, per buyer (summed over their sockets).
     pub confirmed: Arc<Vec<AtomicU64>>,
     /// Sockets per buyer.
@@ -49,6 +51,7 @@ impl Listeners {
             tracing::warn!(error = %e, "could not raise the open-file limit");
         }
         let stats = Arc::new(Mutex::new(Stats::default()));
+        let recording = Arc::new(AtomicBool::new(true));
         let confirmed: Arc<Vec<AtomicU64>> =
             Arc::new(buyers.iter().map(|_| AtomicU64::new(0)).collect());
         let mut per_buyer = vec![0u64; buyers.len()];
@@ -79,7 +82,12 @@ impl Listeners {
                     continue;
                 };
                 per_buyer[buyer] += 1;
-                let (stats, confirmed, live) = (stats.clone(), confirmed.clone(), live.clone());
+                let (stats, confirmed, live, recording) = (
+                    stats.clone(),
+                    confirmed.clone(),
+                    live.clone(),
+                    recording.clone(),
+                );
                 readers.push(tokio::spawn(async move {
                     while let Some(Ok(frame)) = socket.next().await {
                         let Message::Text(text) = frame else { continue };
@@ -96,8 +104,11 @@ impl Listeners {
                         let lag = at.map_or(Duration::ZERO, |at| {
                             (arrived - at).try_into().unwrap_or(Duration::ZERO)
                         });
-                        lock(&stats).record("ws.push", lag, "frame".to_owned(), false);
-                        live.count(false);
+                        if recording.load(Ordering::Relaxed) {
+                            let status = update["status"].as_str().unwrap_or("?").to_owned();
+                            lock(&stats).record("ws.push", lag, status, false);
+                            live.count(false);
+                        }
                         if update["status"] == "CONFIRMED" {
                             confirmed[buyer].fetch_add(1, Ordering::Relaxed);
                         }
@@ -109,6 +120,7 @@ impl Listeners {
             opened: readers.len(),
             readers,
             stats,
+            recording,
             confirmed,
             per_buyer,
             failed,
@@ -116,22 +128,27 @@ impl Listeners {
         }
     }
 
+    /// Stops timing frames (the run is over; settling follows).
+    pub fn stop_recording(&self) {
+        self.recording.store(false, Ordering::Relaxed);
+    }
+
     /// Waits (at most `patience`) until buyer `b` has heard `expected[b]`
-    /// confirmations on each of their sockets; the total heard.
-    pub async fn wait_for(&self, expected: &[u64], patience: Duration) -> u64 {
-        let want: u64 = expected
+    /// confirmations on each of their sockets; per buyer, what was heard.
+    pub async fn wait_for(&self, expected: &[u64], patience: Duration) -> Vec<u64> {
+        let want: Vec<u64> = expected
             .iter()
             .zip(&self.per_buyer)
             .map(|(orders, sockets)| orders * sockets)
-            .sum();
+            .collect();
         let deadline = Instant::now() + patience;
         loop {
-            let heard: u64 = self
+            let heard: Vec<u64> = self
                 .confirmed
                 .iter()
                 .map(|c| c.load(Ordering::Relaxed))
-                .sum();
-            if heard >= want || Instant::now() >= deadline {
+                .collect();
+            if heard.iter().zip(&want).all(|(h, w)| h >= w) || Instant::now() >= deadline {
                 return heard;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
