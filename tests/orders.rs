@@ -27,7 +27,20 @@ struct Node {
 }
 
 async fn node_at(dir: TempDir) -> Node {
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    // A node stopped just before may still hold sled's file lock for a
+    // moment while its background threads finish.
+    let mut attempts = 0;
+    let store = loop {
+        match Store::open(dir.path(), StoreOptions::default()) {
+            Ok(store) => break store,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                tracing::debug!(error = %e, "storage still locked");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("opening storage: {e}"),
+        }
+    };
     let inventory = Inventory::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();
