@@ -43,6 +43,10 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import render  # noqa: E402  (next to this script)
+from render import op  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("QUICK") == "1"
 ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
@@ -125,13 +129,6 @@ def load(server, scenario, *args, name=None):
     if not report["held"]:
         log(f"INVARIANT BROKEN in {name}: see {OUT}/load-{name}.json")
     return report
-
-
-def op(report, name):
-    for row in report["operations"]:
-        if row["operation"] == name:
-            return row
-    return {"count": 0, "perSec": 0, "p50Ms": 0, "p90Ms": 0, "p99Ms": 0, "maxMs": 0, "errors": 0}
 
 
 def machine():
@@ -357,23 +354,25 @@ def websockets():
     return {"report": report, "rss_before": before, "rss_peak": max(peak), "buyers": buyers}
 
 
+def peer_script(script, env, tsv, key, rate):
+    """Runs one of ../shared/peers' scripts; its runs.tsv rows by `key`."""
+    with open(OUT / f"{script}.txt", "w") as out, open(OUT / f"{script}.err", "w") as err:
+        subprocess.run(["bash", str(PEERS / f"{script}.sh")], env={**os.environ, **env},
+                       check=True, stdout=out, stderr=err)
+    rows = {}
+    for line in Path(tsv).read_text().splitlines()[1:]:
+        c = line.split("\t")
+        rows[key(c)] = {rate: float(c[4]), "p50": float(c[5]), "p99": float(c[6])}
+    return rows
+
+
 def pg_and_redis():
     log("5. peers: PostgreSQL (pgbench) and Redis (Lua)")
-    env = {**os.environ, "RUNS": "1", "DUR": str(DUR), "CLIENTS": "64", "PGPORT": PG_PORT}
-    subprocess.run(["bash", str(PEERS / "bench_pg.sh")], env=env, check=True,
-                   stdout=open(OUT / "pg.txt", "w"), stderr=open(OUT / "pg.err", "w"))
-    pg = {}
-    for line in Path("/tmp/peers-pg/runs.tsv").read_text().splitlines()[1:]:
-        c = line.split("\t")
-        pg[f"{c[1]}-{c[3]}"] = {"tps": float(c[4]), "p50": float(c[5]), "p99": float(c[6])}
-    env = {**os.environ, "RUNS": "1", "CLIENTS": "64", "N": "100000" if QUICK else "200000",
-           "RPORT": REDIS_PORT}
-    subprocess.run(["bash", str(PEERS / "bench_redis.sh")], env=env, check=True,
-                   stdout=open(OUT / "redis.txt", "w"), stderr=open(OUT / "redis.err", "w"))
-    redis = {}
-    for line in Path("/tmp/peers-redis/runs.tsv").read_text().splitlines()[1:]:
-        c = line.split("\t")
-        redis[f"{c[2]}-{c[1]}"] = {"rps": float(c[4]), "p50": float(c[5]), "p99": float(c[6])}
+    pg = peer_script("bench_pg", {"RUNS": "1", "DUR": str(DUR), "CLIENTS": "64", "PGPORT": PG_PORT},
+                     "/tmp/peers-pg/runs.tsv", lambda c: f"{c[1]}-{c[3]}", "tps")
+    redis = peer_script("bench_redis", {"RUNS": "1", "CLIENTS": "64", "RPORT": REDIS_PORT,
+                                        "N": "100000" if QUICK else "200000"},
+                        "/tmp/peers-redis/runs.tsv", lambda c: f"{c[2]}-{c[1]}", "rps")
     return {"pg": pg, "redis": redis}
 
 
@@ -384,8 +383,6 @@ def main():
     saved = OUT / "results.json"
     if os.environ.get("RENDER_ONLY") == "1":
         # Re-render the last run's results (after a change to render.py).
-        sys.path.insert(0, str(Path(__file__).parent))
-        import render
         render.splice(ROOT / "BENCHMARKS.md", render.render(json.loads(saved.read_text())))
         return
     # `STAGES=peers` (say) re-runs only those stages and keeps the others'
@@ -397,8 +394,6 @@ def main():
         if stage in STAGES:
             results[stage] = run()
             saved.write_text(json.dumps(results, indent=1))
-    sys.path.insert(0, str(Path(__file__).parent))
-    import render
     markdown = render.render(results)
     (OUT / "BENCHMARKS.generated.md").write_text(markdown)
     if QUICK:

@@ -12,9 +12,12 @@
 //! - [`scenarios`]: what a worker does per iteration.
 //! - [`seed`], [`invariants`]: before and after.
 //! - [`sockets`]: the websocket scenario's listeners.
+//! - [`driver`]: a worker's schedule (open or closed loop) and loop; the
+//!   progress line.
 //! - [`client`], [`stats`]: requests and what is recorded of them.
 
 pub mod client;
+pub mod driver;
 pub mod invariants;
 pub mod report;
 pub mod scenarios;
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use client::{Caller, Targets, REQUEST_TIMEOUT};
 use report::{CheckoutsReport, Report, SocketsReport};
-use scenarios::{lock, Next, Scenario, Shared, Tally, Worker};
+use scenarios::{lock, Scenario, Shared, Tally, Worker};
 use seed::Plan;
 use sockets::Listeners;
 use stats::{Live, Stats};
@@ -205,13 +208,18 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
     let duration = Duration::from_secs_f64(options.duration);
     let start = Instant::now();
     let end = start + duration;
-    let progress = tokio::spawn(progress(live.clone(), start, duration));
+    let progress = tokio::spawn(driver::progress(live.clone(), start, duration));
     let mut tasks = Vec::with_capacity(workers);
     for n in 0..workers {
         let caller = Caller::new(&targets, n, live.clone());
         let worker = Worker::new(n, workers, if flash { 0 } else { buyers }, options.seed);
-        let schedule = Schedule::new(options.rate, n, workers, start, end);
-        tasks.push(tokio::spawn(work(shared.clone(), caller, worker, schedule)));
+        let schedule = driver::Schedule::new(options.rate, n, workers, start, end);
+        tasks.push(tokio::spawn(driver::work(
+            shared.clone(),
+            caller,
+            worker,
+            schedule,
+        )));
     }
     // Every request has its own timeout, so workers end by then; anything
     // still running after that is abandoned rather than waited for.
@@ -233,7 +241,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
         } else {
             ""
         },
-        progress_line(&live, start, duration, 0)
+        driver::progress_line(&live, start, duration, 0)
     );
     let mut stats = Stats::default();
     let mut done_workers = Vec::with_capacity(workers);
@@ -299,109 +307,4 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Report> {
         held: read_back.checks.iter().all(|c| c.held),
         invariants: read_back.checks,
     })
-}
-
-/// When a worker's iterations are due.
-struct Schedule {
-    /// Open loop: the gap between this worker's iterations.
-    interval: Option<Duration>,
-    next: Instant,
-    end: Instant,
-    /// Iterations that were due before the end but never started.
-    missed: u64,
-}
-
-impl Schedule {
-    fn new(rate: Option<f64>, n: usize, workers: usize, start: Instant, end: Instant) -> Schedule {
-        let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r));
-        // Workers are staggered over one interval, so the load is even.
-        let offset = interval.map_or(Duration::ZERO, |i| i.mul_f64(n as f64 / workers as f64));
-        Schedule {
-            interval,
-            next: start + offset,
-            end,
-            missed: 0,
-        }
-    }
-
-    /// Waits until the next iteration is due; when it was due, or `None`
-    /// once the run is over. A late worker starts at once but still counts
-    /// from the due time.
-    async fn due(&mut self) -> Option<Instant> {
-        match self.interval {
-            Some(interval) => {
-                let now = Instant::now();
-                if self.next >= self.end || now >= self.end {
-                    // Iterations that fell due while the worker was behind
-                    // and never went out: reported, not hidden.
-                    if self.next < self.end {
-                        let behind = (self.end - self.next).as_secs_f64() / interval.as_secs_f64();
-                        self.missed += behind.ceil() as u64;
-                        self.next = self.end;
-                    }
-                    return None;
-                }
-                tokio::time::sleep_until(self.next.into()).await;
-                let due = self.next;
-                self.next += interval;
-                Some(due)
-            }
-            None => {
-                let now = Instant::now();
-                (now < self.end).then_some(now)
-            }
-        }
-    }
-}
-
-async fn work(
-    shared: Arc<Shared>,
-    mut caller: Caller,
-    mut worker: Worker,
-    mut schedule: Schedule,
-) -> (Caller, Worker, u64) {
-    // One iteration is at most two requests of `REQUEST_TIMEOUT` each; an
-    // iteration still running past this is cut off, so the worker always
-    // comes back with what it recorded.
-    let hard_end = schedule.end + 2 * REQUEST_TIMEOUT;
-    while let Some(due) = schedule.due().await {
-        let step = scenarios::step(&shared, &mut caller, &mut worker, due);
-        match tokio::time::timeout_at(hard_end.into(), step).await {
-            Ok(Next::Continue) => {}
-            Ok(Next::Done) | Err(_) => break,
-        }
-    }
-    (caller, worker, schedule.missed)
-}
-
-/// Prints a progress line on stderr every second (rewritten in place on a
-/// terminal).
-async fn progress(live: Arc<Live>, start: Instant, duration: Duration) {
-    let terminal = std::io::stderr().is_terminal();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    let mut last = 0;
-    loop {
-        tick.tick().await;
-        let line = progress_line(&live, start, duration, last);
-        last = live.done.load(Ordering::Relaxed);
-        if terminal {
-            eprint!("\r{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-}
-
-fn progress_line(live: &Live, start: Instant, duration: Duration, last: u64) -> String {
-    let done = live.done.load(Ordering::Relaxed);
-    let errors = live.errors.load(Ordering::Relaxed);
-    format!(
-        "{:>5.1} s / {:.0} s  {:>10} requests  {:>8}/s  {} errors",
-        start.elapsed().as_secs_f64(),
-        duration.as_secs_f64(),
-        report::thousands(done),
-        report::thousands(done.saturating_sub(last)),
-        report::thousands(errors),
-    )
 }

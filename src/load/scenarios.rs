@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::client::Caller;
 use super::seed::{Seed, ADJECTIVES, NOUNS};
@@ -352,56 +352,4 @@ async fn buy(
 /// counts are still counts).
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An order as read back: its id, buyer, status and (item, units) lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadOrder {
-    /// Its id.
-    pub id: String,
-    /// The buyer's index in the seed.
-    pub buyer: usize,
-    /// Status.
-    pub status: String,
-    /// (item id, units).
-    pub lines: Vec<(String, u64)>,
-}
-
-impl ReadOrder {
-    /// From a `GET /orders` entry; an entry without its id, status or a
-    /// line's item and quantity is an error, not a zero.
-    pub fn from_json(buyer: usize, order: &Value) -> anyhow::Result<ReadOrder> {
-        let field = |v: &Value, key: &str| {
-            v[key]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow::anyhow!("an order without `{key}`: {order}"))
-        };
-        let mut lines = Vec::new();
-        for line in order["lines"].as_array().into_iter().flatten() {
-            let units = line["quantity"]
-                .as_u64()
-                .ok_or_else(|| anyhow::anyhow!("an order line without `quantity`: {order}"))?;
-            lines.push((field(line, "itemId")?, units));
-        }
-        Ok(ReadOrder {
-            id: field(order, "id")?,
-            buyer,
-            status: field(order, "status")?,
-            lines,
-        })
-    }
-
-    /// Whether the order still holds its stock (reserved or sold).
-    pub fn holds_stock(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "CREATED" | "PAYMENT_PENDING" | "CONFIRMED" | "SHIPPED" | "DELIVERED"
-        )
-    }
-
-    /// Whether it has not reached an outcome yet.
-    pub fn on_its_way(&self) -> bool {
-        matches!(self.status.as_str(), "CREATED" | "PAYMENT_PENDING")
-    }
 }

@@ -145,6 +145,37 @@ async fn every_scenario_runs_bounded_and_its_claims_read_back_through_the_api() 
         }
     }
 
+    // Without --json, the table people read; two targets (the same node
+    // twice here) are both loaded.
+    let targets = format!("{0},{0}", app.base);
+    let (status, table, stderr) = run_output(
+        app.data_dir(),
+        &[
+            "load",
+            "--scenario",
+            "stock",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2",
+            "--target",
+            &targets,
+        ],
+    );
+    assert!(status.success(), "{table}\n{stderr}");
+    for expected in [
+        "operation",
+        "p99 ms",
+        "stock.update",
+        "200 ×",
+        &format!("against {0}, {0}", app.base),
+        "invariants:",
+        "[held  ] stock conserved",
+    ] {
+        assert!(table.contains(expected), "{expected:?} in:\n{table}");
+    }
+    assert!(!table.contains("BROKEN"), "{table}");
+
     // Only machines of one's own: another host is refused before any request.
     let (status, stdout, stderr) = run_output(
         app.data_dir(),

@@ -1,0 +1,130 @@
+//! A worker's life: when its iterations are due (closed loop, or an open
+//! loop at a fixed rate that counts latency from the due time), the loop
+//! that runs them, and the progress line.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::client::{Caller, REQUEST_TIMEOUT};
+use super::report;
+use super::scenarios::{self, Next, Shared, Worker};
+use super::stats::Live;
+
+/// When a worker's iterations are due.
+pub struct Schedule {
+    /// Open loop: the gap between this worker's iterations.
+    interval: Option<Duration>,
+    next: Instant,
+    end: Instant,
+    /// Iterations that were due before the end but never started.
+    missed: u64,
+}
+
+impl Schedule {
+    /// Worker `n` of `workers`, at `rate` iterations/s over all (open
+    /// loop) or as fast as answered, from `start` to `end`.
+    pub fn new(
+        rate: Option<f64>,
+        n: usize,
+        workers: usize,
+        start: Instant,
+        end: Instant,
+    ) -> Schedule {
+        let interval = rate.map(|r| Duration::from_secs_f64(workers as f64 / r));
+        // Workers are staggered over one interval, so the load is even.
+        let offset = interval.map_or(Duration::ZERO, |i| i.mul_f64(n as f64 / workers as f64));
+        Schedule {
+            interval,
+            next: start + offset,
+            end,
+            missed: 0,
+        }
+    }
+
+    /// Waits until the next iteration is due; when it was due, or `None`
+    /// once the run is over. A late worker starts at once but still counts
+    /// from the due time.
+    async fn due(&mut self) -> Option<Instant> {
+        match self.interval {
+            Some(interval) => {
+                let now = Instant::now();
+                if self.next >= self.end || now >= self.end {
+                    // Iterations that fell due while the worker was behind
+                    // and never went out: reported, not hidden.
+                    if self.next < self.end {
+                        let behind = (self.end - self.next).as_secs_f64() / interval.as_secs_f64();
+                        self.missed += behind.ceil() as u64;
+                        self.next = self.end;
+                    }
+                    return None;
+                }
+                tokio::time::sleep_until(self.next.into()).await;
+                let due = self.next;
+                self.next += interval;
+                Some(due)
+            }
+            None => {
+                let now = Instant::now();
+                (now < self.end).then_some(now)
+            }
+        }
+    }
+}
+
+/// Runs a worker's iterations until its schedule ends; the worker, its
+/// records and how many iterations it missed.
+pub async fn work(
+    shared: Arc<Shared>,
+    mut caller: Caller,
+    mut worker: Worker,
+    mut schedule: Schedule,
+) -> (Caller, Worker, u64) {
+    // One iteration is at most two requests of `REQUEST_TIMEOUT` each; an
+    // iteration still running past this is cut off, so the worker always
+    // comes back with what it recorded.
+    let hard_end = schedule.end + 2 * REQUEST_TIMEOUT;
+    while let Some(due) = schedule.due().await {
+        let step = scenarios::step(&shared, &mut caller, &mut worker, due);
+        match tokio::time::timeout_at(hard_end.into(), step).await {
+            Ok(Next::Continue) => {}
+            Ok(Next::Done) | Err(_) => break,
+        }
+    }
+    (caller, worker, schedule.missed)
+}
+
+/// Prints a progress line on stderr every second (rewritten in place on a
+/// terminal).
+pub async fn progress(live: Arc<Live>, start: Instant, duration: Duration) {
+    let terminal = std::io::stderr().is_terminal();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let line = progress_line(&live, start, duration, last);
+        last = live.done.load(Ordering::Relaxed);
+        if terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The progress line: elapsed, requests so far, per second since `last`,
+/// errors.
+pub fn progress_line(live: &Live, start: Instant, duration: Duration, last: u64) -> String {
+    let done = live.done.load(Ordering::Relaxed);
+    let errors = live.errors.load(Ordering::Relaxed);
+    format!(
+        "{:>5.1} s / {:.0} s  {:>10} requests  {:>8}/s  {} errors",
+        start.elapsed().as_secs_f64(),
+        duration.as_secs_f64(),
+        report::thousands(done),
+        report::thousands(done.saturating_sub(last)),
+        report::thousands(errors),
+    )
+}
