@@ -313,7 +313,7 @@ fn main() {
         let store = Store::open(&dir, StoreOptions::default()).unwrap();
         let inventory = Inventory::start(store.clone(), RegionSettings::default()).await.unwrap();
         let catalog = Catalog::new(store.clone(), inventory.clone());
-        let search = Search::start(&dir, store.clone(), Duration::from_millis(250)).await.unwrap();
+        let search = Search::start(&dir, store.clone(), Duration::from_millis(250), 0).await.unwrap();
         let seller = Authenticated { user_id: "01SELLER000000000000000000".into(), role: Role::Seller, session_key: [0; 32] };
         let started = Instant::now();
         let mut id_to_n = HashMap::new();

@@ -122,6 +122,7 @@ impl Application {
             &settings.data_dir,
             store.clone(),
             Duration::from_millis(settings.search_commit_ms),
+            settings.search_cache_entries as usize,
         )
         .await
         .context("opening the search index")?;

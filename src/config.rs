@@ -46,6 +46,9 @@ pub struct Settings {
     /// Most time between a change reaching the search indexer and its
     /// commit (the freshness bound, less the commit itself).
     pub search_commit_ms: u64,
+    /// Search result pages kept per node (keyed by index snapshot, so a
+    /// commit retires them); 0 turns the cache off.
+    pub search_cache_entries: u64,
     /// Messages queued for one websocket before it counts as too slow and
     /// is closed (1013).
     pub ws_queue_messages: usize,
@@ -139,6 +142,7 @@ impl Default for Settings {
             risk: RiskRules::default(),
             archive_after_days: 365,
             search_commit_ms: 250,
+            search_cache_entries: 4096,
             ws_queue_messages: 256,
             recommender_paused: false,
             cors_origins: vec!["*".into()],
@@ -156,7 +160,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 23] = [
+const ENV_KEYS: [&str; 24] = [
     "node_id",
     "http",
     "data_dir",
@@ -178,6 +182,7 @@ const ENV_KEYS: [&str; 23] = [
     "payment_timeout_ms",
     "archive_after_days",
     "search_commit_ms",
+    "search_cache_entries",
     "ws_queue_messages",
     "recommender_paused",
 ];
@@ -279,9 +284,15 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 17] = [
+        let ranges: [(&str, u64, u64, u64); 18] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
+            (
+                "search_cache_entries",
+                self.search_cache_entries,
+                0,
+                1_000_000,
+            ),
             (
                 "ws_queue_messages",
                 self.ws_queue_messages as u64,

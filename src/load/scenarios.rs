@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::Caller;
-use super::seed::{Seed, ADJECTIVES, NOUNS};
+use super::seed::{Seed, ADJECTIVES, BRANDS, CATEGORIES, NOUNS};
 
 /// A load scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -246,15 +246,32 @@ async fn view_item(shared: &Shared, caller: &mut Caller, worker: &mut Worker, si
         .await;
 }
 
+/// Half the searches are the head: a noun, or an adjective and a noun (the
+/// 132 queries shoppers repeat, which the node's result cache serves). The
+/// other half is the long tail, which rarely repeats: the same words
+/// narrowed by a brand and a price band, or by a category and a lowest
+/// price and sorted by price.
 async fn search(_shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
-    let noun = NOUNS[worker.rng.gen_range(0..NOUNS.len())];
-    let term = if worker.rng.gen_bool(0.5) {
-        let adjective = ADJECTIVES[worker.rng.gen_range(0..ADJECTIVES.len())];
-        format!("{adjective}+{noun}")
-    } else {
-        noun.to_owned()
+    let rng = &mut worker.rng;
+    let noun = NOUNS[rng.gen_range(0..NOUNS.len())];
+    let adjective = ADJECTIVES[rng.gen_range(0..ADJECTIVES.len())];
+    let path = match rng.gen_range(0..4) {
+        0 => format!("/items?term={noun}&size=20"),
+        1 => format!("/items?term={adjective}+{noun}&size=20"),
+        2 => {
+            let brand = BRANDS[rng.gen_range(0..BRANDS.len())];
+            let low = rng.gen_range(100..9_000);
+            format!(
+                "/items?term={adjective}+{noun}&brand={brand}&minPrice={low}&maxPrice={}&size=20",
+                low + 1_000
+            )
+        }
+        _ => {
+            let category = CATEGORIES[rng.gen_range(0..CATEGORIES.len())];
+            let low = rng.gen_range(100..9_000);
+            format!("/items?term={noun}&category={category}&minPrice={low}&sort=price_asc&size=20")
+        }
     };
-    let path = format!("/items?term={term}&size=20");
     caller
         .send("search", since, caller.request(Method::GET, &path))
         .await;

@@ -38,7 +38,8 @@ pub const NOUNS: &[&str] = &[
     "speaker",
     "blender",
 ];
-const CATEGORIES: &[&str] = &[
+/// Categories items are listed in.
+pub const CATEGORIES: &[&str] = &[
     "electronics",
     "home",
     "kitchen",
@@ -46,7 +47,8 @@ const CATEGORIES: &[&str] = &[
     "fashion",
     "office",
 ];
-const BRANDS: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark"];
+/// Brands items carry.
+pub const BRANDS: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark"];
 
 /// Sign-ups at once: password hashing is bounded by the server's cores.
 const SIGNUP_CONCURRENCY: usize = 4;

@@ -168,6 +168,19 @@ impl SegmentCollector for PageSegment {
             Sort::PriceDesc => !ordered_i64(self.price.first(doc).unwrap_or(0)),
             Sort::Newest => !ordered_i64(self.created.first(doc).unwrap_or(0)),
         };
+        // Most matches lose on the sort value alone: settle those before
+        // reading the id's two columns.
+        if self.after.is_some_and(|after| primary < after.primary) {
+            return;
+        }
+        if self.best.len() >= self.limit
+            && self
+                .best
+                .peek()
+                .is_some_and(|(worst, _)| primary > worst.primary)
+        {
+            return;
+        }
         let key = SortKey {
             primary,
             hi: self.hi.first(doc).unwrap_or(0),

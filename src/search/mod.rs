@@ -15,6 +15,12 @@
 //! Eventually consistent: a change reaches the index within the indexer's
 //! commit interval. Reads never wait for the writer: they search the last
 //! loaded snapshot on the blocking pool.
+//!
+//! Results are cached per snapshot: a page is keyed by the snapshot's
+//! generation, the request's fingerprint, the cursor's position and the
+//! page size, so a hit is exactly what the search would return now, and
+//! the indexer's next commit (a new generation) retires every entry. A hit
+//! is served on the caller's thread, without the blocking pool.
 
 pub mod collect;
 pub mod cursor;
@@ -31,10 +37,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use tantivy::Searcher;
 use tokio::sync::{watch, Semaphore};
 
-use collect::PageCollector;
+use collect::{Found, PageCollector, SortKey};
 use cursor::{CursorKey, Position};
 pub use index::reindex;
 use index::{cursor_key, open_index, Shared};
@@ -94,6 +101,16 @@ fn has_live(searcher: &Searcher, term: &tantivy::Term) -> bool {
     false
 }
 
+/// What identifies a computed page: snapshot, request, cursor position, size.
+type PageKey = (u64, String, Option<SortKey>, usize);
+
+/// Computed pages of recent snapshots.
+struct PageCache {
+    pages: Cache<PageKey, Arc<Found>>,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+}
+
 /// The search service. Cheap to clone.
 #[derive(Clone)]
 pub struct Search {
@@ -107,15 +124,19 @@ pub struct Search {
     /// concurrent HTTP searches on two cores), while a fair queue in front
     /// keeps each one's latency near its own cost.
     running: Arc<Semaphore>,
+    /// `None` when turned off (`search_cache_entries = 0`).
+    cache: Option<Arc<PageCache>>,
 }
 
 impl Search {
-    /// Opens the index (rebuilding it if needed) and starts the indexer.
-    /// Blocking parts run on the blocking pool.
+    /// Opens the index (rebuilding it if needed) and starts the indexer;
+    /// keeps up to `cache_entries` computed pages (0: none). Blocking parts
+    /// run on the blocking pool.
     pub async fn start(
         data_dir: &Path,
         store: Store,
         commit_every: Duration,
+        cache_entries: usize,
     ) -> anyhow::Result<Search> {
         let dir = data_dir.to_owned();
         let opened = {
@@ -142,22 +163,19 @@ impl Search {
             running: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            cache: (cache_entries > 0).then(|| {
+                Arc::new(PageCache {
+                    pages: Cache::new(cache_entries),
+                    hits: metrics::counter!("agora_search_cache_total", "result" => "hit"),
+                    misses: metrics::counter!("agora_search_cache_total", "result" => "miss"),
+                })
+            }),
         })
     }
 
-    /// Runs a search (on the blocking pool).
+    /// Runs a search: from the cache when this snapshot already answered
+    /// it, else on the blocking pool.
     pub async fn search(&self, request: SearchRequest) -> Result<Page, SearchError> {
-        let permit = self.running.clone().acquire_owned().await;
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            this.search_now(&request)
-        })
-        .await
-        .map_err(|e| SearchError::Failed(e.to_string()))?
-    }
-
-    fn search_now(&self, request: &SearchRequest) -> Result<Page, SearchError> {
         let fingerprint = request.fingerprint();
         let position = match &request.cursor {
             Some(cursor) => Some(
@@ -168,46 +186,86 @@ impl Search {
             None => None,
         };
         let (generation, searcher) = self.shared.snapshot(position.map(|p| p.generation));
+        let key: PageKey = (
+            generation,
+            fingerprint,
+            position.map(|p| p.after),
+            request.size,
+        );
+        if let Some(cache) = &self.cache {
+            if let Some(found) = cache.pages.get(&key) {
+                cache.hits.increment(1);
+                return Ok(self.page(&key, &searcher, &request, &found));
+            }
+            cache.misses.increment(1);
+        }
+        let permit = self.running.clone().acquire_owned().await;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let found = Arc::new(this.find(&searcher, &request, key.2)?);
+            let page = this.page(&key, &searcher, &request, &found);
+            if let Some(cache) = &this.cache {
+                cache.pages.insert(key, found);
+            }
+            Ok(page)
+        })
+        .await
+        .map_err(|e| SearchError::Failed(e.to_string()))?
+    }
+
+    /// The request's matches in `searcher`: `size + 1` hits after `after`
+    /// (one more tells whether a next page exists), total and facets.
+    fn find(
+        &self,
+        searcher: &Searcher,
+        request: &SearchRequest,
+        after: Option<SortKey>,
+    ) -> Result<Found, SearchError> {
         let words = self.shared.fields.words;
         // Live documents only (`doc_freq` also counts deleted ones, and
         // every update deletes the old document).
-        let known = |word: &str| has_live(&searcher, &tantivy::Term::from_field_text(words, word));
+        let known = |word: &str| has_live(searcher, &tantivy::Term::from_field_text(words, word));
         let Some(query) = query::build(&self.shared.fields, &self.synonyms, request, &known) else {
-            return Ok(Page {
-                hits: Vec::new(),
-                next_cursor: None,
-                total: 0,
-                categories: HashMap::new(),
-                brands: HashMap::new(),
-            });
+            return Ok(Found::default());
         };
-        let sort = request.effective_sort();
         let collector = PageCollector {
-            sort,
-            after: position.map(|p| p.after),
+            sort: request.effective_sort(),
+            after,
             limit: request.size + 1,
         };
-        let mut found = searcher
+        searcher
             .search(query.as_ref(), &collector)
-            .map_err(|e| SearchError::Failed(e.to_string()))?;
-        let more = found.hits.len() > request.size;
-        found.hits.truncate(request.size);
-        let next_cursor = match (more, found.hits.last()) {
+            .map_err(|e| SearchError::Failed(e.to_string()))
+    }
+
+    /// The page served from `found` (computed for `key`): its hits, and a
+    /// cursor after the last one (pinning the snapshot) when more follow.
+    fn page(
+        &self,
+        key: &PageKey,
+        searcher: &Searcher,
+        request: &SearchRequest,
+        found: &Found,
+    ) -> Page {
+        let (generation, fingerprint, ..) = key;
+        let sort = request.effective_sort();
+        let hits = &found.hits[..found.hits.len().min(request.size)];
+        let next_cursor = match (found.hits.len() > request.size, hits.last()) {
             (true, Some(last)) => {
-                self.shared.pin(generation, &searcher);
+                self.shared.pin(*generation, searcher);
                 Some(self.cursor_key.encode(
-                    &fingerprint,
+                    fingerprint,
                     Position {
-                        generation,
+                        generation: *generation,
                         after: last.key,
                     },
                 ))
             }
             _ => None,
         };
-        Ok(Page {
-            hits: found
-                .hits
+        Page {
+            hits: hits
                 .iter()
                 .map(|hit| {
                     let score = (sort == Sort::Relevance).then_some(hit.score);
@@ -216,9 +274,9 @@ impl Search {
                 .collect(),
             next_cursor,
             total: found.total,
-            categories: found.categories,
-            brands: found.brands,
-        })
+            categories: found.categories.clone(),
+            brands: found.brands.clone(),
+        }
     }
 
     /// Ids of items whose names complete `text` (its words, the last as a

@@ -461,3 +461,69 @@ async fn changes_reach_search_and_survive_kill_9_and_a_reindex() {
     assert_eq!(ids(&search(&app, "term=teapot").await), [id]);
     assert_eq!(search(&app, "term=skillet").await["total"], json!(0));
 }
+
+/// The `agora_search_cache_total{result=…}` counter in `/metrics`.
+async fn cache_count(app: &TestApp, result: &str) -> u64 {
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let prefix = format!("agora_search_cache_total{{result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_repeated_search_is_answered_from_the_cache_until_the_index_changes() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let kettles: Vec<Value> = (0..5)
+        .map(|i| json!({"name": format!("Steel Kettle {i}"), "description": "Boils water", "price": 2000 + i, "quantity": 3}))
+        .collect();
+    let originals = seed(&app, &seller, &kettles).await;
+    until(&app, "term=kettle&size=2", |p| p["total"] == json!(5)).await;
+
+    // Asked again on the same snapshot: the same page, from the cache, and
+    // its cursor still leads through every page.
+    let hits = cache_count(&app, "hit").await;
+    let first = search(&app, "term=kettle&size=2").await;
+    let again = search(&app, "term=kettle&size=2").await;
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(again["total"], json!(5));
+    assert_eq!(again["facets"], first["facets"]);
+    assert!(
+        cache_count(&app, "hit").await >= hits + 2,
+        "served from the cache"
+    );
+    let mut paged = all_pages(&app, "term=kettle&size=2").await;
+    paged.sort();
+    let mut expected = originals.clone();
+    expected.sort();
+    assert_eq!(paged, expected, "every page, each item once");
+
+    // A change starts a new snapshot: the same request sees it, and the
+    // stock on a cached page is today's.
+    let new = app
+        .create_item(&seller, &json!({"name": "Copper Kettle", "description": "Boils water", "price": 1, "quantity": 1}))
+        .await;
+    let new_id = new["id"].as_str().unwrap().to_owned();
+    let page = until(&app, "term=kettle&size=2", |p| p["total"] == json!(6)).await;
+    assert!(ids(&page).contains(&new_id) || page["nextCursor"].is_string());
+    let cheapest = until(&app, "term=kettle&sort=price_asc&size=1", |p| {
+        ids(p) == [new_id.clone()]
+    })
+    .await;
+    assert_eq!(cheapest["items"][0]["available"], json!(1));
+    let sold = app
+        .post(
+            &format!("/items/{new_id}/stock"),
+            Some(&seller),
+            &json!({"delta": -1}),
+        )
+        .await;
+    assert_eq!(sold.status(), StatusCode::OK);
+    until(&app, "term=kettle&sort=price_asc&size=1", |p| {
+        p["items"][0]["available"] == json!(0)
+    })
+    .await;
+    until(&app, "term=kettle&inStock=true", |p| p["total"] == json!(5)).await;
+}
