@@ -15,7 +15,7 @@ use ractor::RpcReplyPort;
 use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
 use crate::domain::cart::{Cart, CartLine, CartRuleError};
 use crate::domain::Timestamp;
-use crate::storage::{Rider, StorageError, Store, TreeName};
+use crate::storage::{codec, Rider, StorageError, Store, TreeName};
 
 /// Why a cart operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -293,21 +293,25 @@ impl CartEntity {
         rider: Option<Rider>,
     ) -> Result<Cart, CartError> {
         let key = cart.id.clone().into_bytes();
-        let stored = Cart {
-            checkout: None,
-            ..cart.clone()
-        };
+        // Encoded here, once, without the lock (and without copying the
+        // cart): the job itself only stages the bytes.
+        let mut cart = cart;
+        let lock = cart.checkout.take();
+        let stored = codec::encode(&cart);
+        cart.checkout = lock;
+        let stored = stored?;
         self.store
             .write(move |tx| {
-                tx.put(TreeName::Carts, key.clone(), &stored)?;
+                tx.put_raw(TreeName::Carts, key.clone(), stored.clone());
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
                 Ok::<_, StorageError>(())
             })
             .await?;
-        state.cart = Some(cart.clone());
-        Ok(cart)
+        let answer = cart.clone();
+        state.cart = Some(cart);
+        Ok(answer)
     }
 
     /// An idle cart past its time-to-live is emptied (unless a checkout holds it).

@@ -27,7 +27,7 @@ impl CheckoutEntity {
         // waiting: what was committed is then certain (the log says) and is
         // given back below with the refund.
         self.commit_stock(state).await?;
-        let saga_now = state.saga.clone().expect("the log exists");
+        let saga_now = state.saga.as_ref().expect("the log exists");
         let pending = state
             .order
             .as_ref()
@@ -87,13 +87,13 @@ impl CheckoutEntity {
     async fn commit_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
         let saga = state.saga.clone().expect("the log exists");
         for line in &saga.lines {
-            let current = state.saga.clone().expect("the log exists");
+            let current = state.saga.as_ref().expect("the log exists");
             if current.committed.contains(&line.variant_id) {
                 continue;
             }
             let mut next = current.clone();
             next.committed.push(line.variant_id.clone());
-            let rider = next.rider_at(next.step.clone())?;
+            let rider = next.rider()?;
             let command = Command::Commit {
                 checkout_id: saga.checkout_id.clone(),
             };
@@ -122,7 +122,7 @@ impl CheckoutEntity {
         let saga = state.saga.clone().expect("the log exists");
         // Stock first: it does not depend on the gateway being reachable.
         for line in &saga.lines {
-            let current = state.saga.clone().expect("the log exists");
+            let current = state.saga.as_ref().expect("the log exists");
             if !current.committed.contains(&line.variant_id)
                 || current.returned.contains(&line.variant_id)
             {
@@ -130,7 +130,7 @@ impl CheckoutEntity {
             }
             let mut next = current.clone();
             next.returned.push(line.variant_id.clone());
-            let rider = next.rider_at(next.step.clone())?;
+            let rider = next.rider()?;
             let command = Command::Return {
                 checkout_id: saga.checkout_id.clone(),
                 quantity: line.quantity,

@@ -79,6 +79,15 @@ impl Saga {
         })
     }
 
+    /// This record as it is, as a rider for the step's own write.
+    pub fn rider(&self) -> Result<Rider, StorageError> {
+        Ok(Rider {
+            tree: TreeName::Sagas,
+            key: self.checkout_id.as_bytes().to_vec(),
+            value: Some(codec::encode(self)?),
+        })
+    }
+
     /// The rider that ends the log: the checkout is finished.
     pub fn rider_done(&self) -> Rider {
         Rider {
