@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,14 +81,14 @@ def sh(cmd, **kw):
 class Agora:
     """A release `agora serve` on a fresh temp dir, stopped by its PID."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, env=None):
         self.dir = tempfile.mkdtemp(prefix="agora-bench-")
         self.log = open(OUT / f"server-{len(started_processes)}.log", "w")
         self.proc = subprocess.Popen(
             [str(AGORA), "serve", "--http", "127.0.0.1:0", "--data-dir", self.dir,
              "--rate-limit-per-sec", "0", *extra],
             cwd=self.dir, stdout=subprocess.PIPE, stderr=self.log, text=True,
-            env={**os.environ, "RUST_LOG": "warn"})
+            env={**os.environ, "RUST_LOG": "warn", **(env or {})})
         started_processes.append(self.proc)
         for line in self.proc.stdout:
             if line.startswith("agora listening on "):
@@ -103,6 +104,13 @@ class Agora:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def search_cache(self):
+        """(hits, misses) of the search result cache so far, from /metrics."""
+        text = urllib.request.urlopen(f"{self.base}/metrics", timeout=10).read().decode()
+        counts = {m.group(1): int(float(m.group(2))) for m in
+                  re.finditer(r'^agora_search_cache_total\{result="(\w+)"\} (\S+)', text, re.M)}
+        return counts.get("hit", 0), counts.get("miss", 0)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -221,8 +229,10 @@ def search_and_memory():
         idle = server.rss_mib()
         seeded = 0
         for target in LADDER:
+            before = server.search_cache()
             report = load(server, "browse", "--items", target - seeded, "--concurrency", 32,
                           "--duration", DUR, name=f"browse-{target}")
+            after = server.search_cache()
             seed_secs = report["seedSeconds"]
             seeded = target
             # Latency at a set load (open loop: 300 searches/s and 600 item
@@ -234,8 +244,21 @@ def search_and_memory():
                 "search": op(report, "search"), "item": op(report, "item.get"),
                 "paced_search": op(paced, "search"), "paced_item": op(paced, "item.get"),
                 "data_mib": int(sh(f"du -sm {server.dir}").split()[0]),
+                "cache_hits": after[0] - before[0], "cache_misses": after[1] - before[1],
             })
             log(f"  {target} items: RSS {steps[-1]['rss']:.0f} MiB, search p99 {steps[-1]['search']['p99Ms']} ms")
+    finally:
+        server.stop()
+    # The same saturated run with the result cache off: every search
+    # computed, at the largest size up to 100k.
+    cold_items = max([n for n in LADDER if n <= 100_000] or [LADDER[0]])
+    server = Agora(env={"AGORA_SEARCH_CACHE_ENTRIES": "0"})
+    try:
+        load(server, "browse", "--items", cold_items, "--concurrency", 32, "--duration", 1,
+             name=f"browse-{cold_items}-nocache-seed")
+        cold = load(server, "browse", "--items", 1, "--concurrency", 32, "--duration", DUR,
+                    name=f"browse-{cold_items}-nocache")
+        cold_step = {"items": cold_items, "search": op(cold, "search"), "item": op(cold, "item.get")}
     finally:
         server.stop()
     docs = max(n for n in LADDER if n <= 100_000) if any(n <= 100_000 for n in LADDER) else LADDER[0]
@@ -249,7 +272,7 @@ def search_and_memory():
                 peer[cols[0]] = {"p50_us": float(cols[1]), "p99_us": float(cols[2])}
             except ValueError:
                 pass
-    return {"idle_rss": idle, "steps": steps, "peer": peer, "peer_docs": docs}
+    return {"idle_rss": idle, "steps": steps, "peer": peer, "peer_docs": docs, "cold": cold_step}
 
 
 def durable_writes():

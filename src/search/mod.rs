@@ -18,9 +18,11 @@
 //!
 //! Results are cached per snapshot: a page is keyed by the snapshot's
 //! generation, the request's fingerprint, the cursor's position and the
-//! page size, so a hit is exactly what the search would return now, and
-//! the indexer's next commit (a new generation) retires every entry. A hit
-//! is served on the caller's thread, without the blocking pool.
+//! page size, so a hit is exactly what the search would find on that
+//! snapshot. The indexer's next commit is a new generation, which new
+//! searches use, so older entries are reachable only by cursors pinned to
+//! their snapshot, until evicted. A hit is served on the caller's thread,
+//! without the blocking pool.
 
 pub mod collect;
 pub mod cursor;
@@ -197,9 +199,27 @@ impl Search {
                 cache.hits.increment(1);
                 return Ok(self.page(&key, &searcher, &request, &found));
             }
-            cache.misses.increment(1);
         }
         let permit = self.running.clone().acquire_owned().await;
+        // A first page searches the newest snapshot once it is its turn,
+        // not the one it found on arrival (the wait may span a commit).
+        let (key, searcher) = match position {
+            None => {
+                let (newest, searcher) = self.shared.snapshot(None);
+                let key = (newest, key.1, key.2, key.3);
+                if let Some(cache) = self.cache.as_ref().filter(|_| newest != generation) {
+                    if let Some(found) = cache.pages.get(&key) {
+                        cache.hits.increment(1);
+                        return Ok(self.page(&key, &searcher, &request, &found));
+                    }
+                }
+                (key, searcher)
+            }
+            Some(_) => (key, searcher),
+        };
+        if let Some(cache) = &self.cache {
+            cache.misses.increment(1);
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
