@@ -1,0 +1,46 @@
+#!/bin/bash
+# Interleaved A/B of two agora binaries under one `agora load` scenario.
+#
+#   bash benches/peers/ab.sh OLD_BIN NEW_BIN [SCENARIO] [ITEMS] [ROUNDS]
+#   e.g. bash benches/peers/ab.sh /tmp/agora-old target/release/agora checkout 1000 2
+#
+# Each run: a fresh node (temp data dir, 127.0.0.1, rate limits off, payment
+# latency 0), `agora load --scenario S --items N --concurrency 64 --duration
+# 10`, then the node's CPU per operation over the measured window (from
+# /proc/<pid>/stat, after seeding). Runs alternate old/new ROUNDS times, so
+# drift of the shared box hits both. Stops only the node it started.
+set -euo pipefail
+OLD=$1; NEW=$2; SCENARIO=${3:-checkout}; ITEMS=${4:-1000}; ROUNDS=${5:-2}
+PORT=28400
+run() {
+  local bin=$1 dir err pid lp c0 c1 t0 t1
+  dir=$(mktemp -d); err=$(mktemp)
+  AGORA_PAYMENT_LATENCY_MS=0 "$bin" serve --http 127.0.0.1:$PORT --data-dir "$dir" \
+    --rate-limit-per-sec 0 >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && break; sleep 0.2; done
+  "$bin" load --scenario "$SCENARIO" --target http://127.0.0.1:$PORT --items "$ITEMS" \
+    --duration 10 --concurrency 64 --json >"$dir.json" 2>"$err" &
+  lp=$!
+  until grep -q "seeded" "$err" 2>/dev/null; do sleep 0.1; done
+  c0=$(awk '{print $14+$15}' /proc/$pid/stat); t0=$(date +%s.%N)
+  wait $lp || true
+  c1=$(awk '{print $14+$15}' /proc/$pid/stat); t1=$(date +%s.%N)
+  kill $pid; wait $pid 2>/dev/null || true
+  python3 - "$dir.json" "$c0" "$c1" "$t0" "$t1" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+c0, c1, t0, t1 = map(float, sys.argv[2:])
+ops = {o["operation"]: o for o in report["operations"]}
+main = "checkout" if "checkout" in ops else next(iter(ops))
+o = ops[main]
+tick_ms = 10  # USER_HZ = 100
+print(f"{main}: {o['perSec']:.0f}/s p50 {o['p50Ms']} ms; server CPU "
+      f"{(c1 - c0) * tick_ms / max(o['count'], 1):.3f} ms per {main}, {(c1 - c0) / (t1 - t0):.0f}% of a core")
+PY
+  rm -rf "$dir" "$dir.json" "$err"
+}
+for _ in $(seq 1 "$ROUNDS"); do
+  echo -n "old "; run "$OLD"
+  echo -n "new "; run "$NEW"
+done
