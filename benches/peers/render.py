@@ -91,7 +91,7 @@ def render(r):
         "due. Then the server's RSS. Every seeded item shares the same 10 adjectives and 12 nouns, so a",
         "search matches up to a tenth of the catalogue: the heavy end. *Cache hits*: the share of the",
         "saturated run's searches answered by the result cache (`agora_search_cache_total` in `/metrics`;",
-        "it includes the few hundred searches the harness polls with while the index catches up, all misses).",
+        "it includes the one or two searches the harness polls with while the index catches up).",
         "",
         "| items | saturated: searches/s | search p50 / p99 ms | cache hits | item views/s | paced: search p50 / p90 / p99 ms | item p99 ms | server RSS | data dir | listing rate |",
         "|---|---|---|---|---|---|---|---|---|---|",
