@@ -194,44 +194,37 @@ impl Search {
             position.map(|p| p.after),
             request.size,
         );
-        if let Some(cache) = &self.cache {
-            if let Some(found) = cache.pages.get(&key) {
-                cache.hits.increment(1);
-                return Ok(self.page(&key, &searcher, &request, &found));
-            }
-        }
-        let permit = self.running.clone().acquire_owned().await;
-        // A first page searches the newest snapshot once it is its turn,
-        // not the one it found on arrival (the wait may span a commit).
-        let (key, searcher) = match position {
-            None => {
-                let (newest, searcher) = self.shared.snapshot(None);
-                let key = (newest, key.1, key.2, key.3);
-                if let Some(cache) = self.cache.as_ref().filter(|_| newest != generation) {
-                    if let Some(found) = cache.pages.get(&key) {
-                        cache.hits.increment(1);
-                        return Ok(self.page(&key, &searcher, &request, &found));
-                    }
+        // One computation per page: a request that finds another computing
+        // the same page waits for its result instead of repeating it (after
+        // a commit, every shopper asking a head query misses at once).
+        let guard = match &self.cache {
+            Some(cache) => match cache.pages.get_value_or_guard_async(&key).await {
+                Ok(found) => {
+                    cache.hits.increment(1);
+                    return Ok(self.page(&key, &searcher, &request, &found));
                 }
-                (key, searcher)
-            }
-            Some(_) => (key, searcher),
+                Err(guard) => {
+                    cache.misses.increment(1);
+                    Some(guard)
+                }
+            },
+            None => None,
         };
-        if let Some(cache) = &self.cache {
-            cache.misses.increment(1);
-        }
+        let permit = self.running.clone().acquire_owned().await;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let (found, page) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let found = Arc::new(this.find(&searcher, &request, key.2)?);
             let page = this.page(&key, &searcher, &request, &found);
-            if let Some(cache) = &this.cache {
-                cache.pages.insert(key, found);
-            }
-            Ok(page)
+            Ok::<_, SearchError>((found, page))
         })
         .await
-        .map_err(|e| SearchError::Failed(e.to_string()))?
+        .map_err(|e| SearchError::Failed(e.to_string()))??;
+        if let Some(guard) = guard {
+            // Refused only if the entry was filled meanwhile: the same page.
+            let _ = guard.insert(found);
+        }
+        Ok(page)
     }
 
     /// The request's matches in `searcher`: `size + 1` hits after `after`

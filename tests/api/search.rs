@@ -502,6 +502,16 @@ async fn a_repeated_search_is_answered_from_the_cache_until_the_index_changes() 
     expected.sort();
     assert_eq!(paged, expected, "every page, each item once");
 
+    // The same new page asked by many at once is computed once.
+    let misses = cache_count(&app, "miss").await;
+    let pages =
+        futures::future::join_all((0..8).map(|_| search(&app, "term=kettle&sort=newest&size=4")))
+            .await;
+    assert!(pages
+        .iter()
+        .all(|p| ids(p) == ids(&pages[0]) && p["total"] == json!(5)));
+    assert_eq!(cache_count(&app, "miss").await, misses + 1, "computed once");
+
     // Requests that differ only in size, sort or a filter are answers of
     // their own on the same snapshot.
     assert_eq!(ids(&search(&app, "term=kettle&size=3").await).len(), 3);
