@@ -206,9 +206,11 @@ impl<'a> Tx<'a> {
         seq: &mut u64,
         at: Timestamp,
         cached: &mut Vec<(TreeName, Vec<u8>, Option<IVec>)>,
+        written: &mut Written,
     ) -> Result<bool, ConflictableTransactionError<StorageError>> {
         let wrote = !self.staged.is_empty() || !self.events.is_empty();
         for (tree, key, value) in self.staged {
+            written.key(tree, &key);
             let view = &self.views[tree.index()];
             let value = value.map(IVec::from);
             match &value {
@@ -228,8 +230,37 @@ impl<'a> Tx<'a> {
             })
             .map_err(ConflictableTransactionError::Abort)?;
             self.views[TreeName::Events.index()].insert(&seq.to_be_bytes()[..], bytes)?;
+            written.per_tree[TreeName::Events.index()] += 1;
         }
         Ok(wrote)
+    }
+}
+
+/// The keys one group writes, per tree, as sled applies them: its
+/// transaction keeps one write per key, so a key written by several jobs
+/// of a group (a hot SKU's stock) counts once. Reported as
+/// `agora_storage_writes_total{tree}`; a write's cost is per key.
+#[derive(Default)]
+struct Written {
+    seen: std::collections::HashSet<(usize, Vec<u8>)>,
+    per_tree: [u64; TreeName::ALL.len()],
+}
+
+impl Written {
+    fn key(&mut self, tree: TreeName, key: &[u8]) {
+        if self.seen.insert((tree.index(), key.to_vec())) {
+            self.per_tree[tree.index()] += 1;
+        }
+    }
+
+    fn report(&self) {
+        for tree in TreeName::ALL {
+            let count = self.per_tree[tree.index()];
+            if count > 0 {
+                metrics::counter!("agora_storage_writes_total", "tree" => tree.file_name())
+                    .increment(count);
+            }
+        }
     }
 }
 
@@ -318,6 +349,7 @@ impl Committer {
             let mut seq = last_seq;
             let mut wrote = false;
             let mut cached = Vec::new();
+            let mut written = Written::default();
             for job in &jobs {
                 let mut tx = Tx::new(views);
                 let keep = job.run(&mut tx);
@@ -325,14 +357,15 @@ impl Committer {
                     return Err(ConflictableTransactionError::Conflict);
                 }
                 if keep {
-                    wrote |= tx.apply(&mut seq, at, &mut cached)?;
+                    wrote |= tx.apply(&mut seq, at, &mut cached, &mut written)?;
                 }
             }
-            Ok((seq, wrote, cached))
+            Ok((seq, wrote, cached, written))
         });
         let result = match outcome {
-            Ok((seq, wrote, cached)) => {
+            Ok((seq, wrote, cached, written)) => {
                 self.last_seq = seq;
+                written.report();
                 self.cache.apply(cached);
                 let flushed = if wrote {
                     self.db

@@ -2,12 +2,11 @@
 //! order stopped waiting, give everything back and refund.
 
 use super::saga::{Saga, Step};
-use super::steps::set_step;
+use super::steps::{set_step, was_confirmed};
 use super::{retryable, CheckoutEntity, CheckoutError, CheckoutState};
 use crate::actors::inventory::{Command, InventoryError};
 use crate::actors::order::{Change, OrderError};
 use crate::domain::order::{OrderStatus, PaymentStatus};
-use crate::storage::StorageError;
 use std::time::Duration;
 
 impl CheckoutEntity {
@@ -39,10 +38,11 @@ impl CheckoutEntity {
                 txn_id: Some(txn_id.clone()),
                 reason: None,
             };
-            let rider = saga_now.rider_at(Step::Confirmed)?;
+            // No log entry rides with it: a confirmed order tells a resumed
+            // checkout that only the cart is left (`steps::was_confirmed`).
             match retrying!(
                 self.orders
-                    .update(&saga.order_id, change.clone(), Some(rider.clone()))
+                    .update(&saga.order_id, change.clone(), None)
                     .await
             ) {
                 Ok(order) => {
@@ -55,21 +55,9 @@ impl CheckoutEntity {
                 // that timed out did confirm it (and it may have moved on).
                 Err(OrderError::InvalidTransition(_)) => {
                     let order = retrying!(self.orders.get(&saga.order_id).await)?;
-                    let confirmed = order.as_ref().is_some_and(|o| {
-                        matches!(
-                            o.status,
-                            OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered
-                        )
-                    });
+                    let confirmed = order.as_ref().is_some_and(was_confirmed);
                     state.order = order;
                     if confirmed {
-                        let rider = saga_now.rider_at(Step::Confirmed)?;
-                        self.store
-                            .write(move |tx| {
-                                tx.ride(&rider);
-                                Ok::<_, StorageError>(())
-                            })
-                            .await?;
                         set_step(state, Step::Confirmed);
                         return Ok(());
                     }

@@ -58,8 +58,19 @@ impl CheckoutEntity {
             self.finish_failed(state).await?;
             return Err(failure.unwrap_or(CheckoutError::OutOfStock(short)));
         }
+        // Risk is decided before the order is stored, so the order is
+        // stored once, already past `CREATED` (its history and events keep
+        // both states): waiting for payment with the log at `Charging`, or
+        // refused by a rule with the log at `Failed`.
+        let decline = match self.risk.assess(&saga.user_id, saga.amount).await {
+            Ok(decline) => decline.err(),
+            Err(e) => {
+                self.finish_failed(state).await?;
+                return Err(e.into());
+            }
+        };
         let now = Timestamp::now();
-        let order = Order {
+        let mut order = Order {
             id: saga.order_id.clone(),
             user_id: saga.user_id.clone(),
             checkout_id: saga.checkout_id.clone(),
@@ -82,17 +93,38 @@ impl CheckoutEntity {
             created_at: now,
             updated_at: now,
         };
-        let rider = saga.rider_at(Step::OrderCreated)?;
+        let step = match decline {
+            None => {
+                order.status = OrderStatus::PaymentPending;
+                Step::Charging
+            }
+            Some(reason) => {
+                order.status = OrderStatus::PaymentFailed;
+                order.payment_status = PaymentStatus::Failed;
+                order.failure_reason = Some(reason);
+                Step::Failed
+            }
+        };
+        order.history.push(Transition {
+            status: order.status,
+            at: now,
+        });
+        let rider = saga.rider_at(step.clone())?;
         match retrying!(self.orders.create(order.clone(), Some(rider.clone())).await) {
             Ok(order) => {
+                if step == Step::Charging {
+                    state
+                        .progress
+                        .send_replace(Progress::AwaitingPayment(order.clone()));
+                }
                 state.order = Some(order);
-                set_step(state, Step::OrderCreated);
+                set_step(state, step);
                 Ok(())
             }
             Err(e) => {
                 // The create may still be applied (a call that timed out):
                 // cancelling through the same actor queues behind it, so no
-                // order is left CREATED.
+                // order is left waiting for a payment nobody will make.
                 let abandon = Change {
                     status: Some(OrderStatus::Cancelled),
                     payment_status: Some(PaymentStatus::Failed),
@@ -104,7 +136,7 @@ impl CheckoutEntity {
                         .update(&saga.order_id, abandon.clone(), None)
                         .await
                 ) {
-                    Ok(_) | Err(OrderError::NotFound) => {}
+                    Ok(_) | Err(OrderError::NotFound | OrderError::InvalidTransition(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
                 self.finish_failed(state).await?;
@@ -130,6 +162,8 @@ impl CheckoutEntity {
                         "the checkout was interrupted before its order existed".into(),
                     ));
                 }
+                // Only a log left by an earlier release, which stored the
+                // order `CREATED` and decided risk afterwards.
                 Step::OrderCreated => {
                     let decline = match card_no {
                         None => Some("the checkout was interrupted before payment".to_owned()),
@@ -177,6 +211,12 @@ impl CheckoutEntity {
                             }
                         }
                     }
+                }
+                // The confirmation does not move the log (the cart's
+                // clearing ends it): an order that was confirmed is past
+                // its charge and its commits; only the cart is left.
+                Step::Charging if state.order.as_ref().is_some_and(was_confirmed) => {
+                    set_step(state, Step::Confirmed);
                 }
                 Step::Charging => {
                     let result = match card_no.take() {
@@ -332,6 +372,15 @@ impl CheckoutEntity {
         retrying!(self.orders.get(&saga.order_id).await)?
             .ok_or_else(|| CheckoutError::Unavailable("the order is missing".into()))
     }
+}
+
+/// Whether the order was ever confirmed: only its checkout confirms it,
+/// after the charge and every commit (a later cancel refunds on its own).
+pub(super) fn was_confirmed(order: &Order) -> bool {
+    order
+        .history
+        .iter()
+        .any(|t| t.status == OrderStatus::Confirmed)
 }
 
 pub(super) fn set_step(state: &mut CheckoutState, step: Step) {

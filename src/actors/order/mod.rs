@@ -344,6 +344,20 @@ fn write_order(
     } else if was_listed {
         tx.remove(TreeName::PendingOrders, order.id.as_bytes());
     }
+    if new {
+        // A checkout stores its order once, already past `CREATED`: one
+        // event for each state it passed through, so consumers (the
+        // buyer's inbox, the sockets) see every transition.
+        let passed = order.history.len().saturating_sub(1);
+        for step in &order.history[..passed] {
+            tx.emit(EventBody::OrderUpdated {
+                order_id: order.id.clone(),
+                user_id: order.user_id.clone(),
+                status: step.status,
+                payment_status: PaymentStatus::Pending,
+            });
+        }
+    }
     tx.emit(EventBody::OrderUpdated {
         order_id: order.id.clone(),
         user_id: order.user_id.clone(),
