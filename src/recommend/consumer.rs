@@ -1,9 +1,10 @@
 //! The recommender's consumer: batches computed off the writer and
 //! committed with their offset, paced catch-up, reset and rebuild.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -20,6 +21,14 @@ const BATCH: usize = 256;
 /// Most writes one batch stages: its write joins a group commit with
 /// checkout's writes, and a bounded batch keeps that group short.
 pub const MAX_WRITES: usize = 1_000;
+/// While events keep coming, the ranking keys of items bought meanwhile
+/// move at most this often (an item bought k times in between moves its
+/// keys once instead of k times); once the log is drained they move at
+/// once, before the consumer reports itself caught up.
+const RERANK_EVERY: Duration = Duration::from_secs(5);
+/// Items per re-rank write: an item moves at most 7 keys (3 rankings out,
+/// 3 in, its record), so a write stays within [`MAX_WRITES`].
+const RERANK_CHUNK: usize = MAX_WRITES / 7;
 /// Whether the aggregates are of this version's layout.
 pub(super) async fn has_current_format(store: &Store) -> Result<bool, StorageError> {
     store
@@ -88,6 +97,7 @@ pub async fn rebuild(store: &Store) -> Result<u64, StorageError> {
     let mut consumer = EventConsumer::at(store.clone(), CONSUMER, 0);
     let end = *store.event_watch().borrow();
     let mut applied = 0;
+    let mut lagging = HashSet::new();
     while consumer.position() < end {
         let events = Arc::new(consumer.next_batch(BATCH).await?);
         if events.is_empty() {
@@ -95,9 +105,18 @@ pub async fn rebuild(store: &Store) -> Result<u64, StorageError> {
         }
         let mut from = 0;
         while from < events.len() {
-            from += apply_batch(store, events.clone(), from).await?;
+            let (taken, deferred) = apply_batch(store, events.clone(), from).await?;
+            from += taken;
+            lagging.extend(deferred);
         }
         applied += events.len() as u64;
+    }
+    let lagging: Vec<String> = lagging.into_iter().collect();
+    for chunk in lagging.chunks(RERANK_CHUNK) {
+        let mut left = chunk.to_vec();
+        while !left.is_empty() {
+            left = rerank_some(store, left).await?;
+        }
     }
     Ok(applied)
 }
@@ -133,7 +152,7 @@ pub(super) fn order_facts(
 
 /// Applies events from the front of `events` (up to [`MAX_WRITES`] writes)
 /// and moves the offset past them, in one atomic write; returns how many
-/// were taken.
+/// were taken, and the items whose ranking keys now lag.
 ///
 /// The changes are computed on the blocking pool from a snapshot of the
 /// tree: the recommender is its only writer, so the snapshot is current.
@@ -144,7 +163,7 @@ async fn apply_batch(
     store: &Store,
     events: Arc<Vec<Event>>,
     from: usize,
-) -> Result<usize, StorageError> {
+) -> Result<(usize, HashSet<String>), StorageError> {
     let wanted = model::confirmed_orders(&events[from..]);
     let computed = store
         .read(move |trees| {
@@ -156,7 +175,7 @@ async fn apply_batch(
             Ok((before, taken, batch.into_writes()))
         })
         .await?;
-    let (before, taken, writes) = computed;
+    let (before, taken, (writes, deferred)) = computed;
     let writes = Arc::new(writes);
     let current = store
         .write(move |tx| {
@@ -184,7 +203,64 @@ async fn apply_batch(
             reason: "the offset moved while a batch was computed".into(),
         });
     }
-    Ok(taken)
+    Ok((taken, deferred))
+}
+
+/// Moves the ranking keys of `items` (up to [`MAX_WRITES`] writes) in
+/// one write, computed off the writer like a batch; returns the items left
+/// for the next call.
+async fn rerank_some(store: &Store, items: Vec<String>) -> Result<Vec<String>, StorageError> {
+    let computed = store
+        .read(move |trees| {
+            let tree = trees.tree(TreeName::Recommendations);
+            let mut batch = Overlay::new(|key: &[u8]| Ok(tree.get(key)?.map(|v| v.to_vec())));
+            let left = model::rerank(&mut batch, items, MAX_WRITES)?;
+            Ok((left, batch.into_writes().0))
+        })
+        .await?;
+    let (left, writes) = computed;
+    let count = writes.len();
+    let writes = Arc::new(writes);
+    store
+        .write(move |tx| {
+            for (key, value) in writes.iter() {
+                match value {
+                    Some(value) => {
+                        tx.put_raw(TreeName::Recommendations, key.clone(), value.clone())
+                    }
+                    None => tx.remove(TreeName::Recommendations, key.clone()),
+                }
+            }
+            Ok::<_, StorageError>(())
+        })
+        .await?;
+    metrics::counter!("agora_recommender_rerank_writes_total").increment(count as u64);
+    Ok(left)
+}
+
+/// The items whose ranking keys lag (left by a node that stopped before
+/// it re-ranked them).
+async fn lagging_items(store: &Store) -> Result<HashSet<String>, StorageError> {
+    store
+        .read(|trees| {
+            let tree = trees.tree(TreeName::Recommendations);
+            let prefix = [keys::ITEM];
+            let mut lagging = HashSet::new();
+            for entry in tree.scan_prefix(prefix) {
+                let (key, value) = entry?;
+                let item: model::RecoItem = match crate::storage::codec::decode(&value) {
+                    Ok(item) => item,
+                    Err(_) => continue,
+                };
+                if model::lags(&item) {
+                    if let Ok(id) = String::from_utf8(key[1..].to_vec()) {
+                        lagging.insert(id);
+                    }
+                }
+            }
+            Ok(lagging)
+        })
+        .await
 }
 
 pub(super) async fn consume(
@@ -193,16 +269,42 @@ pub(super) async fn consume(
     position: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut lagging = match lagging_items(&store).await {
+        Ok(lagging) => lagging,
+        Err(e) => {
+            tracing::warn!(error = %e, "recommender could not list the items it left unranked");
+            HashSet::new()
+        }
+    };
+    if !lagging.is_empty() {
+        lagging = rerank(&store, lagging, true).await;
+    }
+    // The pass under way (one write's worth per turn, so it never holds
+    // the writer long); items deferred meanwhile wait for the next pass.
+    let mut pass = HashSet::new();
+    let mut reranked_at = Instant::now();
     while let Some(events) = consumer.next_or_stop(BATCH, &mut stop).await {
         let catching_up = events.len() == BATCH;
         let events = Arc::new(events);
         let mut from = 0;
         while from < events.len() {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             match apply_batch(&store, events.clone(), from).await {
-                Ok(taken) => {
+                Ok((taken, deferred)) => {
                     from += taken;
+                    lagging.extend(deferred);
                     let last = events[from - 1].seq;
+                    // Drained: the rankings catch up before the consumer
+                    // says it has; otherwise they move every few seconds.
+                    let drained = last >= *store.event_watch().borrow();
+                    if drained || (pass.is_empty() && reranked_at.elapsed() >= RERANK_EVERY) {
+                        // A new pass: what lagged until now.
+                        pass.extend(std::mem::take(&mut lagging));
+                        reranked_at = Instant::now();
+                    }
+                    if !pass.is_empty() {
+                        pass = rerank(&store, pass, drained).await;
+                    }
                     position.store(last, Ordering::Relaxed);
                     metrics::counter!("agora_recommender_events_total").increment(taken as u64);
                     metrics::gauge!("agora_recommender_offset").set(last as f64);
@@ -210,7 +312,7 @@ pub(super) async fn consume(
                 Err(e) => {
                     // Read again from the durable offset.
                     tracing::warn!(error = %e, "recommender batch not written; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     match store
                         .read(|trees| keys::applied(trees.tree(TreeName::Recommendations)))
                         .await
@@ -226,12 +328,35 @@ pub(super) async fn consume(
             // Behind: yield the writer as long as the batch held it, so a
             // backlog is worked off at no more than about half its pace.
             if catching_up || from < events.len() {
-                let pause = started.elapsed().min(std::time::Duration::from_millis(200));
+                let pause = started.elapsed().min(Duration::from_millis(200));
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
             }
+        }
+    }
+}
+
+/// Re-ranks `lagging`: all of it when `all`, else one write's worth (the
+/// rest waits for the next turn). Returns what is still lagging; a failed
+/// write keeps its items for the next turn.
+async fn rerank(store: &Store, mut lagging: HashSet<String>, all: bool) -> HashSet<String> {
+    loop {
+        let chunk: Vec<String> = lagging.iter().take(RERANK_CHUNK).cloned().collect();
+        for id in &chunk {
+            lagging.remove(id);
+        }
+        match rerank_some(store, chunk.clone()).await {
+            Ok(left) => lagging.extend(left),
+            Err(e) => {
+                tracing::warn!(error = %e, "recommender re-rank not written; retrying later");
+                lagging.extend(chunk);
+                return lagging;
+            }
+        }
+        if !all || lagging.is_empty() {
+            return lagging;
         }
     }
 }

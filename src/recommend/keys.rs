@@ -3,8 +3,8 @@
 //! prefixes, so a batch of events is one write:
 //!
 //! ```text
-//! i item                      → RecoItem {category, brand, active, popularity}
-//! p desc(popularity) item     → ()   every active item, most popular first
+//! i item                      → RecoItem {category, brand, active, popularity, ranked}
+//! p desc(ranked) item         → ()   every active item, most popular first
 //! c category 0 desc(pop) item → ()   the same, per category
 //! b brand 0 desc(pop) item    → ()   the same, per brand (lower-case)
 //! t a 0 b                     → u64  confirmed orders holding both a and b
@@ -24,9 +24,9 @@
 use crate::storage::StorageError;
 
 /// Version of the key layout; another one is rebuilt from the log.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
-pub(super) const ITEM: u8 = b'i';
+pub(crate) const ITEM: u8 = b'i';
 pub(super) const POPULAR: u8 = b'p';
 pub(super) const CATEGORY: u8 = b'c';
 pub(super) const BRAND: u8 = b'b';

@@ -14,7 +14,7 @@
 //! buyer toggling an item cannot inflate it), and an item's creation seeds
 //! its popularity only if the item is new.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::keys::*;
 use crate::domain::item::{Item, ItemStatus};
@@ -50,11 +50,16 @@ pub struct RecoItem {
     pub active: bool,
     /// Decayed popularity (ln scale, see the module docs).
     pub popularity: f64,
+    /// The popularity its ranking keys carry: an order moves
+    /// `popularity` at once, and the keys follow in a later [`rerank`]
+    /// (so an item bought many times between two re-ranks moves its keys
+    /// once).
+    pub ranked: f64,
 }
 
 impl Record for RecoItem {
     const KIND: &'static str = "reco_item";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
 }
 
 /// A confirmed order as the recommender needs it (read from the order when
@@ -81,7 +86,12 @@ pub trait Kv {
     fn begin(&mut self);
     /// Drops the writes staged since [`Self::begin`].
     fn undo(&mut self);
+    /// Notes that `item`'s ranking keys lag its popularity (for [`rerank`]).
+    fn defer(&mut self, item: &str);
 }
+
+/// A batch's net writes by key (`None` removes).
+pub type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// A key's state in the overlay before an event touched it.
 type Prior = (Vec<u8>, Option<Option<Vec<u8>>>);
@@ -90,8 +100,9 @@ type Prior = (Vec<u8>, Option<Option<Vec<u8>>>);
 /// a reader of the stored values; [`Self::into_writes`] hands them over.
 pub struct Overlay<R> {
     read: R,
-    writes: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: Writes,
     journal: Vec<Prior>,
+    deferred: HashSet<String>,
 }
 
 impl<R> Overlay<R>
@@ -104,12 +115,14 @@ where
             read,
             writes: HashMap::new(),
             journal: Vec::new(),
+            deferred: HashSet::new(),
         }
     }
 
-    /// The batch's net writes (`None` removes).
-    pub fn into_writes(self) -> HashMap<Vec<u8>, Option<Vec<u8>>> {
-        self.writes
+    /// The batch's net writes (`None` removes), and the items whose
+    /// ranking keys it left behind their popularity.
+    pub fn into_writes(self) -> (Writes, HashSet<String>) {
+        (self.writes, self.deferred)
     }
 }
 
@@ -148,6 +161,12 @@ where
                 Some(value) => self.writes.insert(key, value),
                 None => self.writes.remove(&key),
             };
+        }
+    }
+
+    fn defer(&mut self, item: &str) {
+        if !self.deferred.contains(item) {
+            self.deferred.insert(item.to_owned());
         }
     }
 }
@@ -189,7 +208,7 @@ fn rank_keys(id: &str, item: &RecoItem) -> Vec<Vec<u8>> {
     if !item.active {
         return Vec::new();
     }
-    let score = desc_score(item.popularity);
+    let score = desc_score(item.ranked);
     // tag ‖ score ‖ id: the score is fixed-length, so no separator.
     let mut keys = vec![[&[POPULAR][..], &score, id.as_bytes()].concat()];
     if let Some(category) = &item.category {
@@ -201,23 +220,61 @@ fn rank_keys(id: &str, item: &RecoItem) -> Vec<Vec<u8>> {
     keys
 }
 
-/// Stores `new` for `id`, moving its ranking keys from `old`'s.
+/// Stores `new` for `id`, moving its ranking keys from `old`'s (only
+/// those that differ).
 fn store_item(
     kv: &mut impl Kv,
     id: &str,
     old: Option<&RecoItem>,
     new: &RecoItem,
 ) -> Result<(), StorageError> {
-    if let Some(old) = old {
-        for key in rank_keys(id, old) {
-            kv.remove(key);
+    let before = old.map(|old| rank_keys(id, old)).unwrap_or_default();
+    let after = rank_keys(id, new);
+    for key in &before {
+        if !after.contains(key) {
+            kv.remove(key.clone());
         }
     }
-    for key in rank_keys(id, new) {
-        kv.put(key, Vec::new());
+    for key in after {
+        if !before.contains(&key) {
+            kv.put(key, Vec::new());
+        }
     }
     kv.put(item_key(id), codec::encode(new)?);
     Ok(())
+}
+
+/// Moves the ranking keys of `items` to their current popularity, until
+/// `max_writes` writes are staged; returns the items not reached (for the
+/// next call).
+pub fn rerank(
+    kv: &mut impl Kv,
+    items: impl IntoIterator<Item = String>,
+    max_writes: usize,
+) -> Result<Vec<String>, StorageError> {
+    let mut left = Vec::new();
+    for id in items {
+        if kv.staged() >= max_writes {
+            left.push(id);
+            continue;
+        }
+        let Some(old) = load_item(kv, &id)? else {
+            continue;
+        };
+        if old.ranked.to_bits() != old.popularity.to_bits() {
+            let new = RecoItem {
+                ranked: old.popularity,
+                ..old.clone()
+            };
+            store_item(kv, &id, Some(&old), &new)?;
+        }
+    }
+    Ok(left)
+}
+
+/// Whether an item's ranking keys lag its popularity.
+pub fn lags(item: &RecoItem) -> bool {
+    item.active && item.ranked.to_bits() != item.popularity.to_bits()
 }
 
 fn lower(text: &Option<String>) -> Option<String> {
@@ -230,12 +287,20 @@ fn apply_item(kv: &mut impl Kv, item: &Item, active: bool) -> Result<(), Storage
         Some(old) => old.popularity,
         None => decayed_add(f64::NEG_INFINITY, NEW_ITEM_WEIGHT, item.created_at),
     };
-    let new = RecoItem {
+    let mut new = RecoItem {
         category: lower(&item.category),
         brand: lower(&item.brand),
         active,
         popularity,
+        ranked: old.as_ref().map_or(popularity, |old| old.ranked),
     };
+    let same_place = old.as_ref().is_some_and(|old| {
+        (&old.category, &old.brand, old.active) == (&new.category, &new.brand, new.active)
+    });
+    if !same_place {
+        // Its keys move anyway: to where it ranks now.
+        new.ranked = popularity;
+    }
     if old.as_ref() != Some(&new) {
         store_item(kv, &item.id, old.as_ref(), &new)?;
     }
@@ -259,8 +324,15 @@ fn observe(
         brand: None,
         active: true,
         popularity: f64::NEG_INFINITY,
+        ranked: f64::NEG_INFINITY,
     });
     new.popularity = decayed_add(new.popularity, weight, at);
+    if old.is_none() {
+        // Ranked at once: an item unranked would not show at all.
+        new.ranked = new.popularity;
+    } else if lags(&new) {
+        kv.defer(item_id);
+    }
     store_item(kv, item_id, old.as_ref(), &new)?;
     for (kind, value) in [(CATEGORY, &new.category), (BRAND, &new.brand)] {
         if let Some(value) = value {

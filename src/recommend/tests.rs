@@ -29,6 +29,35 @@ impl Kv for sled::Tree {
     }
     fn begin(&mut self) {}
     fn undo(&mut self) {}
+    fn defer(&mut self, _: &str) {}
+}
+
+/// The items whose ranking keys lag their popularity.
+fn lagging(tree: &sled::Tree) -> Vec<String> {
+    tree.scan_prefix(item_key(""))
+        .map(|e| e.expect("scan"))
+        .filter(|(_, v)| lags(&crate::storage::codec::decode::<RecoItem>(v).expect("item")))
+        .map(|(k, _)| String::from_utf8(k[1..].to_vec()).expect("id"))
+        .collect()
+}
+
+/// Whether every key of the global ranking carries its item's popularity.
+fn ranked_as_popular(tree: &sled::Tree) -> bool {
+    tree.scan_prefix(popular_prefix()).all(|e| {
+        let key = e.expect("scan").0;
+        let id = ranked_item(&popular_prefix(), &key).expect("id");
+        let bytes = tree.get(item_key(&id)).expect("get").expect("item");
+        let item: RecoItem = crate::storage::codec::decode(&bytes).expect("item");
+        key[1..9] == desc_score(item.popularity)
+    })
+}
+
+/// Moves every lagging ranking key (what the consumer's re-rank does).
+fn settle(tree: &mut sled::Tree) {
+    let items = lagging(tree);
+    let left = rerank(tree, items, usize::MAX).expect("rerank");
+    assert!(left.is_empty());
+    assert!(lagging(tree).is_empty());
 }
 
 fn item(id: &str, category: &str, brand: &str, at: i64) -> Item {
@@ -149,6 +178,13 @@ fn orders_rank_popularity_pairs_and_affinity() {
     let (events, orders) = history();
     apply_events(&mut tree, &events, &orders, usize::MAX).expect("apply");
     assert_eq!(applied(&tree).expect("offset"), 9);
+    // Orders moved popularity at once; the rankings follow at the re-rank.
+    let mut behind = lagging(&tree);
+    behind.sort();
+    assert_eq!(behind, ["A", "B", "C", "D"]);
+    assert!(!ranked_as_popular(&tree));
+    settle(&mut tree);
+    assert!(ranked_as_popular(&tree));
     assert_eq!(ranking(&tree, &popular_prefix()), ["A", "B", "C", "D"]);
     assert_eq!(ranking(&tree, &category_prefix("lamps")), ["A", "C"]);
     assert_eq!(ranking(&tree, &brand_prefix("lumo")), ["A", "B"]);
@@ -229,7 +265,7 @@ fn a_batch_cut_by_its_writes_resumes_where_it_stopped() {
         let mut batch = Overlay::new(|key: &[u8]| Ok(pieces.get(key)?.map(|v| v.to_vec())));
         let (taken, _) = apply_events(&mut batch, rest, &orders, 5).expect("apply");
         assert!(taken > 0);
-        for (key, value) in batch.into_writes() {
+        for (key, value) in batch.into_writes().0 {
             match value {
                 Some(value) => pieces.insert(key, value).expect("insert"),
                 None => pieces.remove(key).expect("remove"),
@@ -248,6 +284,7 @@ fn a_deactivated_item_leaves_every_ranking_and_a_moved_one_follows() {
     let mut tree = db.open_tree("reco").expect("tree");
     let (events, orders) = history();
     apply_events(&mut tree, &events, &orders, usize::MAX).expect("apply");
+    settle(&mut tree);
     let mut gone = item("A", "lamps", "Lumo", T0);
     gone.status = ItemStatus::Inactive;
     let deactivated = event(10, T0, EventBody::ItemDeactivated(gone));
