@@ -305,6 +305,16 @@ pub(super) async fn consume(
                     if !pass.is_empty() {
                         pass = rerank(&store, pass, drained).await;
                     }
+                    // Drained, the consumer says it is caught up only once
+                    // the rankings are: a failed re-rank write is retried
+                    // here, as no new event may come to retry it.
+                    while drained && !pass.is_empty() {
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                        pass = rerank(&store, pass, true).await;
+                    }
                     position.store(last, Ordering::Relaxed);
                     metrics::counter!("agora_recommender_events_total").increment(taken as u64);
                     metrics::gauge!("agora_recommender_offset").set(last as f64);

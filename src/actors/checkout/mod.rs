@@ -4,15 +4,18 @@
 //!
 //! ```text
 //! lock cart → price check → reserve each line, SKU order (+log Reserving)
-//!   → order CREATED (+log OrderCreated) → risk → order PAYMENT_PENDING (+log Charging)
-//!   → charge → approved: commit stock → CONFIRMED with payment facts (+log Confirmed) → empty cart (+log end)
+//!   → risk → order stored once, CREATED → PAYMENT_PENDING (+log Charging)
+//!            (a rule declined: CREATED → PAYMENT_FAILED (+log Failed) → release → unlock)
+//!   → charge → approved: commit stock (+log committed, per line) → CONFIRMED with payment
+//!              facts (the log stays: a confirmed order says only the cart is left)
+//!              → empty cart (+log end)
 //!            → declined: PAYMENT_FAILED (+log Failed) → release stock → unlock cart (+log end)
 //!            → no answer: unlock cart (+log end); the order's own deadline expires it
 //! ```
 //!
 //! The log ([`saga::Saga`], the `sagas` tree) is written before each step
 //! begins; after the first entry, each entry *rides* in the same atomic
-//! write as the previous step's own change (the order's transition, the
+//! write as the previous step's own change (the order's creation, the
 //! cart's clearing), so the log never disagrees with what happened and
 //! costs no write of its own. Every step is idempotent by checkout id, so
 //! at start-up [`Checkouts::recover`] hands each unfinished log to a fresh

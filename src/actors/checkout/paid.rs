@@ -11,7 +11,8 @@ use std::time::Duration;
 
 impl CheckoutEntity {
     /// The gateway charged: commit every line's stock, then confirm the
-    /// order with its payment facts (logging `Confirmed` with it). If the
+    /// order with its payment facts (the log stays at `Charging`: a
+    /// confirmed order says where the checkout is). If the
     /// order stopped waiting meanwhile (expired or cancelled, its stock
     /// released), give everything back instead. No log entry is needed
     /// between the charge and the confirmation: a resumed checkout asks the
@@ -22,6 +23,14 @@ impl CheckoutEntity {
         saga: &Saga,
         txn_id: String,
     ) -> Result<(), CheckoutError> {
+        // A resumed checkout that cannot read its order (moved to the
+        // archive, say) must not take the charge for a late one and refund
+        // it: keep the log, and let the next sweep try again.
+        if state.order.is_none() {
+            return Err(CheckoutError::Unavailable(
+                "the order cannot be read; the checkout is retried later".into(),
+            ));
+        }
         // Always commit what is still held, even for an order that stopped
         // waiting: what was committed is then certain (the log says) and is
         // given back below with the refund.

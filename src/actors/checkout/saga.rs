@@ -12,13 +12,18 @@ use crate::storage::{codec, Record, Rider, StorageError, TreeName};
 pub enum Step {
     /// Reserving the lines' stock; no order exists yet.
     Reserving,
-    /// Every line reserved, the order stored as `CREATED`.
+    /// Every line reserved, the order stored as `CREATED` (only in logs
+    /// left by the release before this one, which stored the order
+    /// before deciding risk).
     OrderCreated,
     /// The order is `PAYMENT_PENDING`; the gateway has been (or is being)
     /// asked for the charge, and if it charged, stock is being committed
-    /// (a resumed checkout asks the gateway which).
+    /// (a resumed checkout asks the gateway which). Once the order is
+    /// `CONFIRMED` the log stays here until the cart is emptied: the
+    /// order's history says the checkout is past its charge.
     Charging,
-    /// The order is `CONFIRMED`; the cart is being emptied.
+    /// The order is `CONFIRMED`; the cart is being emptied (only in logs
+    /// left by the release before this one).
     Confirmed,
     /// Payment refused (by the gateway or a risk rule): stock is being
     /// released and the cart unlocked.

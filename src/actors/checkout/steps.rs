@@ -112,13 +112,25 @@ impl CheckoutEntity {
         let rider = saga.rider_at(step.clone())?;
         match retrying!(self.orders.create(order.clone(), Some(rider.clone())).await) {
             Ok(order) => {
-                if step == Step::Charging {
+                // A retried create returns the stored order, which the
+                // buyer may have cancelled meanwhile: never charge for it.
+                let cancelled =
+                    step == Step::Charging && order.status != OrderStatus::PaymentPending;
+                if step == Step::Charging && !cancelled {
                     state
                         .progress
                         .send_replace(Progress::AwaitingPayment(order.clone()));
                 }
                 state.order = Some(order);
                 set_step(state, step);
+                if cancelled {
+                    self.fail_order(
+                        state,
+                        OrderStatus::PaymentFailed,
+                        "cancelled before payment".into(),
+                    )
+                    .await?;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -261,6 +273,18 @@ impl CheckoutEntity {
                             );
                             self.fail_order(state, OrderStatus::PaymentFailed, reason)
                                 .await?;
+                        }
+                        // A resumed checkout whose order already ended
+                        // (cancelled, expired) with nothing charged: give
+                        // its stock back now.
+                        PaymentResult::NoAnswer
+                            if state
+                                .order
+                                .as_ref()
+                                .is_some_and(|o| o.status != OrderStatus::PaymentPending) =>
+                        {
+                            self.finish_failed(state).await?;
+                            return self.current_order(state, &saga).await;
                         }
                         PaymentResult::NoAnswer => {
                             // The order keeps its reservations until its
