@@ -12,17 +12,12 @@
 set -euo pipefail
 OLD=$1; NEW=$2; SCENARIO=${3:-checkout}; ITEMS=${4:-1000}; ROUNDS=${5:-2}
 PORT=28400
+. "$(dirname "$0")/node.sh"
 run() {
   local bin=$1 dir err pid lp c0 c1 t0 t1
   dir=$(mktemp -d); err=$(mktemp)
-  AGORA_PAYMENT_LATENCY_MS=0 "$bin" serve --http 127.0.0.1:$PORT --data-dir "$dir" \
-    --rate-limit-per-sec 0 >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && break; sleep 0.2; done
-  "$bin" load --scenario "$SCENARIO" --target http://127.0.0.1:$PORT --items "$ITEMS" \
-    --duration 10 --concurrency 64 --json >"$dir.json" 2>"$err" &
-  lp=$!
-  until grep -q "seeded" "$err" 2>/dev/null; do sleep 0.1; done
+  start_node "$bin" $PORT "$dir"; pid=$NODE_PID
+  start_load "$bin" $PORT "$SCENARIO" "$ITEMS" 10 "$dir.json" "$err"; lp=$LOAD_PID
   c0=$(awk '{print $14+$15}' /proc/$pid/stat); t0=$(date +%s.%N)
   wait $lp || true
   c1=$(awk '{print $14+$15}' /proc/$pid/stat); t1=$(date +%s.%N)

@@ -13,15 +13,10 @@
 set -euo pipefail
 BIN=$1; SCENARIO=${2:-checkout}; ITEMS=${3:-1000}; DURATION=${4:-10}
 PORT=28401
+. "$(dirname "$0")/node.sh"
 dir=$(mktemp -d); err=$(mktemp)
-AGORA_PAYMENT_LATENCY_MS=0 "$BIN" serve --http 127.0.0.1:$PORT --data-dir "$dir" \
-  --rate-limit-per-sec 0 >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && break; sleep 0.2; done
-"$BIN" load --scenario "$SCENARIO" --target http://127.0.0.1:$PORT --items "$ITEMS" \
-  --duration "$DURATION" --concurrency 64 --json >"$dir.json" 2>"$err" &
-lp=$!
-until grep -q "seeded" "$err" 2>/dev/null; do sleep 0.1; done
+start_node "$BIN" $PORT "$dir"; pid=$NODE_PID
+start_load "$BIN" $PORT "$SCENARIO" "$ITEMS" "$DURATION" "$dir.json" "$err"; lp=$LOAD_PID
 curl -sf http://127.0.0.1:$PORT/metrics >"$dir.m0"
 wait $lp || true
 sleep 1  # event consumers (search, notifications) catch up

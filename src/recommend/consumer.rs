@@ -12,7 +12,7 @@ use super::keys;
 use super::model::{self, OrderFacts, Overlay};
 use crate::domain::order::Order;
 use crate::storage::events::{Event, EventConsumer};
-use crate::storage::{StorageError, Store, TreeName, Trees};
+use crate::storage::{StorageError, Store, TreeName, Trees, Tx};
 
 /// The consumer's name (in logs; its offset is kept in its own tree).
 pub(super) const CONSUMER: &str = "recommender";
@@ -186,14 +186,7 @@ async fn apply_batch(
             if offset != before {
                 return Ok::<_, StorageError>(false);
             }
-            for (key, value) in writes.iter() {
-                match value {
-                    Some(value) => {
-                        tx.put_raw(TreeName::Recommendations, key.clone(), value.clone())
-                    }
-                    None => tx.remove(TreeName::Recommendations, key.clone()),
-                }
-            }
+            stage(tx, &writes);
             Ok(true)
         })
         .await?;
@@ -204,6 +197,16 @@ async fn apply_batch(
         });
     }
     Ok((taken, deferred))
+}
+
+/// Stages a batch's precomputed writes into the recommender's tree.
+fn stage(tx: &mut Tx<'_>, writes: &model::Writes) {
+    for (key, value) in writes {
+        match value {
+            Some(value) => tx.put_raw(TreeName::Recommendations, key.clone(), value.clone()),
+            None => tx.remove(TreeName::Recommendations, key.clone()),
+        }
+    }
 }
 
 /// Moves the ranking keys of `items` (up to [`MAX_WRITES`] writes) in
@@ -223,14 +226,7 @@ async fn rerank_some(store: &Store, items: Vec<String>) -> Result<Vec<String>, S
     let writes = Arc::new(writes);
     store
         .write(move |tx| {
-            for (key, value) in writes.iter() {
-                match value {
-                    Some(value) => {
-                        tx.put_raw(TreeName::Recommendations, key.clone(), value.clone())
-                    }
-                    None => tx.remove(TreeName::Recommendations, key.clone()),
-                }
-            }
+            stage(tx, &writes);
             Ok::<_, StorageError>(())
         })
         .await?;
