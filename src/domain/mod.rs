@@ -8,6 +8,7 @@ pub mod cart;
 mod ids;
 pub mod item;
 pub mod order;
+pub mod sealed;
 pub mod text;
 mod time;
 pub mod user;

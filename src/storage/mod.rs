@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::domain::sealed::Sealer;
 use cache::ReadCache;
 pub use codec::Record;
 use committer::{Command, Committer, TypedJob};
@@ -101,6 +102,7 @@ struct Inner {
     writes: mpsc::Sender<Command>,
     last_event: watch::Receiver<u64>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    sealer: Sealer,
 }
 
 impl Store {
@@ -109,6 +111,10 @@ impl Store {
     /// Blocking: opening sled reads its log and may take a while on a large
     /// database; call it at start-up or on the blocking pool.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StorageError> {
+        let sealer = Sealer::new(
+            node_key(dir, "seal.key")
+                .map_err(|e| StorageError::Io(Arc::new(sled::Error::Io(e))))?,
+        );
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(options.cache_bytes)
@@ -142,8 +148,15 @@ impl Store {
                 writes,
                 last_event,
                 committer: Mutex::new(Some(handle)),
+                sealer,
             }),
         })
+    }
+
+    /// Seals and opens the tokens this node hands out (list cursors, opaque
+    /// ids), with a key kept beside the database.
+    pub fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
     }
 
     /// Runs `job` in the writer thread and waits until its writes are durable.
@@ -296,4 +309,38 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+/// A 32-byte secret kept at `<dir>/keys/<name>`, made on first use
+/// (written to a temporary file, then renamed, so a crash never leaves half
+/// a key). Only the node reads it: the folder is `0700`, the file `0600`.
+pub fn node_key(dir: &Path, name: &str) -> std::io::Result<[u8; 32]> {
+    let folder = dir.join("keys");
+    let path = folder.join(name);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    std::fs::create_dir_all(&folder)?;
+    let key: [u8; 32] = rand::random();
+    let temporary = path.with_extension("tmp");
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(&temporary, key)?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(key)
 }
