@@ -75,7 +75,8 @@ async fn sign_in(
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
-/// Signs out: the token stops working at once.
+/// Signs out: the token stops working at once, and the session's open
+/// websockets close (1008).
 #[utoipa::path(delete, path = "/sessions", tag = "accounts", security(("bearer" = [])),
     responses((status = 204, description = "signed out"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn sign_out(
@@ -83,5 +84,8 @@ async fn sign_out(
     SignedIn(who): SignedIn,
 ) -> Result<StatusCode, ApiError> {
     state.accounts.sign_out(who.session_key).await?;
+    // The session's sockets on this node close now, not at their next
+    // periodic check.
+    state.hub.end_session(&who.user_id, &who.session_key);
     Ok(StatusCode::NO_CONTENT)
 }
