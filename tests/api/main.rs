@@ -8,6 +8,7 @@ mod checkout;
 mod durability;
 mod gateway;
 mod helpers;
+mod inbox;
 mod live;
 mod load;
 mod media;
