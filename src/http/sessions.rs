@@ -39,12 +39,14 @@ pub struct SessionView {
     user: UserView,
 }
 
-/// Signs in with email and password.
+/// Signs in with email and password. After repeated failures for one email,
+/// attempts for it wait (429 `SIGN_IN_THROTTLED` with `Retry-After`).
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = SignInBody,
     responses(
         (status = 201, body = SessionView),
         (status = 401, body = Problem, description = "INVALID_CREDENTIALS", content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "SIGN_IN_THROTTLED: too many failed sign-ins for this email; wait `Retry-After` seconds", content_type = "application/problem+json"),
     ))]
 async fn sign_in(
     State(state): State<AppState>,

@@ -18,4 +18,5 @@ mod recommend;
 mod saga;
 mod search;
 mod shop;
+mod sign_in;
 mod wishlist;
