@@ -1,11 +1,11 @@
 //! Accounts and sessions: registration, sign-in, token authentication,
 //! profile changes. Passwords are Argon2id hashes; tokens are 256 random bits
 //! handed to the client once and stored only as their SHA-256. Failed
-//! sign-ins are throttled per email ([`throttle`]).
+//! sign-ins are throttled per email (submodule `throttle`).
 
 mod throttle;
 
-pub use throttle::{ThrottleRules, MAX_TRACKED_EMAILS};
+pub use throttle::ThrottleRules;
 
 use std::sync::Arc;
 
@@ -195,8 +195,8 @@ impl Accounts {
     /// Checks credentials and opens a session.
     pub async fn sign_in(&self, email: &str, password: String) -> Result<NewSession, AccountError> {
         let email = email.trim().to_lowercase();
-        let throttled = throttle::email_key(&email);
-        self.wait_or_throttle(&throttled)?;
+        let email_key = throttle::email_key(&email);
+        self.refuse_if_throttled(&email_key)?;
         let found = self
             .store
             .read(move |trees| {
@@ -211,20 +211,20 @@ impl Accounts {
             |u| u.password_hash.clone(),
         );
         if password.len() > user::MAX_PASSWORD_BYTES {
-            return Err(self.sign_in_failed(&throttled));
+            return Err(self.sign_in_failed(&email_key));
         }
         let matches = {
             let _slot = self.hashing_slot().await?;
             // Again: guesses that queued for a slot while others failed
             // must not each get a hash.
-            self.wait_or_throttle(&throttled)?;
+            self.refuse_if_throttled(&email_key)?;
             blocking_verify(password, hash).await?
         };
         let user = match found {
             Some(user) if matches => user,
-            _ => return Err(self.sign_in_failed(&throttled)),
+            _ => return Err(self.sign_in_failed(&email_key)),
         };
-        self.throttle.succeeded(&throttled);
+        self.throttle.succeeded(&email_key);
         let token = new_token();
         let now = Timestamp::now();
         let session = Session {
@@ -259,7 +259,7 @@ impl Accounts {
     }
 
     /// `Err(Throttled)` while sign-ins for this email must wait.
-    fn wait_or_throttle(&self, key: &throttle::EmailKey) -> Result<(), AccountError> {
+    fn refuse_if_throttled(&self, key: &throttle::EmailKey) -> Result<(), AccountError> {
         self.throttle.check(key).map_err(|wait| {
             metrics::counter!("agora_sign_in_throttled_total").increment(1);
             AccountError::Throttled(wait)

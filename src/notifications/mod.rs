@@ -6,8 +6,8 @@
 //! update becomes exactly one notification, across crashes. A notification
 //! is stored under its event's sequence number, so a replay finds it already
 //! there (and never resets `read`); clients see that number only enciphered
-//! and sealed ([`id`]). Once written, it is also pushed to the buyer's open
-//! sockets as a `notification` frame.
+//! and sealed (submodule `id`). Once written, it is also pushed to the
+//! buyer's open sockets as a `notification` frame.
 //!
 //! Other channels (e-mail, SMS) plug in as an [`OutboundNotifier`], fed by
 //! the same events through a consumer of its own (at least once); the
