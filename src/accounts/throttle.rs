@@ -178,4 +178,13 @@ mod tests {
         assert!(throttle.check(&target).is_ok());
         assert_eq!(email_for_logs(&target).len(), 16);
     }
+
+    #[test]
+    fn failures_across_more_emails_than_the_bound_keep_memory_bounded() {
+        let throttle = SignInThrottle::new(ThrottleRules::default());
+        for n in 0..(MAX_TRACKED_EMAILS + 20_000) {
+            throttle.failed(&email_key(&format!("guess-{n}@example.com")));
+        }
+        assert!(throttle.recent().len() <= MAX_TRACKED_EMAILS);
+    }
 }
