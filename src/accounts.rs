@@ -1,6 +1,11 @@
 //! Accounts and sessions: registration, sign-in, token authentication,
 //! profile changes. Passwords are Argon2id hashes; tokens are 256 random bits
-//! handed to the client once and stored only as their SHA-256.
+//! handed to the client once and stored only as their SHA-256. Failed
+//! sign-ins are throttled per email (submodule `throttle`).
+
+mod throttle;
+
+pub use throttle::ThrottleRules;
 
 use std::sync::Arc;
 
@@ -31,6 +36,10 @@ pub enum AccountError {
     /// The session is gone (signed out, expired, or its user removed).
     #[error("not signed in")]
     Unauthenticated,
+    /// Too many failed sign-ins for this email: attempts wait this long
+    /// more, whatever the password.
+    #[error("sign-ins for this email wait {0:?}")]
+    Throttled(std::time::Duration),
     /// Too many password hashes are already running; try again shortly.
     #[error("too many sign-ins in progress")]
     Busy,
@@ -88,6 +97,8 @@ pub struct Accounts {
     /// the number of cores, so a burst of sign-ins cannot exhaust memory or
     /// starve the blocking pool that sled reads share.
     hashing: Arc<Semaphore>,
+    /// Failed sign-ins per email, and the waits they impose.
+    throttle: Arc<throttle::SignInThrottle>,
 }
 
 /// How long a sign-in or registration waits for a hashing slot before 503.
@@ -104,7 +115,14 @@ impl Accounts {
             session_ttl_secs,
             decoy_hash: Arc::new(decoy),
             hashing,
+            throttle: Arc::new(throttle::SignInThrottle::new(ThrottleRules::default())),
         })
+    }
+
+    /// The same service with sign-in throttling by `rules`.
+    pub fn with_throttle(mut self, rules: ThrottleRules) -> Self {
+        self.throttle = Arc::new(throttle::SignInThrottle::new(rules));
+        self
     }
 
     /// Creates an account.
@@ -177,6 +195,8 @@ impl Accounts {
     /// Checks credentials and opens a session.
     pub async fn sign_in(&self, email: &str, password: String) -> Result<NewSession, AccountError> {
         let email = email.trim().to_lowercase();
+        let email_key = throttle::email_key(&email);
+        self.refuse_if_throttled(&email_key)?;
         let found = self
             .store
             .read(move |trees| {
@@ -191,16 +211,20 @@ impl Accounts {
             |u| u.password_hash.clone(),
         );
         if password.len() > user::MAX_PASSWORD_BYTES {
-            return Err(AccountError::InvalidCredentials);
+            return Err(self.sign_in_failed(&email_key));
         }
         let matches = {
             let _slot = self.hashing_slot().await?;
+            // Again: guesses that queued for a slot while others failed
+            // must not each get a hash.
+            self.refuse_if_throttled(&email_key)?;
             blocking_verify(password, hash).await?
         };
         let user = match found {
             Some(user) if matches => user,
-            _ => return Err(AccountError::InvalidCredentials),
+            _ => return Err(self.sign_in_failed(&email_key)),
         };
+        self.throttle.succeeded(&email_key);
         let token = new_token();
         let now = Timestamp::now();
         let session = Session {
@@ -232,6 +256,26 @@ impl Accounts {
                 Ok(())
             })
             .await
+    }
+
+    /// `Err(Throttled)` while sign-ins for this email must wait.
+    fn refuse_if_throttled(&self, key: &throttle::EmailKey) -> Result<(), AccountError> {
+        self.throttle.check(key).map_err(|wait| {
+            metrics::counter!("agora_sign_in_throttled_total").increment(1);
+            AccountError::Throttled(wait)
+        })
+    }
+
+    /// Counts, logs (the email only hashed) and throttles a failed sign-in.
+    fn sign_in_failed(&self, key: &throttle::EmailKey) -> AccountError {
+        let failures = self.throttle.failed(key);
+        metrics::counter!("agora_sign_in_failures_total").increment(1);
+        tracing::warn!(
+            email_sha256 = %throttle::email_for_logs(key),
+            failures,
+            "sign-in failed"
+        );
+        AccountError::InvalidCredentials
     }
 
     async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AccountError> {

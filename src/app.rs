@@ -66,7 +66,13 @@ impl Application {
                     settings.data_dir.display()
                 )
             })?;
-        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs).await?;
+        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs)
+            .await?
+            .with_throttle(crate::accounts::ThrottleRules {
+                free_failures: settings.sign_in_free_failures,
+                first_wait: Duration::from_millis(settings.sign_in_first_wait_ms),
+                longest_wait: Duration::from_secs(settings.sign_in_longest_wait_secs),
+            });
         let regions = RegionSettings {
             idle: Duration::from_secs(settings.entity_idle_secs),
             call_timeout: Duration::from_millis(settings.actor_call_timeout_ms),

@@ -76,6 +76,14 @@ pub struct Settings {
     pub storage_cache_mb: u64,
     /// Read cache of hot records (items, stock, sessions, users), MiB.
     pub read_cache_mb: u64,
+    /// Failed sign-ins for one email before its attempts wait; 0 turns
+    /// sign-in throttling off.
+    pub sign_in_free_failures: u32,
+    /// The first wait, once `sign_in_free_failures` is reached; each
+    /// further failure doubles it.
+    pub sign_in_first_wait_ms: u64,
+    /// The longest wait between sign-in attempts for one email.
+    pub sign_in_longest_wait_secs: u64,
     /// The cluster this node belongs to.
     pub cluster: ClusterSettings,
 }
@@ -155,13 +163,16 @@ impl Default for Settings {
             pricing: crate::domain::cart::Pricing::default(),
             storage_cache_mb: 256,
             read_cache_mb: 64,
+            sign_in_free_failures: 5,
+            sign_in_first_wait_ms: 1_000,
+            sign_in_longest_wait_secs: 300,
             cluster: ClusterSettings::default(),
         }
     }
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 24] = [
+const ENV_KEYS: [&str; 27] = [
     "node_id",
     "http",
     "data_dir",
@@ -186,6 +197,9 @@ const ENV_KEYS: [&str; 24] = [
     "search_cache_entries",
     "ws_queue_messages",
     "recommender_paused",
+    "sign_in_free_failures",
+    "sign_in_first_wait_ms",
+    "sign_in_longest_wait_secs",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -285,7 +299,7 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 18] = [
+        let ranges: [(&str, u64, u64, u64); 21] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
             ("search_cache_entries", self.search_cache_entries, 0, 65_536),
@@ -339,6 +353,24 @@ impl Settings {
             ("payment_latency_ms", self.payment_latency_ms, 0, 60_000),
             ("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000),
             ("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600),
+            (
+                "sign_in_free_failures",
+                self.sign_in_free_failures.into(),
+                0,
+                1_000,
+            ),
+            (
+                "sign_in_first_wait_ms",
+                self.sign_in_first_wait_ms,
+                1,
+                3_600_000,
+            ),
+            (
+                "sign_in_longest_wait_secs",
+                self.sign_in_longest_wait_secs,
+                1,
+                86_400,
+            ),
         ];
         for (name, value, low, high) in ranges {
             if !(low..=high).contains(&value) {

@@ -5,14 +5,40 @@
 //! so a key that exists always names complete bytes (and survives
 //! `kill -9`). Files are never deleted: the same key serves every item and
 //! order that ever named it.
+//!
+//! Every upload is decoded in full before it is stored ([`ImageType::check`]),
+//! so what `/media` serves is an image of its type, not a file that merely
+//! starts with an image's magic bytes (a polyglot of PNG header and HTML).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tokio::sync::Semaphore;
 
 use sha2::{Digest, Sha256};
 
 /// Largest image accepted.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// Widest and tallest image accepted, in pixels: a decompression bomb (a
+/// small file that declares a huge canvas) is refused from its header.
+pub const MAX_IMAGE_SIDE: u32 = 8_192;
+/// Most memory one decode may allocate: 128 MiB is a 4096 × 8192 RGBA
+/// canvas; anything larger is refused rather than allocated.
+pub const MAX_DECODE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Why an upload was refused by [`ImageType::check`].
+#[derive(Debug, thiserror::Error)]
+pub enum ImageRejected {
+    /// Over [`MAX_IMAGE_SIDE`] or [`MAX_DECODE_BYTES`].
+    #[error("the image is larger than {MAX_IMAGE_SIDE} x {MAX_IMAGE_SIDE} pixels or needs too much memory to decode")]
+    TooLarge,
+    /// Not a complete image of the declared type.
+    #[error("the bytes are not a complete {0} image")]
+    Undecodable(&'static str),
+}
 
 /// Image formats accepted, by their magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +81,29 @@ impl ImageType {
         }
     }
 
+    /// Decodes `bytes` in full as this type, within the size limits
+    /// (blocking, and up to [`MAX_DECODE_BYTES`] of memory and tens of
+    /// milliseconds of CPU for a large photo: run it on the blocking pool).
+    /// The pixels are dropped: the original bytes are what is stored.
+    pub fn check(self, bytes: &[u8]) -> Result<(), ImageRejected> {
+        let format = match self {
+            ImageType::Png => image::ImageFormat::Png,
+            ImageType::Jpeg => image::ImageFormat::Jpeg,
+            ImageType::Webp => image::ImageFormat::WebP,
+        };
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+        reader.limits(limits);
+        match reader.decode() {
+            Ok(_) => Ok(()),
+            Err(image::ImageError::Limits(_)) => Err(ImageRejected::TooLarge),
+            Err(_) => Err(ImageRejected::Undecodable(self.content_type())),
+        }
+    }
+
     /// The `Content-Type` to serve.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -69,6 +118,10 @@ impl ImageType {
 #[derive(Clone)]
 pub struct Media {
     dir: PathBuf,
+    /// Bounds concurrent decodes to the number of cores, so a burst of
+    /// uploads costs at most that many times [`MAX_DECODE_BYTES`] of memory
+    /// and cannot take over the blocking pool that sled reads share.
+    decoding: Arc<Semaphore>,
 }
 
 /// Whether `key` has the shape of a media key (64 lower-case hex digits).
@@ -82,9 +135,21 @@ pub fn is_key(key: &str) -> bool {
 impl Media {
     /// Media under `data_dir/media`.
     pub fn new(data_dir: &Path) -> Media {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Media {
             dir: data_dir.join("media"),
+            decoding: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// [`ImageType::check`] on the blocking pool, one decode per core at a
+    /// time (others wait their turn). A decoder that panics on hostile
+    /// bytes refuses the image rather than failing the request.
+    pub async fn check_image(&self, kind: ImageType, bytes: Bytes) -> Result<(), ImageRejected> {
+        let _slot = self.decoding.acquire().await;
+        tokio::task::spawn_blocking(move || kind.check(&bytes))
+            .await
+            .unwrap_or(Err(ImageRejected::Undecodable(kind.content_type())))
     }
 
     fn path(&self, key: &str) -> PathBuf {

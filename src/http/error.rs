@@ -78,6 +78,7 @@ codes! {
     ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
     EmptyCart => UNPROCESSABLE_ENTITY, "EMPTY_CART", "Empty cart";
     RateLimited => TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests";
+    SignInThrottled => TOO_MANY_REQUESTS, "SIGN_IN_THROTTLED", "Too many failed sign-ins";
     Internal => INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error";
     Unavailable => SERVICE_UNAVAILABLE, "UNAVAILABLE", "Service unavailable";
     Timeout => SERVICE_UNAVAILABLE, "TIMEOUT", "Request timed out";
@@ -250,6 +251,12 @@ impl From<AccountError> for ApiError {
                 ApiError::new(Code::InvalidCredentials, "email or password is incorrect")
             }
             AccountError::Unauthenticated => ApiError::unauthenticated(),
+            AccountError::Throttled(wait) => ApiError::new(
+                Code::SignInThrottled,
+                "too many failed sign-ins for this email; wait before trying again",
+            )
+            // Rounded up: a client that waits exactly this long gets in.
+            .retry_after(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
             AccountError::Busy => ApiError::new(
                 Code::Overloaded,
                 "too many sign-ins in progress; retry shortly",

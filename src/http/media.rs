@@ -43,7 +43,7 @@ pub struct ImageUrl {
         (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
         (status = 404, body = Problem, description = "no such item of yours", content_type = "application/problem+json"),
         (status = 413, body = Problem, description = "over 5 MiB", content_type = "application/problem+json"),
-        (status = 415, body = Problem, description = "not PNG, JPEG or WebP (by its bytes)", content_type = "application/problem+json"),
+        (status = 415, body = Problem, description = "UNSUPPORTED_MEDIA_TYPE: not a complete PNG, JPEG or WebP image of the declared type, or over 8192 pixels a side", content_type = "application/problem+json"),
     ))]
 async fn upload_image(
     State(state): State<AppState>,
@@ -60,19 +60,27 @@ async fn upload_image(
         .and_then(|v| v.to_str().ok())
         .and_then(ImageType::from_content_type);
     let actual = ImageType::sniff(&body);
-    match (declared, actual) {
-        (Some(declared), Some(actual)) if declared == actual => {}
+    let kind = match (declared, actual) {
+        (Some(declared), Some(actual)) if declared == actual => declared,
         _ => {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
                 "send a PNG, JPEG or WebP image with its own Content-Type",
             ))
         }
-    }
+    };
     // The item must be the seller's before anything is stored.
     let item = state.catalog.item(&item_id).await?;
     if item.seller_id != who.user_id {
         return Err(ApiError::not_found("item"));
+    }
+    // Decoded after the ownership check: only the item's seller can make
+    // the server spend a decode on an item.
+    if let Err(rejected) = state.media.check_image(kind, body.clone()).await {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            rejected.to_string(),
+        ));
     }
     let media = state.media.clone();
     let key = tokio::task::spawn_blocking(move || media.put(&body))

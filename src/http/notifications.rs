@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Code, Problem};
 use super::extract::{page_size, Path, SignedIn};
 use super::AppState;
+use crate::domain::sealed::Sealer;
 use crate::domain::{FieldErrors, Timestamp};
 use crate::notifications::{Notification, NotificationsError};
 
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationView {
+    /// Opaque; pass to `POST /notifications/{id}/read`.
     id: String,
     /// `order.updated`.
     #[serde(rename = "type")]
@@ -36,10 +38,11 @@ pub struct NotificationView {
     read: bool,
 }
 
-impl From<Notification> for NotificationView {
-    fn from(n: Notification) -> Self {
+impl NotificationView {
+    /// The view of `n`, with its public (sealed) id.
+    fn of(n: Notification, sealer: &Sealer) -> Self {
         NotificationView {
-            id: n.id(),
+            id: n.public_id(sealer),
             kind: n.kind,
             order_id: n.order_id,
             status: n.status.as_str().to_owned(),
@@ -106,7 +109,10 @@ async fn list_notifications(
         .list(&who.user_id, cursor.as_deref(), size)
         .await?;
     Ok(axum::Json(NotificationPage {
-        items: items.into_iter().map(NotificationView::from).collect(),
+        items: items
+            .into_iter()
+            .map(|n| NotificationView::of(n, state.store.sealer()))
+            .collect(),
         next_cursor,
     }))
 }

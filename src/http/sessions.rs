@@ -39,12 +39,14 @@ pub struct SessionView {
     user: UserView,
 }
 
-/// Signs in with email and password.
+/// Signs in with email and password. After repeated failures for one email,
+/// attempts for it wait (429 `SIGN_IN_THROTTLED` with `Retry-After`).
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = SignInBody,
     responses(
         (status = 201, body = SessionView),
         (status = 401, body = Problem, description = "INVALID_CREDENTIALS", content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "SIGN_IN_THROTTLED: too many failed sign-ins for this email; wait `Retry-After` seconds", content_type = "application/problem+json"),
     ))]
 async fn sign_in(
     State(state): State<AppState>,
@@ -75,7 +77,8 @@ async fn sign_in(
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
-/// Signs out: the token stops working at once.
+/// Signs out: the token stops working at once, and the session's open
+/// websockets close (1008).
 #[utoipa::path(delete, path = "/sessions", tag = "accounts", security(("bearer" = [])),
     responses((status = 204, description = "signed out"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn sign_out(
@@ -83,5 +86,8 @@ async fn sign_out(
     SignedIn(who): SignedIn,
 ) -> Result<StatusCode, ApiError> {
     state.accounts.sign_out(who.session_key).await?;
+    // The session's sockets on this node close now, not at their next
+    // periodic check.
+    state.hub.end_session(&who.user_id, &who.session_key);
     Ok(StatusCode::NO_CONTENT)
 }

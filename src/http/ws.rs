@@ -2,7 +2,9 @@
 //!
 //! The token is checked before the upgrade (`401` otherwise) and again every
 //! few seconds while the socket is open: a session that ends (sign-out,
-//! expiry) closes its sockets with 1008. The server pings every 30 s and
+//! expiry) closes its sockets with 1008. A sign-out on this node closes the
+//! session's sockets here at once; the periodic check catches expiry and
+//! sign-outs made on other nodes. The server pings every 30 s and
 //! closes a peer that did not answer the previous ping. Text frames carry
 //! JSON commands (`subscribe`, `unsubscribe`, `ping`); an unknown command or
 //! topic gets an error frame and the socket stays open; a frame that is not
@@ -76,7 +78,7 @@ async fn upgrade(
 
 async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key: [u8; 32]) {
     let hub = state.hub.clone();
-    let (connection, mut outbound) = hub.connect(&user_id);
+    let (connection, mut outbound) = hub.connect(&user_id, session_key);
     let (mut sink, mut stream) = socket.split();
     // Writes run in their own task, so a peer that stops reading blocks
     // only its writer; the hub sees the queue fill and evicts the socket.
@@ -103,8 +105,9 @@ async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key:
     });
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    // The first check runs at once: a sign-out that landed between the
+    // token check and `connect` above told no socket of this one.
     let mut session = tokio::time::interval(SESSION_CHECK_EVERY);
-    session.tick().await;
     let mut awaiting_pong = false;
     let close = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
@@ -116,6 +119,9 @@ async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key:
         tokio::select! {
             () = connection.evicted() => {
                 break Some(close(TRY_AGAIN_LATER, "too slow: messages were not read"));
+            }
+            () = connection.session_ended() => {
+                break Some(close(POLICY_VIOLATION, "the session has ended"));
             }
             frame = stream.next() => match frame {
                 None | Some(Ok(Message::Close(_))) => break None,

@@ -27,6 +27,11 @@ pub const MAX_TOPICS: usize = 100;
 pub struct Connection {
     id: u64,
     user_id: String,
+    /// The session the socket was opened with (SHA-256 of its token).
+    session_key: [u8; 32],
+    /// Set when that session is signed out on this node.
+    session_ended: AtomicBool,
+    end_session: Notify,
     outbound: mpsc::Sender<Arc<str>>,
     topics: Mutex<HashSet<String>>,
     evicted: AtomicBool,
@@ -43,6 +48,18 @@ impl Connection {
     pub async fn evicted(&self) {
         let notified = self.evict.notified();
         if self.evicted.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Resolves once the socket's session has been signed out on this node
+    /// ([`Hub::end_session`]).
+    pub async fn session_ended(&self) {
+        // Registered before the flag is read, so a sign-out between the
+        // two still wakes it.
+        let notified = self.end_session.notified();
+        if self.session_ended.load(Ordering::Acquire) {
             return;
         }
         notified.await;
@@ -125,12 +142,20 @@ impl Hub {
         }
     }
 
-    /// Registers a socket of `user_id`; returns it and its outbound queue.
-    pub fn connect(&self, user_id: &str) -> (Arc<Connection>, mpsc::Receiver<Arc<str>>) {
+    /// Registers a socket of `user_id` opened with the session stored
+    /// under `session_key`; returns it and its outbound queue.
+    pub fn connect(
+        &self,
+        user_id: &str,
+        session_key: [u8; 32],
+    ) -> (Arc<Connection>, mpsc::Receiver<Arc<str>>) {
         let (outbound, queue) = mpsc::channel(self.inner.queue);
         let connection = Arc::new(Connection {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             user_id: user_id.to_owned(),
+            session_key,
+            session_ended: AtomicBool::new(false),
+            end_session: Notify::new(),
             outbound,
             topics: Mutex::new(HashSet::new()),
             evicted: AtomicBool::new(false),
@@ -153,6 +178,20 @@ impl Hub {
             remove(&self.inner.by_topic, &topic, connection.id);
         }
         self.inner.metrics.open.decrement(1.0);
+    }
+
+    /// Tells this node's sockets of `user_id` opened with the session under
+    /// `session_key` that it was signed out, so they close at once rather
+    /// than at their next periodic session check. The user's sockets of
+    /// other sessions stay open.
+    pub fn end_session(&self, user_id: &str, session_key: &[u8; 32]) {
+        let Some(sockets) = self.inner.by_user.get(user_id).map(|e| e.value().clone()) else {
+            return;
+        };
+        for connection in sockets.iter().filter(|c| c.session_key == *session_key) {
+            connection.session_ended.store(true, Ordering::Release);
+            connection.end_session.notify_waiters();
+        }
     }
 
     /// Follows `topic`; false if the socket already follows [`MAX_TOPICS`].

@@ -3,21 +3,21 @@
 //!
 //! The notifier reads the log after its durable offset and, for each batch,
 //! writes the new notifications and its offset in one atomic write: every
-//! update becomes exactly one notification, across crashes. A notification's
-//! id is its event's sequence number, so a replay finds it already there
-//! (and never resets `read`). Once written, it is also pushed to the
+//! update becomes exactly one notification, across crashes. A notification
+//! is stored under its event's sequence number, so a replay finds it already
+//! there (and never resets `read`); clients see that number only enciphered
+//! and sealed (submodule `id`). Once written, it is also pushed to the
 //! buyer's open sockets as a `notification` frame.
 //!
 //! Other channels (e-mail, SMS) plug in as an [`OutboundNotifier`], fed by
 //! the same events through a consumer of its own (at least once); the
 //! built-in one writes to the log ([`outbound`]).
 
+mod id;
 mod outbound;
 
 pub use outbound::{start_outbound, LoggingNotifier, OutboundNotifier};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -36,7 +36,8 @@ const MAX_PAGE: usize = 100;
 /// One entry of a user's inbox.
 #[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
 pub struct Notification {
-    /// The event's sequence number (the id, as 16 hex digits).
+    /// The event's sequence number (the storage key; clients see it only
+    /// as [`Notification::public_id`]).
     pub seq: u64,
     /// `order.updated`.
     pub kind: String,
@@ -83,8 +84,14 @@ impl Notification {
         ))
     }
 
-    /// The API id.
-    pub fn id(&self) -> String {
+    /// The id clients see: opaque, unguessable, and the same every time.
+    pub fn public_id(&self, sealer: &crate::domain::sealed::Sealer) -> String {
+        id::seal_id(sealer, self.seq)
+    }
+
+    /// The sequence number as 16 hex digits: for logs and for an outbound
+    /// provider's deduplication, never sent to clients (it counts orders).
+    pub fn internal_id(&self) -> String {
         format!("{:016x}", self.seq)
     }
 }
@@ -172,15 +179,10 @@ impl Notifications {
         cursor: Option<&str>,
         size: usize,
     ) -> Result<(Vec<Notification>, Option<String>), NotificationsError> {
+        let sealer = self.store.sealer().clone();
         let after = match cursor {
             Some(cursor) => {
-                let bytes = URL_SAFE_NO_PAD
-                    .decode(cursor)
-                    .map_err(|_| NotificationsError::InvalidCursor)?;
-                let seq: [u8; 8] = bytes
-                    .try_into()
-                    .map_err(|_| NotificationsError::InvalidCursor)?;
-                Some(u64::from_be_bytes(seq))
+                Some(id::open_cursor(&sealer, cursor).ok_or(NotificationsError::InvalidCursor)?)
             }
             None => None,
         };
@@ -213,21 +215,15 @@ impl Notifications {
             })
             .await?;
         let next = more
-            .then(|| {
-                items
-                    .last()
-                    .map(|n| URL_SAFE_NO_PAD.encode(n.seq.to_be_bytes()))
-            })
+            .then(|| items.last().map(|n| id::seal_cursor(&sealer, n.seq)))
             .flatten();
         Ok((items, next))
     }
 
     /// Marks one of the user's notifications read (idempotent).
     pub async fn mark_read(&self, user_id: &str, id: &str) -> Result<(), NotificationsError> {
-        let seq = (id.len() == 16)
-            .then(|| u64::from_str_radix(id, 16).ok())
-            .flatten()
-            .ok_or(NotificationsError::NotFound)?;
+        // A forged, edited or pre-sealing (hex) id names nothing.
+        let seq = id::open_id(self.store.sealer(), id).ok_or(NotificationsError::NotFound)?;
         let key = key(user_id, seq);
         self.store
             .write(move |tx| {
@@ -280,7 +276,7 @@ async fn notify(
                 for (user, notification) in new.iter().filter(|(_, n)| fresh.contains(&n.seq)) {
                     let frame = json!({
                         "type": "notification",
-                        "id": notification.id(),
+                        "id": notification.public_id(store.sealer()),
                         "message": notification.message,
                         "orderId": notification.order_id,
                     });

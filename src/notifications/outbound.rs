@@ -15,7 +15,7 @@ pub trait OutboundNotifier: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Delivers one notification to its user. Called at least once per
     /// notification (again after a crash before the offset moved), so a
-    /// provider deduplicates by `notification.id()`.
+    /// provider deduplicates by `notification.internal_id()`.
     fn send<'a>(
         &'a self,
         user_id: &'a str,
@@ -40,7 +40,7 @@ impl OutboundNotifier for LoggingNotifier {
             tracing::info!(
                 channel = "log",
                 user = user_id,
-                id = %notification.id(),
+                id = %notification.internal_id(),
                 order = %notification.order_id,
                 message = %notification.message,
                 "outbound notification"

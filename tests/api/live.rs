@@ -273,13 +273,47 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
 }
 
 #[tokio::test]
-async fn signing_out_closes_the_session_s_sockets() {
+async fn signing_out_closes_that_session_s_sockets_at_once_and_no_other_session_s() {
     let app = TestApp::spawn().await;
-    let token = app.user_token("buyer").await;
-    let mut socket = open(&app, &token).await;
-    let out = app.delete("/sessions", Some(&token)).await;
+    let email = format!("buyer-{}@example.com", crate::helpers::ulid_like());
+    assert_eq!(
+        app.register(&email, "correct horse", "buyer")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let session: Value = app
+            .sign_in(&email, "correct horse")
+            .await
+            .json()
+            .await
+            .unwrap();
+        tokens.push(session["token"].as_str().unwrap().to_owned());
+    }
+    let mut leaving = open(&app, &tokens[0]).await;
+    let mut staying = open(&app, &tokens[1]).await;
+    // Both sockets are past their first session check before the sign-out.
+    for socket in [&mut leaving, &mut staying] {
+        send(socket, json!({"type": "ping"})).await;
+        let pong = next_json(socket, Duration::from_secs(20)).await;
+        assert_eq!(pong.unwrap()["type"], "pong");
+    }
+
+    let out = app.delete("/sessions", Some(&tokens[0])).await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Policy));
+    // Well inside the 5-second periodic session check: the sign-out itself
+    // closes the socket.
+    let closed = tokio::time::timeout(Duration::from_secs(2), close_code(&mut leaving))
+        .await
+        .expect("the signed-out session's socket closes at once");
+    assert_eq!(closed, Some(CloseCode::Policy));
+
+    // The other session's socket is still served.
+    send(&mut staying, json!({"type": "ping"})).await;
+    let pong = next_json(&mut staying, Duration::from_secs(20)).await;
+    assert_eq!(pong.expect("still open")["type"], "pong");
 }
 
 async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {

@@ -1,13 +1,35 @@
-//! Item images: upload checked by magic bytes, served content-addressed with
-//! strong ETags and immutable caching.
+//! Item images: uploads decoded in full as their declared type, served
+//! content-addressed with strong ETags and immutable caching.
 
+use std::io::Cursor;
+
+use image::{ImageFormat, RgbImage, RgbaImage};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{mouse, TestApp};
+use crate::helpers::{mouse, problem, TestApp};
 
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00";
+/// A real `width` × `height` image in `format`, made here.
+fn encoded(format: ImageFormat, width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    if format == ImageFormat::Jpeg {
+        // JPEG has no alpha channel.
+        RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90]))
+            .write_to(&mut bytes, format)
+            .unwrap();
+    } else {
+        RgbaImage::from_fn(width, height, |x, y| {
+            image::Rgba([x as u8, y as u8, 90, 255])
+        })
+        .write_to(&mut bytes, format)
+        .unwrap();
+    }
+    bytes.into_inner()
+}
+
+fn png() -> Vec<u8> {
+    encoded(ImageFormat::Png, 4, 3)
+}
 
 async fn upload(
     app: &TestApp,
@@ -34,7 +56,7 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     let item = app.create_item(&seller, &mouse()).await;
     let id = item["id"].as_str().unwrap().to_owned();
 
-    let created = upload(&app, Some(&seller), &id, "image/png", PNG.to_vec()).await;
+    let created = upload(&app, Some(&seller), &id, "image/png", png()).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let url = created.json::<Value>().await.unwrap()["url"]
         .as_str()
@@ -56,7 +78,11 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
         etag.starts_with('"') && !etag.starts_with("W/"),
         "a strong ETag: {etag}"
     );
-    assert_eq!(served.bytes().await.unwrap().as_ref(), PNG);
+    assert_eq!(
+        served.bytes().await.unwrap().as_ref(),
+        png(),
+        "the bytes as sent"
+    );
     let cached = app
         .client
         .get(app.url(&url))
@@ -70,7 +96,7 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     for (content_type, body) in [
         ("text/plain", b"hello".to_vec()),
         ("image/png", b"hello, not a png".to_vec()),
-        ("image/jpeg", PNG.to_vec()),
+        ("image/jpeg", png()),
     ] {
         let refused = upload(&app, Some(&seller), &id, content_type, body).await;
         assert_eq!(
@@ -79,7 +105,7 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
             "{content_type}"
         );
     }
-    let mut big = PNG.to_vec();
+    let mut big = png();
     big.resize(5 * 1024 * 1024 + 1, 0);
     assert_eq!(
         upload(&app, Some(&seller), &id, "image/png", big)
@@ -91,22 +117,20 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     // Only the owning seller.
     let other = app.user_token("seller").await;
     assert_eq!(
-        upload(&app, Some(&other), &id, "image/png", PNG.to_vec())
+        upload(&app, Some(&other), &id, "image/png", png())
             .await
             .status(),
         StatusCode::NOT_FOUND
     );
     let buyer = app.user_token("buyer").await;
     assert_eq!(
-        upload(&app, Some(&buyer), &id, "image/png", PNG.to_vec())
+        upload(&app, Some(&buyer), &id, "image/png", png())
             .await
             .status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        upload(&app, None, &id, "image/png", PNG.to_vec())
-            .await
-            .status(),
+        upload(&app, None, &id, "image/png", png()).await.status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -123,5 +147,88 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
             .await
             .status(),
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn only_images_that_decode_in_full_as_their_declared_type_are_stored() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let item = app.create_item(&seller, &mouse()).await;
+    let id = item["id"].as_str().unwrap().to_owned();
+
+    for (content_type, format) in [
+        ("image/png", ImageFormat::Png),
+        ("image/jpeg", ImageFormat::Jpeg),
+        ("image/webp", ImageFormat::WebP),
+    ] {
+        let real = encoded(format, 16, 16);
+        let created = upload(&app, Some(&seller), &id, content_type, real.clone()).await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{content_type}");
+        let url = created.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let served = app.get(&url, None).await;
+        assert_eq!(served.headers()["content-type"], content_type);
+        assert_eq!(
+            served.bytes().await.unwrap().as_ref(),
+            real,
+            "stored as sent"
+        );
+    }
+
+    let html = b"<html><script>alert(document.cookie)</script></html>".as_slice();
+    let polyglot = |magic: &[u8]| [magic, html].concat();
+    let truncated = |format: ImageFormat| {
+        let whole = encoded(format, 64, 64);
+        whole[..whole.len() / 2].to_vec()
+    };
+    let refused = [
+        (
+            "PNG magic then HTML",
+            "image/png",
+            polyglot(b"\x89PNG\r\n\x1a\n"),
+        ),
+        (
+            "JPEG magic then HTML",
+            "image/jpeg",
+            polyglot(&[0xFF, 0xD8, 0xFF, 0xE0]),
+        ),
+        (
+            "WebP magic then HTML",
+            "image/webp",
+            polyglot(b"RIFF\x40\x00\x00\x00WEBPVP8 "),
+        ),
+        ("half a PNG", "image/png", truncated(ImageFormat::Png)),
+        ("half a JPEG", "image/jpeg", truncated(ImageFormat::Jpeg)),
+        ("half a WebP", "image/webp", truncated(ImageFormat::WebP)),
+        ("a PNG declared as JPEG", "image/jpeg", png()),
+        // Tiny on the wire (it compresses to almost nothing) but wider
+        // than the server decodes: a decompression bomb in miniature.
+        (
+            "9000 pixels wide",
+            "image/png",
+            encoded(ImageFormat::Png, 9_000, 1),
+        ),
+    ];
+    for (what, content_type, body) in refused {
+        let response = upload(&app, Some(&seller), &id, content_type, body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{what}"
+        );
+        assert_eq!(
+            problem(response).await["code"],
+            "UNSUPPORTED_MEDIA_TYPE",
+            "{what}"
+        );
+    }
+    let item = app.get_json(&format!("/items/{id}")).await;
+    assert_eq!(
+        item["images"].as_array().unwrap().len(),
+        3,
+        "only the three real images were added"
     );
 }
