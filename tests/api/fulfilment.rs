@@ -8,7 +8,7 @@ use agora::storage::{codec, StorageError, Store, StoreOptions, TreeName};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, TestApp};
+use crate::helpers::{eventually, problem, TestApp};
 use crate::shop::{history, server, Buyer, Shop, DECLINED_CARD, GOOD_CARD};
 
 /// The signed-in user's id.
@@ -162,6 +162,32 @@ async fn two_sellers_each_ship_and_deliver_only_their_own_part() {
     );
     assert_eq!(part_status(&delivered, &a_id), "DELIVERED");
     assert_eq!(part_status(&delivered, &b_id), "DELIVERED");
+
+    // The buyer hears of each change of the order's status (the inbox is
+    // fed by the same `order.updated` events as the sockets); a part that
+    // moves while the order's status stays is not news.
+    let inbox = || async {
+        let page: Value = app
+            .get("/notifications?size=100", Some(&buyer.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut statuses: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["orderId"] == id.as_str())
+            .map(|n| n["status"].as_str().unwrap().to_owned())
+            .collect();
+        statuses.reverse();
+        statuses
+    };
+    eventually("the delivery is in the inbox", || async {
+        inbox().await.last().is_some_and(|s| s == "DELIVERED")
+    })
+    .await;
+    assert_eq!(inbox().await, history(&delivered));
 }
 
 #[tokio::test]
