@@ -130,6 +130,9 @@ impl Orders {
         cursor: Option<&str>,
         size: usize,
     ) -> Result<Page, OrdersError> {
+        // A cursor is good only for the list and the caller it was made
+        // for; the owner rides in the purpose, so cursors stay short.
+        let sealed_for = format!("{purpose}\0{owner}");
         let mut prefix = owner.as_bytes().to_vec();
         prefix.push(0);
         let start = match cursor {
@@ -137,7 +140,7 @@ impl Orders {
                 let position = self
                     .store
                     .sealer()
-                    .open(purpose, cursor)
+                    .open(&sealed_for, cursor)
                     .filter(|p| p.len() > 8)
                     .ok_or(OrdersError::InvalidCursor)?;
                 let mut key = prefix.clone();
@@ -180,7 +183,7 @@ impl Orders {
         let sealer = self.store.sealer();
         Ok(Page {
             orders: page.0,
-            next_cursor: page.1.map(|p| sealer.seal(purpose, &p)),
+            next_cursor: page.1.map(|p| sealer.seal(&sealed_for, &p)),
         })
     }
 

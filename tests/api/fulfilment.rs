@@ -297,6 +297,7 @@ async fn order_cursors_are_sealed_per_list_and_forged_ones_are_refused() {
     place(&app, &buyer, GOOD_CARD).await;
 
     let buyers = first_cursor(&app, "/orders?size=1", &buyer.token).await;
+    let stranger = app.user_token("buyer").await;
     let sellers = first_cursor(&app, "/seller/orders?size=1", &shop.seller).await;
     let page: Value = app
         .get(
@@ -340,6 +341,11 @@ async fn order_cursors_are_sealed_per_list_and_forged_ones_are_refused() {
             format!("/seller/orders?cursor={unsealed}"),
             &shop.seller,
             "made by the client",
+        ),
+        (
+            format!("/orders?cursor={buyers}"),
+            &stranger,
+            "another buyer's",
         ),
     ] {
         let response = app.get(&path, Some(token)).await;

@@ -90,11 +90,12 @@ pub async fn index_sellers(store: &Store) -> Result<usize, StorageError> {
     Ok(read)
 }
 
-/// The index entries of up to [`BACKFILL_CHUNK`] orders of `tree` after
-/// the key `after`, the last key read if there may be more, and how many
+/// Index entries, the last key read if there may be more, and how many
 /// orders were read.
 type Chunk = (Vec<Vec<u8>>, Option<Vec<u8>>, usize);
 
+/// The [`Chunk`] of up to [`BACKFILL_CHUNK`] orders of `tree` after the key
+/// `after`.
 fn next_chunk(
     trees: &crate::storage::Trees,
     tree: TreeName,
