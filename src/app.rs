@@ -102,6 +102,7 @@ impl Application {
         let order_actors = OrderActors::start(
             store.clone(),
             inventory.clone(),
+            carts.actors().clone(),
             payments.clone(),
             regions.clone(),
         )
@@ -190,6 +191,16 @@ impl Application {
             Ok(0) => {}
             Ok(n) => tracing::info!(checkouts = n, "interrupted checkouts resumed"),
             Err(e) => tracing::warn!(error = %e, "checkout recovery failed"),
+        }
+        // Orders stored by a release without the sellers' index are
+        // indexed before the first request (once), so `/seller/orders`
+        // lists them from the start.
+        match orders.index_sellers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(orders = n, "orders indexed by seller"),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing orders by seller failed; retried at the next start")
+            }
         }
         // Deadlines fire even for orders and SKUs nobody touches after a
         // restart.

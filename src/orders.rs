@@ -1,5 +1,5 @@
 //! The order service: the read path (a user's orders newest first, one
-//! order), the buyer's and sellers' moves, and archival.
+//! order, a seller's orders), the buyer's and sellers' moves, and archival.
 //!
 //! Reads come from the stored records (the read model, through the read
 //! cache), never from the order actors, so a page of orders never queues
@@ -7,12 +7,13 @@
 //! durable, so a read after a write sees it. Changes go to the order's
 //! actor. Orders older than `archive_after_days` that can no longer change
 //! move to the `order_archive` tree and stay readable at the same URLs.
+//! List cursors are sealed ([`crate::domain::sealed`]), one purpose per
+//! list, so a forged, edited or other list's cursor is refused.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
-use crate::actors::order::{Change, OrderActors, OrderError};
-use crate::domain::order::{InvalidTransition, Order, OrderStatus};
+use crate::actors::order::{OrderActors, OrderError};
+use crate::domain::order::{
+    FulfilmentRefused, FulfilmentStatus, InvalidTransition, Order, OrderStatus,
+};
 use crate::domain::user::Role;
 use crate::domain::Timestamp;
 use crate::storage::{codec, StorageError, Store, TreeName};
@@ -51,6 +52,11 @@ pub struct Page {
 /// may come back short, with a cursor to go on.
 const SCAN_BUDGET: usize = 1_000;
 
+/// Purpose label of the cursors of a buyer's `GET /orders`.
+const BUYER_CURSOR: &str = "orders";
+/// Purpose label of the cursors of `GET /seller/orders`.
+const SELLER_CURSOR: &str = "seller-orders";
+
 /// The service. Cheap to clone.
 #[derive(Clone)]
 pub struct Orders {
@@ -77,11 +83,66 @@ impl Orders {
         cursor: Option<&str>,
         size: usize,
     ) -> Result<Page, OrdersError> {
-        let mut prefix = user_id.as_bytes().to_vec();
+        self.page(
+            TreeName::UserOrders,
+            BUYER_CURSOR,
+            user_id,
+            status,
+            cursor,
+            size,
+        )
+        .await
+    }
+
+    /// The orders holding `seller_id`'s items, newest first, optionally only
+    /// those whose (whole order's) status is `status`. The caller shows
+    /// each as the seller's view.
+    pub async fn list_for_seller(
+        &self,
+        seller_id: &str,
+        role: Role,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page, OrdersError> {
+        if role != Role::Seller {
+            return Err(OrdersError::NotASeller);
+        }
+        self.page(
+            TreeName::SellerOrders,
+            SELLER_CURSOR,
+            seller_id,
+            status,
+            cursor,
+            size,
+        )
+        .await
+    }
+
+    /// One page of the index `tree` (`owner ‖ 0 ‖ reverse time ‖ order`)
+    /// under `owner`, with cursors sealed for `purpose`.
+    async fn page(
+        &self,
+        tree: TreeName,
+        purpose: &'static str,
+        owner: &str,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page, OrdersError> {
+        // A cursor is good only for the list and the caller it was made
+        // for; the owner rides in the purpose, so cursors stay short.
+        let sealed_for = format!("{purpose}\0{owner}");
+        let mut prefix = owner.as_bytes().to_vec();
         prefix.push(0);
         let start = match cursor {
             Some(cursor) => {
-                let position = decode_cursor(cursor).ok_or(OrdersError::InvalidCursor)?;
+                let position = self
+                    .store
+                    .sealer()
+                    .open(&sealed_for, cursor)
+                    .filter(|p| p.len() > 8)
+                    .ok_or(OrdersError::InvalidCursor)?;
                 let mut key = prefix.clone();
                 key.extend_from_slice(&position);
                 // Strictly after the cursor's entry.
@@ -93,7 +154,7 @@ impl Orders {
         let page = self
             .store
             .read(move |trees| {
-                let index = trees.tree(TreeName::UserOrders);
+                let index = trees.tree(tree);
                 let mut orders = Vec::new();
                 let mut last = None;
                 let mut more = false;
@@ -119,9 +180,10 @@ impl Orders {
                 Ok((orders, if more { last } else { None }))
             })
             .await?;
+        let sealer = self.store.sealer();
         Ok(Page {
             orders: page.0,
-            next_cursor: page.1.map(|p| URL_SAFE_NO_PAD.encode(p)),
+            next_cursor: page.1.map(|p| sealer.seal(&sealed_for, &p)),
         })
     }
 
@@ -142,26 +204,32 @@ impl Orders {
         Ok(self.actors.cancel(order_id).await?)
     }
 
-    /// A seller of an item in the order moves it to `SHIPPED` or `DELIVERED`.
+    /// A seller of an item in the order moves their part of it to
+    /// `SHIPPED` or `DELIVERED` (and the order with it once every part has).
     pub async fn fulfil(
         &self,
         user_id: &str,
         role: Role,
         order_id: &str,
-        next: OrderStatus,
+        to: FulfilmentStatus,
     ) -> Result<Order, OrdersError> {
         if role != Role::Seller {
             return Err(OrdersError::NotASeller);
         }
-        let order = self
-            .find(order_id)
-            .await?
-            .filter(|o| o.lines.iter().any(|l| l.seller_id == user_id))
-            .ok_or(OrdersError::NotFound)?;
+        let order = self.find(order_id).await?.ok_or(OrdersError::NotFound)?;
+        let part = order.part(user_id).ok_or(OrdersError::NotFound)?;
+        // Archived orders are final and have no actor to ask.
         if order.status.is_final() {
-            return Err(refused(order.status, next));
+            return Err(OrdersError::Order(
+                FulfilmentRefused::Part {
+                    order: order.status,
+                    part: part.status,
+                    to,
+                }
+                .into(),
+            ));
         }
-        Ok(self.actors.update(order_id, Change::to(next), None).await?)
+        Ok(self.actors.fulfil(order_id, user_id, to).await?)
     }
 
     /// The stored order, live or archived.
@@ -232,17 +300,4 @@ fn refused(from: OrderStatus, to: OrderStatus) -> OrdersError {
         from,
         to,
     }))
-}
-
-/// A cursor is the position (reverse time ‖ order id) of the last entry
-/// returned; anything else is refused.
-fn decode_cursor(cursor: &str) -> Option<Vec<u8>> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let id = bytes.get(8..)?;
-    let plausible = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
-    plausible.then_some(bytes)
 }

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use agora::actors::cart::CartActors;
 use agora::actors::inventory::Inventory;
 use std::sync::Arc;
 
 use agora::actors::order::{Change, OrderActors, OrderError};
 use agora::actors::runtime::RegionSettings;
+use agora::domain::fulfilment::parts_for;
 use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
 use agora::domain::{new_id, Timestamp};
 use agora::payments::{Payments, SimulatedGateway};
@@ -51,9 +53,17 @@ async fn node_at(dir: TempDir) -> Node {
         1,
         Duration::from_millis(10),
     );
+    let carts = CartActors::start(
+        store.clone(),
+        Duration::from_secs(3600),
+        RegionSettings::default(),
+    )
+    .await
+    .unwrap();
     let orders = OrderActors::start(
         store.clone(),
         inventory.clone(),
+        carts,
         payments,
         RegionSettings::default(),
     )
@@ -78,18 +88,20 @@ async fn restart(node: Node) -> Node {
 
 fn order(user: &str, checkout: &str, expires_in_ms: i64) -> Order {
     let now = Timestamp::now();
+    let lines = vec![OrderLine {
+        item_id: "item".into(),
+        variant_id: "sku".into(),
+        seller_id: "seller".into(),
+        name: "Mouse".into(),
+        quantity: 2,
+        unit_price: 999,
+    }];
     Order {
         id: new_id(),
         user_id: user.into(),
         checkout_id: checkout.into(),
-        lines: vec![OrderLine {
-            item_id: "item".into(),
-            variant_id: "sku".into(),
-            seller_id: "seller".into(),
-            name: "Mouse".into(),
-            quantity: 2,
-            unit_price: 999,
-        }],
+        fulfilment: parts_for(&lines, now),
+        lines,
         amount: 1998,
         currency: "INR".into(),
         status: OrderStatus::Created,

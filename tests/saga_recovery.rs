@@ -26,6 +26,7 @@ use agora::carts::Carts;
 use agora::catalog::Catalog;
 use agora::config::RiskRules;
 use agora::domain::cart::{CartLine, Pricing};
+use agora::domain::fulfilment::parts_for;
 use agora::domain::item::ItemInput;
 use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
 use agora::domain::user::Role;
@@ -60,7 +61,7 @@ async fn node(store: &Store) -> Node {
         .unwrap();
     let carts = Carts::new(
         store.clone(),
-        cart_actors,
+        cart_actors.clone(),
         catalog,
         Pricing::default(),
         3600,
@@ -75,6 +76,7 @@ async fn node(store: &Store) -> Node {
     let orders = OrderActors::start(
         store.clone(),
         inventory.clone(),
+        cart_actors,
         payments.clone(),
         regions.clone(),
     )
@@ -244,6 +246,7 @@ async fn run_until(
         }],
         created_at: now,
         updated_at: now,
+        fulfilment: parts_for(&saga.lines, now),
     };
     match flow {
         Flow::Current => {

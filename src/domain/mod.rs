@@ -5,6 +5,7 @@
 //! these types is where untrusted input becomes trusted.
 
 pub mod cart;
+pub mod fulfilment;
 mod ids;
 pub mod item;
 pub mod order;

@@ -12,6 +12,7 @@
 //! Every other move is refused; `DELIVERED`, `PAYMENT_FAILED`, `EXPIRED` and
 //! `CANCELLED` are final.
 
+pub use super::fulfilment::{Fulfilment, FulfilmentRefused, FulfilmentStatus};
 use super::Timestamp;
 
 /// Where an order is in its life.
@@ -188,6 +189,9 @@ pub struct Order {
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Each seller's part, one per seller of the lines
+    /// ([`super::fulfilment`]).
+    pub fulfilment: Vec<Fulfilment>,
 }
 
 /// A refused move.
@@ -221,6 +225,7 @@ impl Order {
         self.status = next;
         self.updated_at = at;
         self.history.push(Transition { status: next, at });
+        self.sync_parts(at);
         Ok(true)
     }
 }
@@ -233,11 +238,11 @@ pub fn card_last4(card_no: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn order() -> Order {
+    pub(in crate::domain) fn order() -> Order {
         Order {
             id: "o".into(),
             user_id: "u".into(),
@@ -260,6 +265,7 @@ mod tests {
             }],
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
+            fulfilment: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::carts::CartsError;
 use crate::catalog::CatalogError;
 use crate::checkout::CheckoutFailure;
 use crate::domain::cart::CartRuleError;
+use crate::domain::order::FulfilmentRefused;
 use crate::domain::FieldErrors;
 use crate::orders::OrdersError;
 use crate::storage::StorageError;
@@ -387,7 +388,7 @@ impl From<OrdersError> for ApiError {
         match e {
             OrdersError::NotFound => ApiError::not_found("order"),
             OrdersError::NotASeller => {
-                ApiError::new(Code::Forbidden, "only sellers ship and deliver orders")
+                ApiError::new(Code::Forbidden, "only sellers see and fulfil orders")
             }
             OrdersError::InvalidCursor => ApiError::new(
                 Code::InvalidCursor,
@@ -406,7 +407,15 @@ impl From<OrderError> for ApiError {
                 ApiError::new(Code::InvalidTransition, refused.to_string())
                     .with("orderStatus", json!(refused.from.as_str()))
             }
-            OrderError::NotFound | OrderError::Conflict => ApiError::not_found("order"),
+            OrderError::Fulfilment(FulfilmentRefused::NotTheSellers)
+            | OrderError::NotFound
+            | OrderError::Conflict => ApiError::not_found("order"),
+            OrderError::Fulfilment(refused) => {
+                ApiError::new(Code::InvalidTransition, refused.to_string()).with(
+                    "orderStatus",
+                    json!(refused.order_status().map(|s| s.as_str())),
+                )
+            }
             OrderError::RefundFailed(reason) => {
                 tracing::warn!(%reason, "refund failed");
                 ApiError::new(

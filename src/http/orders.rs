@@ -1,4 +1,5 @@
-//! `/orders`: the buyer's orders, cancellation, and the sellers' shipping.
+//! `/orders`: the buyer's orders, cancellation, and the sellers' shipping;
+//! `/seller/orders`: a seller's orders, each showing only their part.
 
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{page_size, Path, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
-use crate::domain::order::{Order, OrderStatus};
+use crate::domain::order::{Fulfilment, FulfilmentStatus, Order, OrderLine, OrderStatus};
 use crate::domain::{FieldErrors, Timestamp};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_order))
         .routes(routes!(ship_order))
         .routes(routes!(deliver_order))
+        .routes(routes!(list_seller_orders))
 }
 
 /// One line of an order.
@@ -71,23 +73,51 @@ pub struct OrderView {
     #[schema(value_type = String, format = DateTime)]
     expires_at: Timestamp,
     history: Vec<HistoryView>,
+    /// Each seller's part: the order is `SHIPPED` once every part has
+    /// shipped, `DELIVERED` once every part has been delivered.
+    fulfilment: Vec<FulfilmentView>,
+}
+
+impl From<OrderLine> for OrderLineView {
+    fn from(l: OrderLine) -> Self {
+        OrderLineView {
+            line_total: l.quantity.saturating_mul(l.unit_price),
+            item_id: l.item_id,
+            variant_id: l.variant_id,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+        }
+    }
+}
+
+/// One seller's part of an order.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfilmentView {
+    seller_id: String,
+    /// `PENDING`, `SHIPPED`, `DELIVERED`.
+    status: String,
+    /// When the part got there (for `PENDING`, when the order was placed).
+    #[schema(value_type = String, format = DateTime)]
+    at: Timestamp,
+}
+
+impl From<Fulfilment> for FulfilmentView {
+    fn from(f: Fulfilment) -> Self {
+        FulfilmentView {
+            seller_id: f.seller_id,
+            status: f.status.as_str().to_owned(),
+            at: f.at,
+        }
+    }
 }
 
 impl From<Order> for OrderView {
     fn from(o: Order) -> Self {
         OrderView {
-            lines: o
-                .lines
-                .into_iter()
-                .map(|l| OrderLineView {
-                    line_total: l.quantity.saturating_mul(l.unit_price),
-                    item_id: l.item_id,
-                    variant_id: l.variant_id,
-                    name: l.name,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price,
-                })
-                .collect(),
+            lines: o.lines.into_iter().map(OrderLineView::from).collect(),
+            fulfilment: o.fulfilment.into_iter().map(FulfilmentView::from).collect(),
             history: o
                 .history
                 .into_iter()
@@ -146,6 +176,20 @@ async fn list_orders(
     SignedIn(who): SignedIn,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<OrderPage>, ApiError> {
+    let (status, size) = list_filters(&query)?;
+    let page = state
+        .orders
+        .list(&who.user_id, status, query.cursor.as_deref(), size)
+        .await?;
+    Ok(axum::Json(OrderPage {
+        items: page.orders.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The status filter and page size of a list query (422 for an unknown
+/// status or a size out of range).
+fn list_filters(query: &ListQuery) -> Result<(Option<OrderStatus>, usize), ApiError> {
     let mut errors = FieldErrors::new();
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -162,14 +206,7 @@ async fn list_orders(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let page = state
-        .orders
-        .list(&who.user_id, status, query.cursor.as_deref(), size)
-        .await?;
-    Ok(axum::Json(OrderPage {
-        items: page.orders.into_iter().map(OrderView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok((status, size))
 }
 
 /// One of the caller's orders.
@@ -202,11 +239,12 @@ async fn cancel_order(
     Ok(axum::Json(order.into()))
 }
 
-/// Marks the order shipped (a seller of an item in it).
+/// Marks the caller's part of the order shipped (a seller of an item in
+/// it); the order is `SHIPPED` once every seller's part is.
 #[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "order id")),
     responses(
-        (status = 200, body = OrderView),
+        (status = 200, body = SellerOrderView),
         (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
@@ -215,15 +253,16 @@ async fn ship_order(
     state: State<AppState>,
     who: SignedIn,
     id: Path<String>,
-) -> Result<axum::Json<OrderView>, ApiError> {
-    fulfil(state, who, id, OrderStatus::Shipped).await
+) -> Result<axum::Json<SellerOrderView>, ApiError> {
+    fulfil(state, who, id, FulfilmentStatus::Shipped).await
 }
 
-/// Marks the order delivered (a seller of an item in it).
+/// Marks the caller's part of the order delivered (a seller of an item in
+/// it); the order is `DELIVERED` once every seller's part is.
 #[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "order id")),
     responses(
-        (status = 200, body = OrderView),
+        (status = 200, body = SellerOrderView),
         (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
@@ -232,19 +271,109 @@ async fn deliver_order(
     state: State<AppState>,
     who: SignedIn,
     id: Path<String>,
-) -> Result<axum::Json<OrderView>, ApiError> {
-    fulfil(state, who, id, OrderStatus::Delivered).await
+) -> Result<axum::Json<SellerOrderView>, ApiError> {
+    fulfil(state, who, id, FulfilmentStatus::Delivered).await
 }
 
 async fn fulfil(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
     Path(id): Path<String>,
-    next: OrderStatus,
-) -> Result<axum::Json<OrderView>, ApiError> {
-    let order = state
+    to: FulfilmentStatus,
+) -> Result<axum::Json<SellerOrderView>, ApiError> {
+    let order = state.orders.fulfil(&who.user_id, who.role, &id, to).await?;
+    Ok(axum::Json(SellerOrderView::new(order, &who.user_id)))
+}
+
+/// A seller's view of an order: their own lines and part, where to ship,
+/// and nothing of the payment or of other sellers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerOrderView {
+    id: String,
+    /// The whole order's status (`CONFIRMED` until every seller has
+    /// shipped, and so on).
+    status: String,
+    /// Only this seller's lines.
+    lines: Vec<OrderLineView>,
+    /// The currency of the lines' prices.
+    currency: String,
+    shipping_address: Option<AddressBody>,
+    /// This seller's part only.
+    fulfilment: Vec<FulfilmentView>,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: Timestamp,
+}
+
+impl SellerOrderView {
+    /// `seller_id`'s view of `order`.
+    fn new(order: Order, seller_id: &str) -> Self {
+        SellerOrderView {
+            lines: order
+                .lines
+                .into_iter()
+                .filter(|l| l.seller_id == seller_id)
+                .map(OrderLineView::from)
+                .collect(),
+            fulfilment: order
+                .fulfilment
+                .into_iter()
+                .filter(|f| f.seller_id == seller_id)
+                .map(FulfilmentView::from)
+                .collect(),
+            id: order.id,
+            status: order.status.as_str().to_owned(),
+            currency: order.currency,
+            shipping_address: order.shipping_address.as_ref().map(AddressBody::from),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+}
+
+/// A page of a seller's orders.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerOrderPage {
+    items: Vec<SellerOrderView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// The orders holding the caller's items, newest first, each showing only
+/// the caller's part. `status` filters on the whole order's status.
+#[utoipa::path(get, path = "/seller/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = SellerOrderPage),
+        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
+        (status = 422, body = Problem, description = "unknown status, size out of range", content_type = "application/problem+json"),
+    ))]
+async fn list_seller_orders(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<SellerOrderPage>, ApiError> {
+    let (status, size) = list_filters(&query)?;
+    let page = state
         .orders
-        .fulfil(&who.user_id, who.role, &id, next)
+        .list_for_seller(
+            &who.user_id,
+            who.role,
+            status,
+            query.cursor.as_deref(),
+            size,
+        )
         .await?;
-    Ok(axum::Json(order.into()))
+    Ok(axum::Json(SellerOrderPage {
+        items: page
+            .orders
+            .into_iter()
+            .map(|o| SellerOrderView::new(o, &who.user_id))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

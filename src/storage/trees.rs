@@ -53,11 +53,15 @@ pub enum TreeName {
     /// The recommender's aggregates, one tree under key prefixes
     /// (`recommend::model` documents the layout).
     Recommendations,
+    /// seller id ‖ 0 ‖ reverse creation time ‖ order id → (): the orders
+    /// holding a seller's items, newest first (plus one marker key, sorted
+    /// first, once every order is indexed).
+    SellerOrders,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 21] = [
+    pub const ALL: [TreeName; 22] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -79,6 +83,7 @@ impl TreeName {
         TreeName::Notifications,
         TreeName::Wishlists,
         TreeName::Recommendations,
+        TreeName::SellerOrders,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -122,6 +127,7 @@ impl TreeName {
             TreeName::Notifications => "notifications",
             TreeName::Wishlists => "wishlists",
             TreeName::Recommendations => "recommendations",
+            TreeName::SellerOrders => "seller_orders",
         }
     }
 }

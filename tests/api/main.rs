@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod durability;
+mod fulfilment;
 mod gateway;
 mod helpers;
 mod inbox;

@@ -1,12 +1,14 @@
 //! Orders: the read path (newest first, status filter, cursor pages, 404
-//! for others), cancellation with release or refund, and the sellers'
-//! shipping and delivery.
+//! for others), cancellation with release or refund (one notification),
+//! the sellers' shipping and delivery, and an expired order's cart.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, TestApp};
-use crate::shop::{history, server, Buyer, Shop, DECLINED_CARD, GOOD_CARD, SILENT_CARD};
+use crate::helpers::{eventually, problem, TestApp};
+use crate::shop::{
+    await_status, history, server, Buyer, Shop, DECLINED_CARD, GOOD_CARD, SILENT_CARD,
+};
 
 async fn place(app: &TestApp, buyer: &Buyer, shop: &Shop, card: &str) -> String {
     let buyer = Buyer::fill(app, buyer.token.clone(), shop, 1).await;
@@ -202,4 +204,82 @@ async fn sellers_of_the_items_ship_and_deliver_and_shipped_orders_cannot_be_canc
         "final"
     );
     assert_eq!(shop.stock(&app).await, (9, 9));
+}
+
+/// The caller's notifications (first page of 100).
+async fn notifications(app: &TestApp, token: &str) -> Vec<Value> {
+    let response = app.get("/notifications?size=100", Some(token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn cancelling_a_confirmed_order_writes_one_notification() {
+    let app = TestApp::spawn().await;
+    let shop = Shop::open(&app, 999, 10).await;
+    let buyer = Buyer::with_cart(&app, &shop, 1).await;
+    let cancelled = place(&app, &buyer, &shop, GOOD_CARD).await;
+    let response = buyer.cancel(&app, &cancelled).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The notifier writes in the order of the event log: once a later
+    // order's confirmation is in the inbox, everything the cancel emitted is.
+    let later = place(&app, &buyer, &shop, GOOD_CARD).await;
+    eventually("the later order's confirmation is in the inbox", || async {
+        notifications(&app, &buyer.token)
+            .await
+            .iter()
+            .any(|n| n["orderId"] == later.as_str() && n["status"] == "CONFIRMED")
+    })
+    .await;
+
+    let inbox = notifications(&app, &buyer.token).await;
+    let statuses: Vec<&str> = inbox
+        .iter()
+        .rev()
+        .filter(|n| n["orderId"] == cancelled.as_str())
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["CREATED", "PAYMENT_PENDING", "CONFIRMED", "CANCELLED"],
+        "one notification per change: {inbox:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_order_that_expires_unlocks_its_cart_at_once() {
+    // The gateway's timeout is far beyond the payment window: the checkout
+    // is still waiting for the silent card long after the order expired.
+    let app = server(&[
+        ("AGORA_PAYMENT_TTL_SECS", "1"),
+        ("AGORA_CHECKOUT_WAIT_MS", "100"),
+        ("AGORA_PAYMENT_TIMEOUT_MS", "120000"),
+    ])
+    .await;
+    let shop = Shop::open(&app, 999, 10).await;
+    let buyer = Buyer::with_cart(&app, &shop, 1).await;
+    let id = buyer.checkout_pending(&app, SILENT_CARD).await;
+    let change = json!({"itemId": shop.item_id, "quantity": 2});
+    let response = app.patch("/cart", Some(&buyer.token), &change).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT, "held while paying");
+    assert_eq!(problem(response).await["code"], "CHECKOUT_IN_PROGRESS");
+
+    await_status(&app, &buyer, &id, "EXPIRED").await;
+    let response = app.patch("/cart", Some(&buyer.token), &change).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the cart is the buyer's again"
+    );
+    let again = Buyer::fill(&app, buyer.token.clone(), &shop, 2).await;
+    let response = again.checkout(&app, GOOD_CARD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "CONFIRMED");
+    assert_eq!(
+        shop.stock(&app).await,
+        (8, 8),
+        "only the new order's units sold"
+    );
 }

@@ -142,7 +142,7 @@ async fn after_kill_9_mid_burst_every_unit_and_charge_is_accounted_for() {
     // Every charge the gateway made belongs to a confirmed or refunded order.
     let mut app = app;
     assert!(app.terminate().success());
-    let store = Store::open(app.data_dir(), StoreOptions::default()).unwrap();
+    let store = Store::open(&app.data_dir().join("node"), StoreOptions::default()).unwrap();
     let (charges, stored): (Vec<(String, ChargeRecord)>, Vec<Order>) = store
         .read(|trees| {
             let mut charges = Vec::new();
@@ -160,6 +160,8 @@ async fn after_kill_9_mid_burst_every_unit_and_charge_is_accounted_for() {
         })
         .await
         .unwrap();
+    // The node's own database (under `node/`), not an empty one beside it.
+    assert!(!stored.is_empty(), "no orders read");
     for (order_id, charge) in charges {
         if !matches!(charge.outcome, ChargeOutcome::Approved(_)) {
             continue;

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::actors::inventory::InventoryError;
 use crate::actors::order::{Change, OrderError};
+use crate::domain::fulfilment::parts_for;
 use crate::domain::order::{Order, OrderStatus, PaymentStatus, Transition};
 use crate::domain::Timestamp;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentResult};
@@ -92,6 +93,7 @@ impl CheckoutEntity {
             }],
             created_at: now,
             updated_at: now,
+            fulfilment: parts_for(&saga.lines, now),
         };
         let step = match decline {
             None => {

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::{apply, Change, OrderEntity, OrderError, OrderMsg, OrderState, PAYMENT_CHECK_RETRY};
 use crate::actors::runtime::{EntityError, EntityRef};
+use crate::domain::order::FulfilmentRefused;
 use crate::domain::order::{InvalidTransition, Order, OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
 use crate::payments::ChargeOutcome;
+use crate::storage::TreeName;
 
 impl OrderEntity {
     /// The buyer's cancellation.
@@ -32,6 +34,7 @@ impl OrderEntity {
                 };
                 apply(&mut order, change, now)?;
                 order.payment_check_due = was_charging;
+                self.unlock_cart(&order).await;
                 let cancelled = self.save(state, order, None).await?;
                 self.release_stock(&cancelled).await;
                 // A charge on its way is refunded by the checkout when it
@@ -42,6 +45,9 @@ impl OrderEntity {
                     myself.tell(OrderMsg::CheckPayment);
                 }
                 Ok(cancelled)
+            }
+            OrderStatus::Confirmed if order.fulfilment_started() => {
+                Err(FulfilmentRefused::AlreadyShipped.into())
             }
             OrderStatus::Confirmed => {
                 // Refund first: if the gateway does not confirm it, nothing
@@ -99,6 +105,7 @@ impl OrderEntity {
             return Ok(());
         }
         order.payment_check_due = true;
+        self.unlock_cart(&order).await;
         // A failed save fails the actor; the next activation re-arms the
         // deadline from what is stored.
         let expired = self
@@ -163,6 +170,40 @@ impl OrderEntity {
         };
         if let (Some(wait), None) = (retry, &state.check_timer) {
             state.check_timer = Some(myself.tell_after(wait, || OrderMsg::CheckPayment));
+        }
+    }
+
+    /// Gives the buyer's cart back to them when the order ends unpaid, at
+    /// once: its checkout may still be waiting for the gateway (up to the
+    /// payment timeout) and would hold the cart until then.
+    ///
+    /// Runs before the order's end is stored, so whoever reads the order
+    /// ended finds the cart free. Safe before the save: only this actor
+    /// could confirm the order meanwhile, and it is busy here. The cart
+    /// actor unlocks only a lock of this order's checkout, never a newer
+    /// one's; the checkout's own unlock later is then a no-op. Best effort:
+    /// an unlock that fails leaves the cart to the checkout, as before.
+    async fn unlock_cart(&self, order: &Order) {
+        // A buyer checks out their own cart (`checkout` refuses any other),
+        // so the order's cart is the buyer's.
+        let cart = match self
+            .store
+            .get_raw(TreeName::UserCarts, order.user_id.as_bytes())
+            .await
+        {
+            Ok(Some(cart)) => String::from_utf8_lossy(&cart).into_owned(),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "cannot find the cart to unlock");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .carts
+            .end_checkout(&cart, &order.checkout_id, false, None)
+            .await
+        {
+            tracing::warn!(order = %order.id, error = %e, "unlocking the cart of an unpaid order failed");
         }
     }
 

@@ -1,9 +1,10 @@
 //! The handle to this node's orders.
 
 use super::{Change, OrderEntity, OrderError, OrderMsg};
+use crate::actors::cart::CartActors;
 use crate::actors::inventory::Inventory;
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
-use crate::domain::order::Order;
+use crate::domain::order::{FulfilmentStatus, Order};
 use crate::payments::Payments;
 use crate::storage::{Rider, Store, TreeName};
 
@@ -15,10 +16,12 @@ pub struct OrderActors {
 }
 
 impl OrderActors {
-    /// Starts the order region.
+    /// Starts the order region. `carts` are unlocked when an order ends
+    /// unpaid.
     pub async fn start(
         store: Store,
         inventory: Inventory,
+        carts: CartActors,
         payments: Payments,
         settings: RegionSettings,
     ) -> Result<Self, EntityError> {
@@ -26,6 +29,7 @@ impl OrderActors {
             OrderEntity {
                 store: store.clone(),
                 inventory,
+                carts,
                 payments,
             },
             settings,
@@ -61,6 +65,26 @@ impl OrderActors {
     /// The buyer's cancellation.
     pub async fn cancel(&self, order_id: &str) -> Result<Order, OrderError> {
         self.region.call(order_id, OrderMsg::Cancel).await?
+    }
+
+    /// `seller_id` moves their part of the order to `to`.
+    pub async fn fulfil(
+        &self,
+        order_id: &str,
+        seller_id: &str,
+        to: FulfilmentStatus,
+    ) -> Result<Order, OrderError> {
+        self.region
+            .call(order_id, |reply| {
+                OrderMsg::Fulfil(seller_id.to_owned(), to, reply)
+            })
+            .await?
+    }
+
+    /// Indexes orders stored before the `seller_orders` index existed (once;
+    /// a no-op afterwards); returns how many orders it read.
+    pub async fn index_sellers(&self) -> Result<usize, OrderError> {
+        Ok(super::fulfilment::index_sellers(&self.store).await?)
     }
 
     /// The order, from its actor.

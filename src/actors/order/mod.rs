@@ -8,23 +8,31 @@
 //! Orders with unfinished business (a deadline, or sold stock still to put
 //! back after a cancellation) are listed in their own small tree, so a
 //! restart re-activates exactly them without scanning every order.
+//! Each seller's part ships and delivers on its own ([`fulfilment`]); the
+//! `seller_orders` index, written with the new order, lists a seller's
+//! orders.
 
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::RpcReplyPort;
 
+use super::cart::CartActors;
 use super::inventory::Inventory;
 use super::runtime::{Entity, EntityError, EntityRef};
-use crate::domain::order::{InvalidTransition, Order, OrderStatus, PaymentStatus};
+use crate::domain::order::{
+    FulfilmentRefused, FulfilmentStatus, InvalidTransition, Order, OrderStatus, PaymentStatus,
+};
 use crate::domain::Timestamp;
 use crate::payments::Payments;
 use crate::storage::events::EventBody;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 mod endings;
+mod fulfilment;
 mod handle;
 
+pub use fulfilment::seller_order_key;
 pub use handle::OrderActors;
 
 /// Why an order operation was refused.
@@ -33,6 +41,9 @@ pub enum OrderError {
     /// The state machine does not allow the move.
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),
+    /// A seller's fulfilment move (or a cancel after one) was refused.
+    #[error(transparent)]
+    Fulfilment(#[from] FulfilmentRefused),
     /// No such order.
     #[error("order not found")]
     NotFound,
@@ -95,6 +106,8 @@ pub enum OrderMsg {
     /// The buyer cancels: reserved stock is released, or a payment refunded
     /// and the sold stock put back.
     Cancel(Reply),
+    /// A seller moves their own part of the order.
+    Fulfil(String, FulfilmentStatus, Reply),
     /// The order, if it exists.
     Get(RpcReplyPort<Option<Order>>),
     /// Internal: the payment deadline has come.
@@ -107,6 +120,9 @@ pub enum OrderMsg {
 pub struct OrderEntity {
     store: Store,
     inventory: Inventory,
+    /// To unlock the buyer's cart when an unpaid order ends, without
+    /// waiting for its checkout to hear from the gateway.
+    carts: CartActors,
     payments: Payments,
 }
 
@@ -188,6 +204,10 @@ impl Entity for OrderEntity {
                 let result = self.cancel(state, myself).await;
                 let _ = reply.send(result);
             }
+            OrderMsg::Fulfil(seller_id, to, reply) => {
+                let result = self.fulfil(state, &seller_id, to).await;
+                let _ = reply.send(result);
+            }
             OrderMsg::Expire => {
                 state.timer = None;
                 self.expire(state, myself).await?;
@@ -261,9 +281,15 @@ impl OrderEntity {
         let stored = order.clone();
         // A failed actor's successor may not know; then remove anyway.
         let was_listed = state.order.as_ref().is_none_or(listed);
+        // `order.updated` (and so a notification) only when what it carries
+        // changes: bookkeeping saves (stock put back, a payment check done)
+        // and a part shipped while others wait are not news to the buyer.
+        let news = state.order.as_ref().is_none_or(|before| {
+            before.status != order.status || before.payment_status != order.payment_status
+        });
         self.store
             .write(move |tx| {
-                write_order(tx, &stored, false, was_listed)?;
+                write_order(tx, &stored, false, was_listed, news)?;
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
@@ -289,7 +315,7 @@ impl OrderEntity {
                 if let Some(existing) = tx.get::<Order>(TreeName::Orders, stored.id.as_bytes())? {
                     return Ok::<_, StorageError>(Some(existing));
                 }
-                write_order(tx, &stored, true, false)?;
+                write_order(tx, &stored, true, false, true)?;
                 if let Some(rider) = &rider {
                     tx.ride(rider);
                 }
@@ -319,13 +345,15 @@ fn listed(order: &Order) -> bool {
     order.status == OrderStatus::PaymentPending || order.stock_to_return || order.payment_check_due
 }
 
-/// Stages an order, its index entry (when `new`), its place in
-/// `pending_orders` (removed only if it was there) and its event.
+/// Stages an order, its index entries (the buyer's and each seller's, when
+/// `new`), its place in `pending_orders` (removed only if it was there) and,
+/// when `news`, its event.
 fn write_order(
     tx: &mut Tx<'_>,
     order: &Order,
     new: bool,
     was_listed: bool,
+    news: bool,
 ) -> Result<(), StorageError> {
     tx.put(TreeName::Orders, order.id.as_bytes(), order)?;
     if new {
@@ -334,6 +362,13 @@ fn write_order(
             user_order_key(&order.user_id, order.created_at, &order.id),
             Vec::new(),
         );
+        for part in &order.fulfilment {
+            tx.put_raw(
+                TreeName::SellerOrders,
+                seller_order_key(&part.seller_id, order.created_at, &order.id),
+                Vec::new(),
+            );
+        }
     }
     if listed(order) {
         tx.put_raw(
@@ -358,12 +393,14 @@ fn write_order(
             });
         }
     }
-    tx.emit(EventBody::OrderUpdated {
-        order_id: order.id.clone(),
-        user_id: order.user_id.clone(),
-        status: order.status,
-        payment_status: order.payment_status,
-    });
+    if news {
+        tx.emit(EventBody::OrderUpdated {
+            order_id: order.id.clone(),
+            user_id: order.user_id.clone(),
+            status: order.status,
+            payment_status: order.payment_status,
+        });
+    }
     Ok(())
 }
 
