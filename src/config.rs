@@ -28,6 +28,15 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// A request still running after this many milliseconds gets 503 `TIMEOUT`.
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a complete request head this many
+    /// seconds after it opened (or after its previous response) is closed.
+    pub header_read_timeout_secs: u64,
+    /// A request body that sends nothing for this many seconds while the
+    /// server waits for it gets 408 `REQUEST_TIMEOUT`.
+    pub body_read_timeout_secs: u64,
+    /// When set, `/metrics` is served on its own listener at this address
+    /// and not on the public one.
+    pub admin_http: Option<SocketAddr>,
     /// How long a session token lives.
     pub session_ttl_secs: u64,
     /// How long an order may wait in `PAYMENT_PENDING` before it expires.
@@ -135,6 +144,9 @@ impl Default for Settings {
             rate_limit_per_sec: 100,
             rate_limit_burst: 0,
             request_timeout_ms: 30_000,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            admin_http: None,
             session_ttl_secs: 7 * 24 * 3600,
             payment_ttl_secs: 300,
             payment_latency_ms: 50,
@@ -161,7 +173,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 24] = [
+const ENV_KEYS: [&str; 27] = [
     "node_id",
     "http",
     "data_dir",
@@ -186,6 +198,9 @@ const ENV_KEYS: [&str; 24] = [
     "search_cache_entries",
     "ws_queue_messages",
     "recommender_paused",
+    "header_read_timeout_secs",
+    "body_read_timeout_secs",
+    "admin_http",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -212,11 +227,14 @@ pub struct Overrides {
     /// `--checkout-wait-ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkout_wait_ms: Option<u64>,
+    /// `--admin-http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_http: Option<String>,
 }
 
 /// Settings whose values are text: taken verbatim, so `AGORA_NODE_ID=1`
 /// stays the string "1" rather than becoming a number.
-const TEXT_KEYS: [&str; 3] = ["node_id", "http", "data_dir"];
+const TEXT_KEYS: [&str; 4] = ["node_id", "http", "data_dir", "admin_http"];
 
 /// Interprets one environment value: verbatim for text settings, a
 /// comma-separated list for `cors_origins` (or a TOML array), else a TOML
@@ -285,7 +303,7 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 18] = [
+        let ranges: [(&str, u64, u64, u64); 20] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
             ("search_cache_entries", self.search_cache_entries, 0, 65_536),
@@ -339,6 +357,18 @@ impl Settings {
             ("payment_latency_ms", self.payment_latency_ms, 0, 60_000),
             ("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000),
             ("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600),
+            (
+                "header_read_timeout_secs",
+                self.header_read_timeout_secs,
+                1,
+                3_600,
+            ),
+            (
+                "body_read_timeout_secs",
+                self.body_read_timeout_secs,
+                1,
+                3_600,
+            ),
         ];
         for (name, value, low, high) in ranges {
             if !(low..=high).contains(&value) {
@@ -378,6 +408,13 @@ impl Settings {
             if !ok {
                 problems.push(format!(
                     "cors_origins: {origin:?} is neither \"*\" nor an http(s) origin"
+                ));
+            }
+        }
+        if let Some(admin) = self.admin_http {
+            if admin == self.http && admin.port() != 0 {
+                problems.push(format!(
+                    "admin_http must differ from http (both are {admin})"
                 ));
             }
         }

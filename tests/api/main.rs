@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod durability;
+mod edge;
 mod gateway;
 mod helpers;
 mod live;
