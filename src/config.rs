@@ -513,4 +513,32 @@ mod tests {
         let vars = env(&[("AGORA_HTTP", "not-an-address")]);
         assert!(Settings::load_from(None, &vars, &Overrides::default()).is_err());
     }
+
+    #[test]
+    fn the_admin_listener_is_off_by_default_and_set_by_environment_or_flag() {
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let none = Settings::load_from(Some(empty.path()), &[], &Overrides::default()).unwrap();
+        assert_eq!(none.admin_http, None);
+        let vars = env(&[("AGORA_ADMIN_HTTP", "127.0.0.1:9100")]);
+        let from_env =
+            Settings::load_from(Some(empty.path()), &vars, &Overrides::default()).unwrap();
+        assert_eq!(from_env.admin_http, Some("127.0.0.1:9100".parse().unwrap()));
+        let flags = Overrides {
+            admin_http: Some("127.0.0.1:9200".into()),
+            ..Default::default()
+        };
+        let from_flag = Settings::load_from(Some(empty.path()), &vars, &flags).unwrap();
+        assert_eq!(
+            from_flag.admin_http,
+            Some("127.0.0.1:9200".parse().unwrap())
+        );
+        let clash = env(&[
+            ("AGORA_HTTP", "127.0.0.1:9300"),
+            ("AGORA_ADMIN_HTTP", "127.0.0.1:9300"),
+        ]);
+        let message = Settings::load_from(Some(empty.path()), &clash, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("admin_http"), "{message}");
+    }
 }
