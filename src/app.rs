@@ -39,6 +39,8 @@ const PAYMENT_BACKOFF: Duration = Duration::from_millis(50);
 /// A node, built and bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The operators' listener (`/metrics`), when `admin_http` is set.
+    admin: Option<TcpListener>,
     state: AppState,
 }
 
@@ -52,6 +54,14 @@ impl Application {
         let settings = Arc::new(settings);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        // Orders, addresses and keys live here: the node's user alone may
+        // enter (a folder made before this rule existed is closed too).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", settings.data_dir.display()))?;
+        }
         let options = StoreOptions {
             cache_bytes: settings.storage_cache_mb * 1024 * 1024,
             read_cache_bytes: settings.read_cache_mb * 1024 * 1024,
@@ -158,7 +168,17 @@ impl Application {
         });
         let listener =
             bind(settings.http).with_context(|| format!("binding HTTP to {}", settings.http))?;
-        Ok(Application { listener, state })
+        let admin = match settings.admin_http {
+            Some(address) => {
+                Some(bind(address).with_context(|| format!("binding admin HTTP to {address}"))?)
+            }
+            None => None,
+        };
+        Ok(Application {
+            listener,
+            admin,
+            state,
+        })
     }
 
     /// The address the HTTP listener is bound to.
@@ -168,13 +188,23 @@ impl Application {
             .unwrap_or(self.state.settings.http)
     }
 
+    /// The address the admin listener is bound to, when `admin_http` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        let admin = self.admin.as_ref()?;
+        admin.local_addr().ok().or(self.state.settings.admin_http)
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish (up to `shutdown_grace_secs`), and flushes storage.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, state } = self;
+        let Application {
+            listener,
+            admin,
+            state,
+        } = self;
         let store = state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
         let inventory = state.inventory.clone();
@@ -221,27 +251,34 @@ impl Application {
         });
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let header_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
+        let admin_router = admin.as_ref().map(|_| http::admin_router(state.clone()));
         let router = http::router(state);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stopping_tx.send(());
+            let _ = stop_tx.send(true);
+        });
+        let public = http::server::serve(listener, router, header_timeout, stop_rx.clone());
+        let operators = {
+            let stop_rx = stop_rx.clone();
+            async move {
+                if let (Some(listener), Some(router)) = (admin, admin_router) {
+                    http::server::serve(listener, router, header_timeout, stop_rx).await;
+                }
+            }
         };
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let mut stopping = stop_rx;
         let deadline = async move {
-            if stopping_rx.await.is_ok() {
+            if stopping.wait_for(|stop| *stop).await.is_ok() {
                 tokio::time::sleep(grace).await;
             } else {
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
-            result = server => result.context("HTTP server failed")?,
+            _ = async { tokio::join!(public, operators) } => {}
             () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
         }
         sweeper.abort();

@@ -28,6 +28,15 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// A request still running after this many milliseconds gets 503 `TIMEOUT`.
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a complete request head this many
+    /// seconds after it opened (or after its previous response) is closed.
+    pub header_read_timeout_secs: u64,
+    /// A request body that sends nothing for this many seconds while the
+    /// server waits for it gets 408 `REQUEST_TIMEOUT`.
+    pub body_read_timeout_secs: u64,
+    /// When set, `/metrics` is served on its own listener at this address
+    /// and not on the public one.
+    pub admin_http: Option<SocketAddr>,
     /// How long a session token lives.
     pub session_ttl_secs: u64,
     /// How long an order may wait in `PAYMENT_PENDING` before it expires.
@@ -143,6 +152,9 @@ impl Default for Settings {
             rate_limit_per_sec: 100,
             rate_limit_burst: 0,
             request_timeout_ms: 30_000,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            admin_http: None,
             session_ttl_secs: 7 * 24 * 3600,
             payment_ttl_secs: 300,
             payment_latency_ms: 50,
@@ -172,7 +184,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 27] = [
+const ENV_KEYS: [&str; 30] = [
     "node_id",
     "http",
     "data_dir",
@@ -200,6 +212,9 @@ const ENV_KEYS: [&str; 27] = [
     "sign_in_free_failures",
     "sign_in_first_wait_ms",
     "sign_in_longest_wait_secs",
+    "header_read_timeout_secs",
+    "body_read_timeout_secs",
+    "admin_http",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -226,11 +241,14 @@ pub struct Overrides {
     /// `--checkout-wait-ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkout_wait_ms: Option<u64>,
+    /// `--admin-http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_http: Option<String>,
 }
 
 /// Settings whose values are text: taken verbatim, so `AGORA_NODE_ID=1`
 /// stays the string "1" rather than becoming a number.
-const TEXT_KEYS: [&str; 3] = ["node_id", "http", "data_dir"];
+const TEXT_KEYS: [&str; 4] = ["node_id", "http", "data_dir", "admin_http"];
 
 /// Interprets one environment value: verbatim for text settings, a
 /// comma-separated list for `cors_origins` (or a TOML array), else a TOML
@@ -299,7 +317,7 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".to_owned());
         }
-        let ranges: [(&str, u64, u64, u64); 21] = [
+        let ranges: [(&str, u64, u64, u64); 23] = [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
             ("search_cache_entries", self.search_cache_entries, 0, 65_536),
@@ -371,6 +389,18 @@ impl Settings {
                 1,
                 86_400,
             ),
+            (
+                "header_read_timeout_secs",
+                self.header_read_timeout_secs,
+                1,
+                3_600,
+            ),
+            (
+                "body_read_timeout_secs",
+                self.body_read_timeout_secs,
+                1,
+                3_600,
+            ),
         ];
         for (name, value, low, high) in ranges {
             if !(low..=high).contains(&value) {
@@ -410,6 +440,13 @@ impl Settings {
             if !ok {
                 problems.push(format!(
                     "cors_origins: {origin:?} is neither \"*\" nor an http(s) origin"
+                ));
+            }
+        }
+        if let Some(admin) = self.admin_http {
+            if admin == self.http && admin.port() != 0 {
+                problems.push(format!(
+                    "admin_http must differ from http (both are {admin})"
                 ));
             }
         }
@@ -507,5 +544,33 @@ mod tests {
         assert!(Settings::load_from(Some(file.path()), &[], &Overrides::default()).is_err());
         let vars = env(&[("AGORA_HTTP", "not-an-address")]);
         assert!(Settings::load_from(None, &vars, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn the_admin_listener_is_off_by_default_and_set_by_environment_or_flag() {
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let none = Settings::load_from(Some(empty.path()), &[], &Overrides::default()).unwrap();
+        assert_eq!(none.admin_http, None);
+        let vars = env(&[("AGORA_ADMIN_HTTP", "127.0.0.1:9100")]);
+        let from_env =
+            Settings::load_from(Some(empty.path()), &vars, &Overrides::default()).unwrap();
+        assert_eq!(from_env.admin_http, Some("127.0.0.1:9100".parse().unwrap()));
+        let flags = Overrides {
+            admin_http: Some("127.0.0.1:9200".into()),
+            ..Default::default()
+        };
+        let from_flag = Settings::load_from(Some(empty.path()), &vars, &flags).unwrap();
+        assert_eq!(
+            from_flag.admin_http,
+            Some("127.0.0.1:9200".parse().unwrap())
+        );
+        let clash = env(&[
+            ("AGORA_HTTP", "127.0.0.1:9300"),
+            ("AGORA_ADMIN_HTTP", "127.0.0.1:9300"),
+        ]);
+        let message = Settings::load_from(Some(empty.path()), &clash, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("admin_http"), "{message}");
     }
 }

@@ -15,11 +15,17 @@ use clap::{Args, Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Agora: an actor-based reactive marketplace server.
+///
+/// With no command it runs a node, and takes `serve`'s options:
+/// `agora --http 127.0.0.1:9000 --data-dir ./scratch`.
 #[derive(Parser)]
-#[command(name = "agora", version, about)]
+#[command(name = "agora", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// `serve`'s options, for when no command is given.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +110,9 @@ struct ServeArgs {
     /// How long POST /checkout waits before answering 202.
     #[arg(long)]
     checkout_wait_ms: Option<u64>,
+    /// Serve /metrics on this address only (not on --http).
+    #[arg(long)]
+    admin_http: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -120,7 +129,7 @@ fn main() -> ExitCode {
         Some(Command::Events(EventsCommand::Export(args))) => export(args),
         Some(Command::Recommendations(RecommendationsCommand::Rebuild(args))) => rebuild(args),
         Some(Command::Load(options)) => load(options),
-        None => serve_command(ServeArgs::default()),
+        None => serve_command(cli.serve),
     }
 }
 
@@ -133,10 +142,17 @@ fn serve_command(args: ServeArgs) -> ExitCode {
         payment_ttl_secs: args.payment_ttl_secs,
         payment_latency_ms: args.payment_latency_ms,
         checkout_wait_ms: args.checkout_wait_ms,
+        admin_http: args.admin_http,
     };
+    private_files();
     run(args.config, overrides, |settings| async move {
         let app = Application::build(settings).await?;
-        // Tests and scripts read this line to learn the port when asked for port 0.
+        // Tests and scripts read these lines to learn the ports when asked
+        // for port 0; the admin line comes first, so a reader that stops at
+        // the public one has seen both.
+        if let Some(admin) = app.admin_addr() {
+            println!("agora admin listening on http://{admin}");
+        }
         println!("agora listening on http://{}", app.local_addr());
         app.run_until(shutdown_signal()).await
     })
@@ -257,6 +273,7 @@ where
         data_dir: args.data_dir,
         ..Overrides::default()
     };
+    private_files();
     run(args.config, overrides, |settings| async move {
         let dir = settings.data_dir.clone();
         let options = agora::storage::StoreOptions::default();
@@ -268,6 +285,18 @@ where
         })?;
         command(dir, store).await
     })
+}
+
+/// Everything this process creates (sled's files, the search index,
+/// media, keys, an export) is readable by its user alone: files `0600`,
+/// folders `0700`. A umask rather than a mode per `open`, because sled and
+/// tantivy create their files themselves.
+fn private_files() {
+    // SAFETY: umask only swaps the process's creation mask; it cannot fail.
+    #[cfg(unix)]
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 /// Loads the settings (exit code 2 if they are invalid) and runs `command`

@@ -74,6 +74,9 @@ codes! {
     RequestInProgress => CONFLICT, "REQUEST_IN_PROGRESS", "Request in progress";
     IdempotencyKeyReused => UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large";
+    RequestTimeout => REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "Request body timed out";
+    UriTooLong => URI_TOO_LONG, "URI_TOO_LONG", "URI too long";
+    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "HEADERS_TOO_LARGE", "Request headers too large";
     UpgradeRequired => UPGRADE_REQUIRED, "UPGRADE_REQUIRED", "Upgrade required";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type";
     ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
@@ -95,8 +98,11 @@ impl Code {
             403 => Code::Forbidden,
             404 => Code::NotFound,
             405 => Code::MethodNotAllowed,
-            408 | 504 => Code::Timeout,
+            408 => Code::RequestTimeout,
+            504 => Code::Timeout,
             413 => Code::PayloadTooLarge,
+            414 => Code::UriTooLong,
+            431 => Code::HeadersTooLarge,
             415 => Code::UnsupportedMediaType,
             422 => Code::ValidationFailed,
             429 => Code::RateLimited,

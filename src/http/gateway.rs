@@ -197,3 +197,20 @@ impl tower_http::request_id::MakeRequestId for MakeUlidRequestId {
             .map(tower_http::request_id::RequestId::new)
     }
 }
+
+/// Longest `x-request-id` a client may choose.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Removes a client's `x-request-id` unless it is 1..=128 visible ASCII
+/// characters, so that the next layer makes a fresh one: the id is echoed
+/// in the response and written to every log line of the request.
+pub fn drop_invalid_request_id(mut request: Request) -> Request {
+    let valid = request.headers().get("x-request-id").is_none_or(|id| {
+        let id = id.as_bytes();
+        (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+    });
+    if !valid {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}

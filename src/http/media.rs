@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -17,6 +17,15 @@ use crate::media::{ImageType, MAX_IMAGE_BYTES};
 
 /// A year: media keys name their bytes, so they never change.
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+
+/// Images are public and meant to be shown by storefronts on other origins
+/// too (CORS allows any origin by default), so other sites may embed them;
+/// `same-origin` would break every such storefront and protect nothing.
+const RESOURCE_POLICY: &str = "cross-origin";
+
+/// A stored file opened as a page (an upload that sniffs as an image but
+/// is not one) runs nothing and lives in an opaque origin.
+const MEDIA_POLICY: &str = "default-src 'none'; sandbox";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -128,9 +137,20 @@ async fn get_media(
         });
     let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
     let cache = HeaderValue::from_static(CACHE_FOREVER);
+    let policies = [
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static(RESOURCE_POLICY),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(MEDIA_POLICY),
+        ),
+    ];
     if matches {
         return Ok((
             StatusCode::NOT_MODIFIED,
+            policies,
             [(header::ETAG, etag), (header::CACHE_CONTROL, cache)],
         )
             .into_response());
@@ -138,6 +158,7 @@ async fn get_media(
     let content_type =
         ImageType::sniff(&bytes).map_or("application/octet-stream", ImageType::content_type);
     Ok((
+        policies,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::ETAG, etag),

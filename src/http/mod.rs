@@ -8,12 +8,15 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 mod items;
+pub mod limits;
 mod media;
 mod notifications;
 mod ops;
 mod orders;
 mod recommend;
 mod search;
+pub mod security;
+pub mod server;
 mod sessions;
 mod users;
 mod wishlist;
@@ -159,8 +162,13 @@ impl Modify for BearerAuth {
 }
 
 /// The whole application: every resource's routes behind the gateway layers.
+/// `/metrics` is among them unless `admin_http` is set ([`admin_router`]).
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    if state.settings.admin_http.is_none() {
+        api = api.merge(ops::metrics_router());
+    }
+    let (routes, openapi) = api
         .merge(users::router())
         .merge(sessions::router())
         .merge(items::router())
@@ -193,6 +201,8 @@ pub fn router(state: AppState) -> Router {
     // Outermost first: ids exist before the span opens; the span covers
     // everything, including rejections by the inner layers.
     let gateway = ServiceBuilder::new()
+        // An id a client sent is kept only if it is safe to log and echo.
+        .map_request(gateway::drop_invalid_request_id)
         .layer(SetRequestIdLayer::new(
             request_id.clone(),
             gateway::MakeUlidRequestId,
@@ -212,6 +222,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(gateway::record_metrics))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            limits::guard_request,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             gateway::request_timeout,
         ))
         .layer(middleware::from_fn_with_state(
@@ -224,7 +238,25 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(openapi_json));
-    routes.layer(gateway).with_state(state)
+    security::with_security_headers(routes.layer(gateway).with_state(state))
+}
+
+/// The operators' listener (`admin_http`): `/metrics` alone, with request
+/// ids, problem+json errors and the security headers.
+pub fn admin_router(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::new()
+        .merge(ops::metrics_router())
+        .split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    let gateway = ServiceBuilder::new()
+        .map_request(gateway::drop_invalid_request_id)
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            gateway::MakeUlidRequestId,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::from_fn(gateway::problem_fallback));
+    security::with_security_headers(routes.layer(gateway).with_state(state))
 }
 
 fn cors(settings: &Settings) -> CorsLayer {

@@ -16,8 +16,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
-        .routes(routes!(metrics))
         .routes(routes!(openapi))
+}
+
+/// `/metrics`: on the public router, or on the admin listener when
+/// `admin_http` is set.
+pub fn metrics_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
 /// Liveness: 200 while the process runs.

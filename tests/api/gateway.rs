@@ -1,10 +1,11 @@
 //! The gateway's duties: request ids, rate limits, body limits, CORS, and
 //! problem+json for every error.
 
+use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{mouse, problem, Options, TestApp};
+use crate::helpers::{item_path, mouse, problem, Options, TestApp};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_echoing_the_clients() {
@@ -202,3 +203,77 @@ async fn a_request_over_the_time_limit_is_503_timeout() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(problem(response).await["code"], "TIMEOUT");
 }
+
+#[tokio::test]
+async fn a_request_id_is_echoed_only_if_it_is_1_to_128_visible_ascii_characters() {
+    let app = TestApp::spawn().await;
+    let sent_back = |id: &[u8]| {
+        let request = app
+            .client
+            .get(app.url("/health"))
+            .header("x-request-id", HeaderValue::from_bytes(id).unwrap());
+        async move {
+            let response = request.send().await.unwrap();
+            response.headers()["x-request-id"].as_bytes().to_vec()
+        }
+    };
+    let longest = [b'a'; 128];
+    assert_eq!(sent_back(&longest).await, longest);
+    assert_eq!(sent_back(b"trace-me-42").await, b"trace-me-42");
+    let refused: [&'static [u8]; 4] = [&[b'a'; 129], b"", b"has space", "café".as_bytes()];
+    for id in refused {
+        let made = sent_back(id).await;
+        assert_ne!(made, id);
+        // A fresh ULID instead.
+        assert_eq!(made.len(), 26, "{}", String::from_utf8_lossy(&made));
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_media_may_be_embedded_elsewhere() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let item = app.create_item(&seller, &mouse()).await;
+    let uploaded = app
+        .client
+        .post(app.url(&format!("{}/images", item_path(&item))))
+        .bearer_auth(&seller)
+        .header("content-type", "image/png")
+        .body(ONE_PIXEL_PNG)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let media: serde_json::Value = uploaded.json().await.unwrap();
+    let media = media["url"].as_str().unwrap().to_owned();
+    let paths = [
+        "/health",
+        "/items/nope",
+        "/users/me",
+        &item_path(&item),
+        &media,
+    ];
+    for path in paths {
+        let response = app.get(path, None).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.starts_with("default-src 'none'"), "{path}: {policy}");
+        if path == media {
+            assert_eq!(headers["cross-origin-resource-policy"], "cross-origin");
+        } else {
+            assert!(
+                policy.contains("frame-ancestors 'none'"),
+                "{path}: {policy}"
+            );
+        }
+    }
+}
+
+/// A real 1x1 RGBA PNG (valid chunks and checksums).
+const ONE_PIXEL_PNG: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\
+\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0b\x49\x44\x41\
+\x54\x78\x9c\x63\x60\x00\x02\x00\x00\x05\x00\x01\x7a\x5e\xab\x3f\x00\x00\x00\x00\x49\x45\x4e\x44\
+\xae\x42\x60\x82";

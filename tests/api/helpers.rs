@@ -218,6 +218,16 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::CREATED, "create item");
         response.json().await.unwrap()
     }
+
+    /// `http://host:port` of the admin listener, if the server opened one
+    /// (it prints that line before the public one).
+    pub fn admin_base(&self) -> Option<String> {
+        let logs = self.logs();
+        let address = logs
+            .lines()
+            .find_map(|line| line.strip_prefix("agora admin listening on "))?;
+        Some(address.trim().to_owned())
+    }
 }
 
 impl Drop for TestApp {

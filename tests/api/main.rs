@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod durability;
 mod fulfilment;
+mod edge;
 mod gateway;
 mod helpers;
 mod inbox;

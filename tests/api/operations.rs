@@ -1,9 +1,11 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
+use std::io::{BufRead, BufReader};
+
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{item_path, mouse, TestApp};
+use crate::helpers::{agora_command, item_path, mouse, problem, Options, TestApp};
 
 #[tokio::test]
 async fn health_and_ready_are_200_on_a_running_node() {
@@ -83,3 +85,153 @@ async fn metrics_count_requests_by_route_and_status_with_latency_histograms() {
     assert!(other.ends_with(" 2"), "{other}");
     assert!(!text.contains("BREW") && !text.contains("XYZZY"));
 }
+
+#[tokio::test]
+async fn with_admin_http_set_metrics_move_to_their_own_listener() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
+            .arg("--admin-http")
+            .arg("127.0.0.1:0"),
+    )
+    .await;
+    let admin = app.admin_base().expect("the admin listener's address");
+    app.get("/health", None).await;
+    let metrics = app
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(r#"agora_http_requests_total{method="GET",route="/health""#),
+        "{text}"
+    );
+    let public = app.get("/metrics", None).await;
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    assert_eq!(problem(public).await["code"], "NOT_FOUND");
+    let document: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    assert!(document["paths"].get("/metrics").is_none());
+    // The admin listener serves nothing else.
+    let other = app
+        .client
+        .get(format!("{admin}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_admin_address_may_come_from_the_environment() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
+            .env("AGORA_ADMIN_HTTP", "127.0.0.1:0"),
+    )
+    .await;
+    let admin = app.admin_base().expect("the admin listener's address");
+    let metrics = app
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn serve_is_the_default_command_and_takes_its_flags_without_being_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let mut child = agora_command(
+        dir.path(),
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--data-dir",
+            scratch.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let listening = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("agora listening on ").map(str::to_owned))
+    })
+    .join()
+    .unwrap();
+    let Some(base) = listening else {
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!(
+            "no node started: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(scratch.join("db").exists() || scratch.read_dir().unwrap().next().is_some());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn the_data_directory_and_everything_in_it_are_private_to_the_nodes_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    // Touch every kind of file the node writes: records, the search index,
+    // an image, the sealing key (written at start).
+    let seller = app.user_token("seller").await;
+    let item = app.create_item(&seller, &mouse()).await;
+    let uploaded = app
+        .client
+        .post(app.url(&format!("{}/images", item_path(&item))))
+        .bearer_auth(&seller)
+        .header("content-type", "image/png")
+        .body(ONE_PIXEL_PNG)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    crate::helpers::eventually("the item is indexed", || async {
+        app.get_json("/items?term=mouse").await["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+    })
+    .await;
+    let root = app.data_dir().join("node");
+    let mode = |path: &std::path::Path| path.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    let mut pending = vec![root];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                pending.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 3, "only {files} files were checked");
+}
+
+/// A real 1x1 RGBA PNG (valid chunks and checksums).
+const ONE_PIXEL_PNG: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\
+\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0b\x49\x44\x41\
+\x54\x78\x9c\x63\x60\x00\x02\x00\x00\x05\x00\x01\x7a\x5e\xab\x3f\x00\x00\x00\x00\x49\x45\x4e\x44\
+\xae\x42\x60\x82";
