@@ -250,37 +250,7 @@ impl Application {
             }
         });
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
-        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
-        let header_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
-        let admin_router = admin.as_ref().map(|_| http::admin_router(state.clone()));
-        let router = http::router(state);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stop_tx.send(true);
-        });
-        let public = http::server::serve(listener, router, header_timeout, stop_rx.clone());
-        let operators = {
-            let stop_rx = stop_rx.clone();
-            async move {
-                if let (Some(listener), Some(router)) = (admin, admin_router) {
-                    http::server::serve(listener, router, header_timeout, stop_rx).await;
-                }
-            }
-        };
-        let mut stopping = stop_rx;
-        let deadline = async move {
-            if stopping.wait_for(|stop| *stop).await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            _ = async { tokio::join!(public, operators) } => {}
-            () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
-        }
+        serve(listener, admin, state, shutdown).await;
         sweeper.abort();
         recovery.abort();
         state_hub.stop();
@@ -299,6 +269,48 @@ impl Application {
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");
         Ok(())
+    }
+}
+
+/// Serves the public listener (and the admin one, if any) until `shutdown`
+/// resolves; then stops accepting and lets open connections finish, for at
+/// most `shutdown_grace_secs`.
+async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+    let header_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
+    let admin_router = admin.as_ref().map(|_| http::admin_router(state.clone()));
+    let router = http::router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let public = http::server::serve(listener, router, header_timeout, stop_rx.clone());
+    let operators = {
+        let stop_rx = stop_rx.clone();
+        async move {
+            if let (Some(listener), Some(router)) = (admin, admin_router) {
+                http::server::serve(listener, router, header_timeout, stop_rx).await;
+            }
+        }
+    };
+    let mut stopping = stop_rx;
+    let deadline = async move {
+        if stopping.wait_for(|stop| *stop).await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(public, operators) } => {}
+        () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
     }
 }
 

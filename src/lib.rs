@@ -25,8 +25,9 @@
 //!   recommender (a log consumer) and its read side; [`export`]: the event
 //!   log as JSON lines (`agora events export`).
 //! - [`http`]: the axum router, one module per resource, the gateway layers
-//!   (auth, rate limit, request ids, tracing, limits, CORS) and the one error
-//!   type that renders problem+json.
+//!   (auth, rate limit, request ids, tracing, limits, CORS, security
+//!   headers), the one error type that renders problem+json, and the accept
+//!   loop (hyper HTTP/1.1 with a header-read timeout) that serves it.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`load`]: the load harness (`agora load`): scenarios, seeding
 //!   through the API, latency per operation, invariant checks.

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
+use tower::{Layer, Service};
 
 use super::error::{ApiError, Code};
-use super::{AppState, MAX_BODY_BYTES};
+use super::MAX_BODY_BYTES;
 use crate::media::MAX_IMAGE_BYTES;
 
 /// Longest request target (path and query) we answer; longer gets 414.
@@ -37,50 +39,147 @@ const LARGE_BODY_ROUTES: [(&str, usize); 1] = [("/items/{id}/images", MAX_IMAGE_
 
 /// Refuses requests over the limits above at once, and gives the body a
 /// read timeout: a body that sends nothing for `body_read_timeout_secs`
-/// while a handler waits for it ends the request with 408.
-pub async fn guard_request(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(refusal) = head_over_limits(&request) {
-        return refusal;
+/// while a handler waits for it ends the request with 408. A plain tower
+/// layer rather than `middleware::from_fn`: it sits on every request, and
+/// `from_fn` boxes a future and clones the inner service per call.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardLayer {
+    idle: Duration,
+}
+
+impl GuardLayer {
+    /// Bodies may pause for at most `idle`.
+    pub fn new(idle: Duration) -> Self {
+        GuardLayer { idle }
     }
-    let idle = Duration::from_secs(state.settings.body_read_timeout_secs);
-    if let Some(limit) = declared_over_limit(&request) {
-        // A client that waits for `100 Continue` sends nothing more; any
-        // other is sending the body now, and would see its upload fail
-        // with a reset instead of this answer if the connection closed
-        // under it, so the body is read and thrown away meanwhile.
-        let waits = request
-            .headers()
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        if !waits {
-            tokio::spawn(discard(request.into_body(), idle));
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            idle: self.idle,
         }
-        return closing(ApiError::new(
-            Code::PayloadTooLarge,
-            format!("the body is over this route's limit of {limit} bytes"),
-        ));
     }
-    // Most requests have no body: nothing to time, nothing allocated.
-    if request.body().is_end_stream() {
-        return next.run(request).await;
+}
+
+/// The service [`GuardLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Guard<S> {
+    inner: S,
+    idle: Duration,
+}
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = GuardFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    let expired = Arc::new(AtomicBool::new(false));
-    let flag = expired.clone();
-    let request = request.map(|body| Body::new(TimedBody::new(body, idle, flag)));
-    let response = next.run(request).await;
-    if expired.load(Ordering::Relaxed) {
-        // Whatever the handler made of the failed read (a 400 from the JSON
-        // extractor, say), the cause is the client's silence.
-        return closing(ApiError::new(
-            Code::RequestTimeout,
-            format!("the request body stopped arriving for {} s", idle.as_secs()),
-        ));
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(refusal) = head_over_limits(&request) {
+            return GuardFuture::refused(refusal);
+        }
+        if let Some(limit) = declared_over_limit(&request) {
+            // A client that waits for `100 Continue` sends nothing more; any
+            // other is sending the body now, and would see its upload fail
+            // with a reset instead of this answer if the connection closed
+            // under it, so the body is read and thrown away meanwhile.
+            let waits = request
+                .headers()
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits {
+                tokio::spawn(discard(request.into_body(), self.idle));
+            }
+            let refusal = closing(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("the body is over this route's limit of {limit} bytes"),
+            ));
+            return GuardFuture::refused(refusal);
+        }
+        // Most requests have no body: nothing to time, nothing allocated.
+        if request.body().is_end_stream() {
+            return GuardFuture::running(self.inner.call(request), None);
+        }
+        let expired = Arc::new(AtomicBool::new(false));
+        let flag = expired.clone();
+        let idle = self.idle;
+        let request = request.map(|body| Body::new(TimedBody::new(body, idle, flag)));
+        GuardFuture::running(self.inner.call(request), Some((expired, idle)))
     }
-    response
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a [`Guard`]ed request: a refusal made before the
+    /// handler ran, or the handler's answer (replaced by 408 if the body
+    /// timed out meanwhile).
+    pub struct GuardFuture<F> {
+        refusal: Option<Response>,
+        #[pin]
+        inner: Option<F>,
+        // Set when the body timed out; and the timeout, for the text.
+        expired: Option<(Arc<AtomicBool>, Duration)>,
+    }
+}
+
+impl<F> GuardFuture<F> {
+    fn refused(refusal: Response) -> Self {
+        GuardFuture {
+            refusal: Some(refusal),
+            inner: None,
+            expired: None,
+        }
+    }
+
+    fn running(inner: F, expired: Option<(Arc<AtomicBool>, Duration)>) -> Self {
+        GuardFuture {
+            refusal: None,
+            inner: Some(inner),
+            expired,
+        }
+    }
+}
+
+impl<F> Future for GuardFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(refusal) = this.refusal.take() {
+            return Poll::Ready(Ok(refusal));
+        }
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(
+                ApiError::internal("a refusal was polled twice").into_response()
+            ));
+        };
+        let Poll::Ready(Ok(response)) = inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        match this.expired {
+            // Whatever the handler made of the failed read (a 400 from the
+            // JSON extractor, say), the cause is the client's silence.
+            Some((flag, idle)) if flag.load(Ordering::Relaxed) => {
+                Poll::Ready(Ok(closing(ApiError::new(
+                    Code::RequestTimeout,
+                    format!("the request body stopped arriving for {} s", idle.as_secs()),
+                ))))
+            }
+            _ => Poll::Ready(Ok(response)),
+        }
+    }
 }
 
 /// The refusal for a request whose head is over a limit, if it is.

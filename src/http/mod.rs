@@ -220,10 +220,9 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(middleware::from_fn(gateway::record_metrics))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limits::guard_request,
-        ))
+        .layer(limits::GuardLayer::new(Duration::from_secs(
+            state.settings.body_read_timeout_secs,
+        )))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             gateway::request_timeout,
