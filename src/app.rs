@@ -250,6 +250,7 @@ impl Application {
             }
         });
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let log_archiver = tokio::spawn(archive_event_log(state.clone()));
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
         let header_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
         let admin_router = admin.as_ref().map(|_| http::admin_router(state.clone()));
@@ -287,6 +288,8 @@ impl Application {
         state_notifications.stop();
         state_recommender.stop();
         housekeeping.abort();
+        // A pass stopped half-way is finished by the next start's first.
+        log_archiver.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged (a checkout stopped mid-way is
         // resumed from its log at the next start); then the writer drains
@@ -352,6 +355,44 @@ async fn housekeeping(state: AppState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(orders = n, "old orders archived"),
                 Err(e) => tracing::warn!(error = %e, "order archival failed"),
+            }
+        }
+    }
+}
+
+/// Moves the event log's handled events to the archive every
+/// `event_archive_secs` (never when 0). The search index and the
+/// recommender keep their offsets outside the offsets tree, so theirs are
+/// passed as holds; a paused recommender holds the archive where it
+/// stopped.
+async fn archive_event_log(state: AppState) {
+    let every = state.settings.event_archive_secs;
+    if every == 0 {
+        return;
+    }
+    let policy = crate::archiver::ArchivePolicy {
+        keep: state.settings.event_log_keep,
+        min_events: state.settings.event_archive_min_events,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let holds = [state.search.indexed(), state.recommender.position()];
+        match crate::archiver::archive_pass(&state.store, &holds, policy).await {
+            Ok(report) if report.archived > 0 => tracing::info!(
+                archived = report.archived,
+                through = report.archived_through,
+                live = report.live,
+                "event log archived"
+            ),
+            Ok(report) => tracing::debug!(
+                floor = report.floor,
+                live = report.live,
+                "event log: nothing to archive"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "event log archival failed; retried at the next pass")
             }
         }
     }

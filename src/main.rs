@@ -191,6 +191,7 @@ fn export(args: ExportArgs) -> ExitCode {
     } = args;
     offline(store, move |_, store| async move {
         let trees = store.clone();
+        let archive = store.archive().clone();
         let written = tokio::task::spawn_blocking(move || {
             let limit = limit.unwrap_or(u64::MAX);
             trees.with_trees(|trees| match out {
@@ -198,13 +199,13 @@ fn export(args: ExportArgs) -> ExitCode {
                     let file = std::fs::File::create(&path)
                         .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
                     let mut out = std::io::BufWriter::new(file);
-                    let n = agora::export::export_events(trees, after, limit, &mut out)?;
+                    let n = agora::export::export_events(trees, &archive, after, limit, &mut out)?;
                     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                     Ok::<_, anyhow::Error>(n)
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    match agora::export::export_events(trees, after, limit, &mut out) {
+                    match agora::export::export_events(trees, &archive, after, limit, &mut out) {
                         Ok(n) => Ok(n),
                         // A reader that stopped early (`| head`) is not an error.
                         Err(agora::export::ExportError::Io(e))
