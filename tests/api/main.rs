@@ -2,6 +2,7 @@
 //! fresh data directory and talks HTTP to it.
 
 mod accounts;
+mod archive;
 mod cart;
 mod catalog;
 mod checkout;
