@@ -211,3 +211,47 @@ fn seq_of(bytes: &[u8]) -> u64 {
 fn io_error(e: std::io::Error) -> StorageError {
     StorageError::Io(Arc::new(sled::Error::Io(e)))
 }
+
+/// The log's size, live and archived (`agora events stats`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogStats {
+    /// Events in sled.
+    pub live_events: u64,
+    /// Their keys and values, bytes (before sled's own overhead).
+    pub live_bytes: u64,
+    /// The oldest event in sled (0 if none).
+    pub first_live: u64,
+    /// The newest event.
+    pub newest: u64,
+    /// The last archived event (0 if none).
+    pub archived_through: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Their size on disk, bytes (compressed).
+    pub archive_bytes: u64,
+}
+
+/// Counts the live log and the archive. Blocking: scans the events tree
+/// (for `agora events stats`, on a stopped node).
+pub fn log_stats(store: &Store) -> Result<LogStats, StorageError> {
+    let mut stats = store.with_trees(|trees| {
+        let mut stats = LogStats::default();
+        for entry in trees.tree(TreeName::Events).iter() {
+            let (key, value) = entry?;
+            if stats.first_live == 0 {
+                stats.first_live = seq_of(&key);
+            }
+            stats.live_events += 1;
+            stats.live_bytes += (key.len() + value.len()) as u64;
+        }
+        Ok::<_, StorageError>(stats)
+    })?;
+    stats.newest = *store.event_watch().borrow();
+    for segment in store.archive().segments().map_err(io_error)? {
+        stats.segments += 1;
+        stats.archived_through = stats.archived_through.max(segment.last);
+        stats.archive_bytes += std::fs::metadata(&segment.path).map_err(io_error)?.len();
+    }
+    Ok(stats)
+}

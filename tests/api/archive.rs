@@ -163,6 +163,19 @@ async fn handled_events_leave_sled_for_the_archive_and_every_reader_still_sees_t
     assert_eq!(before["related"][0][0][2], 2, "{before}");
     app.terminate();
 
+    // sled holds only the newest 5; the rest is in segment files.
+    let node = node_dir(&app);
+    let (status, stdout, stderr) = run_output(
+        app.data_dir(),
+        &["events", "stats", "--data-dir", node.to_str().unwrap()],
+    );
+    assert!(status.success(), "{stderr}");
+    let stats: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(stats["liveEvents"], 5, "{stats}");
+    assert_eq!(stats["firstLive"], newest - 4, "{stats}");
+    assert_eq!(stats["archivedThrough"], newest - 5, "{stats}");
+    assert!(stats["segments"].as_u64().unwrap() >= 1, "{stats}");
+
     // The segments: gzip JSON lines, in the export's format, from 1 on.
     let archived = archived_lines(&archive_dir(&app));
     assert_eq!(seqs(&archived), (1..=newest - 5).collect::<Vec<_>>());
