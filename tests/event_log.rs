@@ -246,12 +246,16 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     slow.commit(4).await.unwrap();
     let report = archive_pass(&store, &[newest], policy).await.unwrap();
     assert_eq!(report.archived_through, 4, "{report:?}");
+    // A reader at the archive's end when the next segment is written.
+    let mut racer = EventConsumer::at(store.clone(), "racer", 0);
+    assert_eq!(racer.next_batch(100).await.unwrap(), original[..4]);
     read_to(&mut slow, newest).await;
     slow.commit(newest).await.unwrap();
     let report = archive_pass(&store, &[newest], policy).await.unwrap();
     assert_eq!(report.archived_through, newest - 2, "{report:?}");
     assert_eq!(report.live, 2);
 
+    assert_eq!(read_to(&mut racer, newest).await, original[4..]);
     let mut late = EventConsumer::at(store.clone(), "late", 0);
     assert_eq!(read_to(&mut late, newest).await, original);
     let mut middle = EventConsumer::at(store.clone(), "middle", 3);
@@ -259,7 +263,7 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
 
     // After a restart the sequence goes on after the archived events.
     store.shutdown().await;
-    drop((late, middle, slow, first_reader, catalog, store));
+    drop((late, middle, racer, slow, first_reader, catalog, store));
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(*store.event_watch().borrow(), newest);
     list(&store, &["e"]).await;

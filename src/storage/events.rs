@@ -212,6 +212,9 @@ impl EventConsumer {
                     let archived = self.read_archived(after, durable, max).await?;
                     if !archived.is_empty() {
                         batch = archived;
+                    } else if let Some(first) = batch.first() {
+                        // In neither: lost (a segment removed by hand?).
+                        tracing::error!(consumer = %self.name, after, first = first.seq, "events missing from the log and the archive; skipped");
                     }
                 }
                 if let Some(last) = batch.last() {
@@ -242,8 +245,10 @@ impl EventConsumer {
                 None => archive.lines_after(after).map_err(io_error)?,
             };
             let mut events = Vec::new();
+            let mut finished = false;
             while events.len() < max && lines.position() < upto {
                 let Some((seq, line)) = lines.next_line().map_err(io_error)? else {
+                    finished = true;
                     break;
                 };
                 match crate::export::event_from_json(&line) {
@@ -255,11 +260,13 @@ impl EventConsumer {
                     }
                 }
             }
-            Ok::<_, StorageError>((events, lines))
+            // A cursor past its last segment is dropped: segments archived
+            // since it listed them are found by the next one.
+            Ok::<_, StorageError>((events, (!finished).then_some(lines)))
         })
         .await
         .unwrap_or(Err(StorageError::JobPanicked))?;
-        self.archived = Some(cursor);
+        self.archived = cursor;
         Ok(events)
     }
 
