@@ -296,3 +296,36 @@ async fn a_paused_recommender_holds_the_archive_back_until_it_has_caught_up() {
     .await;
     assert!(!segments(&archive_dir(&app)).is_empty());
 }
+
+#[tokio::test]
+async fn a_node_killed_while_it_archives_loses_and_duplicates_nothing() {
+    let mut app = server(&archiving("1")).await;
+    let (items, _) = shop(&app).await;
+    // Checkouts keep coming while passes run every second; the kill lands
+    // wherever a pass happens to be.
+    for round in 0..3 {
+        let buyer = app.user_token("buyer").await;
+        buy(&app, &buyer, &[&items[round % 3]]).await;
+        eventually("a pass archives the new events", || async {
+            metric(&app, "agora_event_log_archived_through")
+                .await
+                .is_some_and(|through| through > 0)
+        })
+        .await;
+    }
+    app.kill9();
+    let mut app = app.restart();
+    caught_up(&app).await;
+    let newest = newest(&app).await;
+    eventually("the restarted node archives again", || async {
+        metric(&app, "agora_event_log_archived_through").await == Some(newest - 1)
+    })
+    .await;
+    app.terminate();
+    assert_eq!(seqs(&export(&app)), (1..=newest).collect::<Vec<_>>());
+    let output = rebuild(&app);
+    assert!(
+        output.contains(&format!("recommendations rebuilt: {newest} events")),
+        "{output}"
+    );
+}
