@@ -271,3 +271,38 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     let next = consumer.next_batch(1).await.unwrap();
     assert_eq!(next[0].seq, newest + 1);
 }
+
+#[tokio::test]
+async fn archived_lines_a_consumer_cannot_read_are_skipped_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    list(&store, &["a", "b", "c"]).await;
+    let newest = *store.event_watch().borrow();
+    let policy = ArchivePolicy {
+        keep: 2,
+        min_events: 1,
+    };
+    let report = archive_pass(&store, &[], policy).await.unwrap();
+    assert_eq!(report.archived_through, newest - 2);
+    // Every archived line replaced by one of a kind this node never wrote.
+    let segments = store.archive().segments().unwrap();
+    std::fs::remove_file(&segments[0].path).unwrap();
+    store
+        .archive()
+        .write_segment(1, newest - 2, |out| {
+            for seq in 1..=newest - 2 {
+                writeln!(out, "{{\"seq\":{seq},\"type\":\"from.the.future\"}}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    let mut consumer = EventConsumer::at(store.clone(), "late", 0);
+    // A guard against a consumer that would retry the same lines forever.
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.next_batch(10))
+        .await
+        .expect("the consumer moves past unreadable lines")
+        .unwrap();
+    let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [newest - 1, newest]);
+}

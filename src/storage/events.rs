@@ -212,6 +212,9 @@ impl EventConsumer {
                     let archived = self.read_archived(after, durable, max).await?;
                     if !archived.is_empty() {
                         batch = archived;
+                    } else if self.position > after {
+                        // Only unreadable lines were passed: read on.
+                        continue;
                     } else if let Some(first) = batch.first() {
                         // In neither: lost (a segment removed by hand?).
                         tracing::error!(consumer = %self.name, after, first = first.seq, "events missing from the log and the archive; skipped");
@@ -239,7 +242,7 @@ impl EventConsumer {
         let cursor = self.archived.take().filter(|c| c.position() == after);
         let archive = self.store.archive().clone();
         let name = self.name.clone();
-        let (events, cursor) = tokio::task::spawn_blocking(move || {
+        let (events, passed, cursor) = tokio::task::spawn_blocking(move || {
             let mut lines = match cursor {
                 Some(lines) => lines,
                 None => archive.lines_after(after).map_err(io_error)?,
@@ -262,11 +265,16 @@ impl EventConsumer {
             }
             // A cursor past its last segment is dropped: segments archived
             // since it listed them are found by the next one.
-            Ok::<_, StorageError>((events, (!finished).then_some(lines)))
+            let passed = lines.position();
+            Ok::<_, StorageError>((events, passed, (!finished).then_some(lines)))
         })
         .await
         .unwrap_or(Err(StorageError::JobPanicked))?;
         self.archived = cursor;
+        if events.is_empty() {
+            // Lines skipped as unreadable are behind the consumer too.
+            self.position = self.position.max(passed);
+        }
         Ok(events)
     }
 
