@@ -196,6 +196,18 @@ async fn read_to(consumer: &mut EventConsumer, end: u64) -> Vec<agora::storage::
     events
 }
 
+/// Opens the store again, waiting while the one just dropped still holds
+/// sled's file lock (its actors' threads finish a moment later).
+async fn reopen(dir: &std::path::Path) -> Store {
+    for _ in 0..50 {
+        if let Ok(store) = Store::open(dir, StoreOptions::default()) {
+            return store;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Store::open(dir, StoreOptions::default()).expect("opening storage")
+}
+
 #[tokio::test]
 async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every_event_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +276,7 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     // After a restart the sequence goes on after the archived events.
     store.shutdown().await;
     drop((late, middle, racer, slow, first_reader, catalog, store));
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = reopen(dir.path()).await;
     assert_eq!(*store.event_watch().borrow(), newest);
     list(&store, &["e"]).await;
     let mut consumer = EventConsumer::at(store.clone(), "after", newest);
