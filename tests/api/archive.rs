@@ -176,6 +176,19 @@ async fn handled_events_leave_sled_for_the_archive_and_every_reader_still_sees_t
     assert_eq!(stats["archivedThrough"], newest - 5, "{stats}");
     assert!(stats["segments"].as_u64().unwrap() >= 1, "{stats}");
 
+    // Private like the rest of the data directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| path.metadata().unwrap().permissions().mode() & 0o777;
+        let dir = archive_dir(&app);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(dir.parent().unwrap()), 0o700);
+        for segment in segments(&dir) {
+            assert_eq!(mode(&segment), 0o600, "{}", segment.display());
+        }
+    }
+
     // The segments: gzip JSON lines, in the export's format, from 1 on.
     let archived = archived_lines(&archive_dir(&app));
     assert_eq!(seqs(&archived), (1..=newest - 5).collect::<Vec<_>>());
