@@ -378,13 +378,24 @@ async fn archive_event_log(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let holds = [state.search.indexed(), state.recommender.position()];
+        let holds = [
+            ("search", state.search.indexed()),
+            ("recommender", state.recommender.position()),
+        ];
+        // Past this many live events, a consumer is holding the log back.
+        let usual = policy.keep.saturating_add(policy.min_events);
         match crate::archiver::archive_pass(&state.store, &holds, policy).await {
             Ok(report) if report.archived > 0 => tracing::info!(
                 archived = report.archived,
                 through = report.archived_through,
                 live = report.live,
                 "event log archived"
+            ),
+            Ok(report) if report.live > usual.saturating_mul(2) => tracing::warn!(
+                held_by = report.held_by.as_deref().unwrap_or("-"),
+                at = report.floor,
+                live = report.live,
+                "event log not archived: a consumer holds it back"
             ),
             Ok(report) => tracing::debug!(
                 floor = report.floor,

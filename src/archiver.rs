@@ -19,8 +19,9 @@
 //!
 //! A consumer that is behind (or paused) holds the archive back rather
 //! than read the archive later: holding back is the safe default, and the
-//! pass logs which offset holds it. Any reader still reads across the
-//! boundary (see [`crate::storage::events::EventConsumer`]).
+//! report names the consumer at the floor (the node warns when it holds
+//! the live log past twice its usual size). Any reader still reads across
+//! the boundary (see [`crate::storage::events::EventConsumer`]).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub struct ArchivePolicy {
 }
 
 /// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArchiveReport {
     /// Events moved to new segments.
     pub archived: u64,
@@ -56,16 +57,18 @@ pub struct ArchiveReport {
     pub archived_through: u64,
     /// The floor the consumers allowed (before `keep`).
     pub floor: u64,
+    /// The consumer whose offset is the floor (`None` if none holds).
+    pub held_by: Option<String>,
     /// Events left in sled.
     pub live: u64,
 }
 
-/// Runs one pass. `holds` are offsets of consumers that keep theirs
-/// outside the offsets tree (search, recommender): the archive never
-/// passes any of them.
+/// Runs one pass. `holds` are (name, offset) of consumers that keep
+/// their offsets outside the offsets tree (search, recommender): the
+/// archive never passes any of them.
 pub async fn archive_pass(
     store: &Store,
-    holds: &[u64],
+    holds: &[(&str, u64)],
     policy: ArchivePolicy,
 ) -> Result<ArchiveReport, StorageError> {
     let archive = store.archive().clone();
@@ -79,8 +82,12 @@ pub async fn archive_pass(
     trim(store, through).await?;
 
     let newest = *store.event_watch().borrow();
-    let durable_floor = store.read(lowest_offset).await?;
-    let floor = holds.iter().copied().fold(durable_floor, u64::min);
+    let (mut floor, mut held_by) = store.read(lowest_offset).await?;
+    for &(name, offset) in holds {
+        if offset < floor {
+            (floor, held_by) = (offset, Some(name.to_owned()));
+        }
+    }
     let upto = floor.min(newest.saturating_sub(policy.keep.max(1)));
     let mut archived = 0;
     while upto.saturating_sub(through) >= policy.min_events.max(1) {
@@ -110,17 +117,22 @@ pub async fn archive_pass(
         archived,
         archived_through: through,
         floor,
+        held_by,
         live,
     })
 }
 
-/// The lowest offset in the offsets tree (`u64::MAX` when it is empty).
-fn lowest_offset(trees: &crate::storage::Trees) -> Result<u64, StorageError> {
-    let mut lowest = u64::MAX;
+/// The lowest offset in the offsets tree and its consumer (`u64::MAX`
+/// and none when it is empty).
+fn lowest_offset(trees: &crate::storage::Trees) -> Result<(u64, Option<String>), StorageError> {
+    let mut lowest = (u64::MAX, None);
     for entry in trees.tree(TreeName::Offsets).iter() {
-        let (_, value) = entry?;
-        if value.len() == 8 {
-            lowest = lowest.min(seq_of(&value));
+        let (name, value) = entry?;
+        if value.len() == 8 && seq_of(&value) < lowest.0 {
+            lowest = (
+                seq_of(&value),
+                Some(String::from_utf8_lossy(&name).into_owned()),
+            );
         }
     }
     Ok(lowest)

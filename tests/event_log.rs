@@ -251,19 +251,24 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
         keep: 2,
         min_events: 1,
     };
-    let held = archive_pass(&store, &[4], policy).await.unwrap();
+    let held = archive_pass(&store, &[("test", 4)], policy).await.unwrap();
     assert_eq!(held.archived_through, 0, "{held:?}");
+    assert_eq!(held.held_by.as_deref(), Some("slow"));
     let mut slow = slow;
     read_to(&mut slow, 4).await;
     slow.commit(4).await.unwrap();
-    let report = archive_pass(&store, &[newest], policy).await.unwrap();
+    let report = archive_pass(&store, &[("test", newest)], policy)
+        .await
+        .unwrap();
     assert_eq!(report.archived_through, 4, "{report:?}");
     // A reader at the archive's end when the next segment is written.
     let mut racer = EventConsumer::at(store.clone(), "racer", 0);
     assert_eq!(racer.next_batch(100).await.unwrap(), original[..4]);
     read_to(&mut slow, newest).await;
     slow.commit(newest).await.unwrap();
-    let report = archive_pass(&store, &[newest], policy).await.unwrap();
+    let report = archive_pass(&store, &[("test", newest)], policy)
+        .await
+        .unwrap();
     assert_eq!(report.archived_through, newest - 2, "{report:?}");
     assert_eq!(report.live, 2);
 

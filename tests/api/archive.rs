@@ -300,6 +300,12 @@ async fn a_paused_recommender_holds_the_archive_back_until_it_has_caught_up() {
         Some(0)
     );
     assert!(segments(&archive_dir(&app)).is_empty());
+    // The operator is told who holds the log back.
+    eventually("the hold is logged", || async {
+        let logs = app.logs();
+        logs.contains("a consumer holds it back") && logs.contains("recommender")
+    })
+    .await;
 
     let app = app.restart_with(&[("AGORA_RECOMMENDER_PAUSED", "false")]);
     caught_up(&app).await;
