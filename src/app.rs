@@ -250,6 +250,7 @@ impl Application {
             }
         });
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let log_archiver = tokio::spawn(archive_event_log(state.clone()));
         serve(listener, admin, state, shutdown).await;
         sweeper.abort();
         recovery.abort();
@@ -257,6 +258,8 @@ impl Application {
         state_notifications.stop();
         state_recommender.stop();
         housekeeping.abort();
+        // A pass stopped half-way is finished by the next start's first.
+        log_archiver.abort();
         // Actors answer only after their changes are durable, so stopping
         // them loses nothing acknowledged (a checkout stopped mid-way is
         // resumed from its log at the next start); then the writer drains
@@ -364,6 +367,55 @@ async fn housekeeping(state: AppState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(orders = n, "old orders archived"),
                 Err(e) => tracing::warn!(error = %e, "order archival failed"),
+            }
+        }
+    }
+}
+
+/// Moves the event log's handled events to the archive every
+/// `event_archive_secs` (never when 0). The search index and the
+/// recommender keep their offsets outside the offsets tree, so theirs are
+/// passed as holds; a paused recommender holds the archive where it
+/// stopped.
+async fn archive_event_log(state: AppState) {
+    let every = state.settings.event_archive_secs;
+    if every == 0 {
+        return;
+    }
+    let policy = crate::archiver::ArchivePolicy {
+        keep: state.settings.event_log_keep,
+        min_events: state.settings.event_archive_min_events,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let holds = [
+            ("search", state.search.indexed()),
+            ("recommender", state.recommender.position()),
+        ];
+        // Past this many live events, a consumer is holding the log back.
+        let usual = policy.keep.saturating_add(policy.min_events);
+        match crate::archiver::archive_pass(&state.store, &holds, policy).await {
+            Ok(report) if report.archived > 0 => tracing::info!(
+                archived = report.archived,
+                through = report.archived_through,
+                live = report.live,
+                "event log archived"
+            ),
+            Ok(report) if report.live > usual.saturating_mul(2) => tracing::warn!(
+                held_by = report.held_by.as_deref().unwrap_or("-"),
+                at = report.floor,
+                live = report.live,
+                "event log not archived: a consumer holds it back"
+            ),
+            Ok(report) => tracing::debug!(
+                floor = report.floor,
+                live = report.live,
+                "event log: nothing to archive"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "event log archival failed; retried at the next pass")
             }
         }
     }

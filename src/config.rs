@@ -95,6 +95,16 @@ pub struct Settings {
     pub sign_in_longest_wait_secs: u64,
     /// The cluster this node belongs to.
     pub cluster: ClusterSettings,
+    /// Seconds between passes of the event log archiver (which moves
+    /// events every consumer has handled out of sled into
+    /// `<data_dir>/archive/events/`); 0 never archives.
+    pub event_archive_secs: u64,
+    /// The newest events always stay in sled, whatever the consumers'
+    /// offsets (at least 1).
+    pub event_log_keep: u64,
+    /// The fewest events a pass writes as one segment; fewer wait for a
+    /// later pass (fewer, larger files).
+    pub event_archive_min_events: u64,
 }
 
 /// Risk rules checked before a checkout asks for payment; a checkout that
@@ -179,6 +189,9 @@ impl Default for Settings {
             sign_in_first_wait_ms: 1_000,
             sign_in_longest_wait_secs: 300,
             cluster: ClusterSettings::default(),
+            event_archive_secs: 60,
+            event_log_keep: 10_000,
+            event_archive_min_events: 10_000,
         }
     }
 }
@@ -215,6 +228,14 @@ const ENV_KEYS: [&str; 30] = [
     "header_read_timeout_secs",
     "body_read_timeout_secs",
     "admin_http",
+];
+
+/// The event log archive's settings that may come from `AGORA_<NAME>`
+/// (kept apart from [`ENV_KEYS`] only to keep that list's edits short).
+const ARCHIVE_ENV_KEYS: [&str; 3] = [
+    "event_archive_secs",
+    "event_log_keep",
+    "event_archive_min_events",
 ];
 
 /// Values given on the command line; `None` means "not given".
@@ -295,7 +316,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        for key in ENV_KEYS {
+        for key in ENV_KEYS.into_iter().chain(ARCHIVE_ENV_KEYS) {
             if let Some(raw) = from_env(&format!("AGORA_{}", key.to_uppercase())) {
                 figment = figment.merge(Serialized::global(key, env_value(key, raw)));
             }
@@ -402,7 +423,17 @@ impl Settings {
                 3_600,
             ),
         ];
-        for (name, value, low, high) in ranges {
+        let archive = [
+            ("event_archive_secs", self.event_archive_secs, 0, 86_400),
+            ("event_log_keep", self.event_log_keep, 1, 1_000_000_000),
+            (
+                "event_archive_min_events",
+                self.event_archive_min_events,
+                1,
+                crate::archiver::MAX_SEGMENT_EVENTS,
+            ),
+        ];
+        for (name, value, low, high) in ranges.into_iter().chain(archive) {
             if !(low..=high).contains(&value) {
                 problems.push(format!("{name} must be in {low}..={high}, got {value}"));
             }

@@ -7,13 +7,20 @@
 //! carry the whole item; `order.updated` is joined with its order's lines,
 //! amount and currency (the event itself names only the order), so a
 //! consumer needs nothing but the file. Fields use the API's spelling.
+//!
+//! The archive ([`crate::storage::archive`]) keeps the log's older part in
+//! this same format, so an export copies archived lines as they are and
+//! renders only the live part; [`event_from_json`] reads a line back into
+//! an event for consumers that start below the live log.
 
 use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use crate::domain::item::Item;
-use crate::domain::order::Order;
+use crate::domain::item::{Item, ItemStatus, Variant};
+use crate::domain::order::{Order, OrderStatus, PaymentStatus};
+use crate::domain::Timestamp;
+use crate::storage::archive::Archive;
 use crate::storage::events::{read_after, Event, EventBody};
 use crate::storage::{StorageError, TreeName, Trees};
 
@@ -32,9 +39,11 @@ pub enum ExportError {
 }
 
 /// Writes the events after `after` (up to `limit` of them) to `out`, one
-/// JSON object per line; returns how many. Blocking: reads sled directly.
+/// JSON object per line: the archived ones as archived, then the live log;
+/// returns how many. Blocking: reads sled and the archive directly.
 pub fn export_events(
     trees: &Trees,
+    archive: &Archive,
     after: u64,
     limit: u64,
     out: &mut impl Write,
@@ -49,6 +58,18 @@ pub fn export_events(
     };
     let mut position = after;
     let mut written = 0u64;
+    // The archive first: up to its mark, sled's copies (left by a pass
+    // that stopped before trimming them) are ignored.
+    let mut archived = archive.lines_after(after)?;
+    while written < limit {
+        let Some((seq, line)) = archived.next_line()? else {
+            break;
+        };
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        position = seq;
+        written += 1;
+    }
     while position < end && written < limit {
         let want = usize::try_from((limit - written).min(CHUNK as u64)).unwrap_or(CHUNK);
         let events = read_after(trees, position, end, want)?;
@@ -159,5 +180,119 @@ fn item_json(item: &Item) -> Value {
         "images": item.images.iter().map(|key| format!("/media/{key}")).collect::<Vec<_>>(),
         "createdAt": item.created_at.to_rfc3339(),
         "updatedAt": item.updated_at.to_rfc3339(),
+    })
+}
+
+/// Reads an export line back into the event it was made from (for a
+/// consumer reading the archive). Fields the export leaves out are
+/// rebuilt: an item has variants if it has more than one or its one
+/// variant is not the item itself; attributes come back as compact JSON.
+pub fn event_from_json(line: &str) -> Result<Event, StorageError> {
+    let bad = |reason: &str| StorageError::Codec {
+        kind: "archived event",
+        reason: reason.to_owned(),
+    };
+    let value: Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+    let seq = value["seq"].as_u64().ok_or_else(|| bad("no seq"))?;
+    let at = timestamp(&value["at"]).ok_or_else(|| bad("no time"))?;
+    let data = &value["data"];
+    let text = |field: &str| data[field].as_str().map(str::to_owned);
+    let need = |field: &str| text(field).ok_or_else(|| bad(&format!("no {field}")));
+    let body = match value["type"].as_str().unwrap_or_default() {
+        "item.created" => EventBody::ItemCreated(item_from_json(data).ok_or_else(|| bad("item"))?),
+        "item.updated" => EventBody::ItemUpdated(item_from_json(data).ok_or_else(|| bad("item"))?),
+        "item.deactivated" => {
+            EventBody::ItemDeactivated(item_from_json(data).ok_or_else(|| bad("item"))?)
+        }
+        "stock.changed" => EventBody::StockChanged {
+            item_id: need("itemId")?,
+            variant_id: need("variantId")?,
+            available: data["available"]
+                .as_i64()
+                .ok_or_else(|| bad("no available"))?,
+            reserved: data["reserved"]
+                .as_i64()
+                .ok_or_else(|| bad("no reserved"))?,
+        },
+        "order.updated" => EventBody::OrderUpdated {
+            order_id: need("orderId")?,
+            user_id: need("userId")?,
+            status: OrderStatus::parse(&need("status")?).ok_or_else(|| bad("status"))?,
+            payment_status: payment_status(&need("paymentStatus")?)
+                .ok_or_else(|| bad("paymentStatus"))?,
+        },
+        "wishlist.added" => EventBody::WishlistAdded {
+            user_id: need("userId")?,
+            item_id: need("itemId")?,
+        },
+        other => return Err(bad(&format!("unknown type {other:?}"))),
+    };
+    Ok(Event { seq, at, body })
+}
+
+fn timestamp(value: &Value) -> Option<Timestamp> {
+    let parsed = time::OffsetDateTime::parse(
+        value.as_str()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .map(Timestamp)
+}
+
+fn payment_status(raw: &str) -> Option<PaymentStatus> {
+    [
+        PaymentStatus::Pending,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Failed,
+        PaymentStatus::Refunded,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == raw)
+}
+
+fn item_from_json(data: &Value) -> Option<Item> {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let compact = |v: &Value| serde_json::to_string(v).ok();
+    let variants = data["variants"]
+        .as_array()?
+        .iter()
+        .map(|v| {
+            Some(Variant {
+                id: text(&v["variantId"])?,
+                sku: text(&v["sku"]),
+                attributes_json: compact(&v["attributes"])?,
+                price: v["price"].as_i64()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let id = text(&data["id"])?;
+    let has_variants = variants.len() > 1 || variants.iter().any(|v| v.id != id);
+    Some(Item {
+        seller_id: text(&data["sellerId"])?,
+        name: text(&data["name"])?,
+        description: text(&data["description"])?,
+        price: data["price"].as_i64()?,
+        currency: text(&data["currency"])?,
+        sku: text(&data["sku"]),
+        brand: text(&data["brand"]),
+        category: text(&data["category"]),
+        tags: data["tags"].as_array()?.iter().filter_map(text).collect(),
+        attributes_json: compact(&data["attributes"])?,
+        has_variants,
+        variants,
+        status: match data["status"].as_str()? {
+            "active" => ItemStatus::Active,
+            _ => ItemStatus::Inactive,
+        },
+        images: data["images"]
+            .as_array()?
+            .iter()
+            .filter_map(|i| i.as_str()?.strip_prefix("/media/").map(str::to_owned))
+            .collect(),
+        created_at: timestamp(&data["createdAt"])?,
+        updated_at: timestamp(&data["updatedAt"])?,
+        id,
     })
 }

@@ -23,7 +23,8 @@
 //! - [`live`]: the websocket hub; [`notifications`]: the inbox and outbound
 //!   channels; [`wishlist`], [`media`] (item images); [`recommend`]: the
 //!   recommender (a log consumer) and its read side; [`export`]: the event
-//!   log as JSON lines (`agora events export`).
+//!   log as JSON lines (`agora events export`); [`archiver`]: moves the
+//!   log's handled events out of sled into compressed segment files.
 //! - [`http`]: the axum router, one module per resource, the gateway layers
 //!   (auth, rate limit, request ids, tracing, limits, CORS, security
 //!   headers), the one error type that renders problem+json, and the accept
@@ -36,6 +37,7 @@
 pub mod accounts;
 pub mod actors;
 pub mod app;
+pub mod archiver;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

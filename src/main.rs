@@ -51,6 +51,9 @@ enum EventsCommand {
     /// Write the event log as JSON lines (one event per line, oldest first;
     /// order events joined with their lines), for batch engines.
     Export(ExportArgs),
+    /// The log's size: events in sled (entries, bytes) and in the archive
+    /// (segments, compressed bytes), as JSON.
+    Stats(StoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve_command(args),
         Some(Command::Reindex(args)) => reindex(args),
         Some(Command::Events(EventsCommand::Export(args))) => export(args),
+        Some(Command::Events(EventsCommand::Stats(args))) => event_stats(args),
         Some(Command::Recommendations(RecommendationsCommand::Rebuild(args))) => rebuild(args),
         Some(Command::Load(options)) => load(options),
         None => serve_command(cli.serve),
@@ -191,6 +195,7 @@ fn export(args: ExportArgs) -> ExitCode {
     } = args;
     offline(store, move |_, store| async move {
         let trees = store.clone();
+        let archive = store.archive().clone();
         let written = tokio::task::spawn_blocking(move || {
             let limit = limit.unwrap_or(u64::MAX);
             trees.with_trees(|trees| match out {
@@ -198,13 +203,13 @@ fn export(args: ExportArgs) -> ExitCode {
                     let file = std::fs::File::create(&path)
                         .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
                     let mut out = std::io::BufWriter::new(file);
-                    let n = agora::export::export_events(trees, after, limit, &mut out)?;
+                    let n = agora::export::export_events(trees, &archive, after, limit, &mut out)?;
                     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                     Ok::<_, anyhow::Error>(n)
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    match agora::export::export_events(trees, after, limit, &mut out) {
+                    match agora::export::export_events(trees, &archive, after, limit, &mut out) {
                         Ok(n) => Ok(n),
                         // A reader that stopped early (`| head`) is not an error.
                         Err(agora::export::ExportError::Io(e))
@@ -222,6 +227,16 @@ fn export(args: ExportArgs) -> ExitCode {
         store.shutdown().await;
         let written = written??;
         eprintln!("exported {written} events");
+        Ok(())
+    })
+}
+
+fn event_stats(args: StoreArgs) -> ExitCode {
+    offline(args, |_, store| async move {
+        let counted = store.clone();
+        let stats = tokio::task::spawn_blocking(move || agora::archiver::log_stats(&counted)).await;
+        store.shutdown().await;
+        println!("{}", serde_json::to_string(&stats??)?);
         Ok(())
     })
 }

@@ -1,12 +1,14 @@
 //! The event log and its consumers, against real sled files: a consumer
 //! resumes from its durable offset after a restart and sees every event once,
-//! in order; concurrent writers never leave a gap in the sequence.
+//! in order; concurrent writers never leave a gap in the sequence; a
+//! consumer reads across the archive into the live log.
 
 use agora::accounts::Authenticated;
 use agora::actors::inventory::Inventory;
 use agora::actors::runtime::RegionSettings;
+use agora::archiver::{archive_pass, ArchivePolicy};
 use agora::catalog::Catalog;
-use agora::domain::item::ItemInput;
+use agora::domain::item::{ItemInput, VariantInput};
 use agora::domain::user::Role;
 use agora::storage::events::{EventBody, EventConsumer};
 use agora::storage::{Store, StoreOptions};
@@ -183,4 +185,141 @@ async fn a_refused_write_leaves_no_trace_in_the_log() {
         [1, 2, 3, 4],
         "no gap left by the refusal"
     );
+}
+
+/// Every event from `consumer` up to `end`.
+async fn read_to(consumer: &mut EventConsumer, end: u64) -> Vec<agora::storage::events::Event> {
+    let mut events = Vec::new();
+    while consumer.position() < end {
+        events.extend(consumer.next_batch(7).await.unwrap());
+    }
+    events
+}
+
+/// Opens the store again, waiting while the one just dropped still holds
+/// sled's file lock (its actors' threads finish a moment later).
+async fn reopen(dir: &std::path::Path) -> Store {
+    for _ in 0..50 {
+        if let Ok(store) = Store::open(dir, StoreOptions::default()) {
+            return store;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Store::open(dir, StoreOptions::default()).expect("opening storage")
+}
+
+#[tokio::test]
+async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every_event_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let catalog = catalog(&store).await;
+    // Everything an item event carries, so its archived line must bring
+    // back every field: variants, attributes, SKUs, tags.
+    let fancy = ItemInput {
+        sku: Some("LAMP-1".into()),
+        brand: Some("Lumo".into()),
+        category: Some("Lamps".into()),
+        tags: Some(vec!["warm".into(), "desk".into()]),
+        attributes: Some(serde_json::json!({"watts": 40, "colour": {"name": "brass"}})),
+        variants: Some(vec![
+            VariantInput {
+                sku: Some("LAMP-1-S".into()),
+                attributes: Some(serde_json::json!({"size": "S"})),
+                price: Some(900),
+                quantity: Some(3),
+            },
+            VariantInput {
+                sku: Some("LAMP-1-L".into()),
+                attributes: Some(serde_json::json!({"size": "L"})),
+                price: Some(1200),
+                quantity: Some(2),
+            },
+        ]),
+        ..item("Arc Lamp")
+    };
+    catalog.create(&seller(), fancy).await.unwrap();
+    list(&store, &["a", "b", "c", "d"]).await;
+    let newest = *store.event_watch().borrow();
+    let mut first_reader = EventConsumer::open(store.clone(), "first").await.unwrap();
+    let original = read_to(&mut first_reader, newest).await;
+    first_reader.commit(newest).await.unwrap();
+
+    // A consumer that committed only the first 4 holds the archive there.
+    let slow = EventConsumer::open(store.clone(), "slow").await.unwrap();
+    slow.commit(0).await.unwrap();
+    let policy = ArchivePolicy {
+        keep: 2,
+        min_events: 1,
+    };
+    let held = archive_pass(&store, &[("test", 4)], policy).await.unwrap();
+    assert_eq!(held.archived_through, 0, "{held:?}");
+    assert_eq!(held.held_by.as_deref(), Some("slow"));
+    let mut slow = slow;
+    read_to(&mut slow, 4).await;
+    slow.commit(4).await.unwrap();
+    let report = archive_pass(&store, &[("test", newest)], policy)
+        .await
+        .unwrap();
+    assert_eq!(report.archived_through, 4, "{report:?}");
+    // A reader at the archive's end when the next segment is written.
+    let mut racer = EventConsumer::at(store.clone(), "racer", 0);
+    assert_eq!(racer.next_batch(100).await.unwrap(), original[..4]);
+    read_to(&mut slow, newest).await;
+    slow.commit(newest).await.unwrap();
+    let report = archive_pass(&store, &[("test", newest)], policy)
+        .await
+        .unwrap();
+    assert_eq!(report.archived_through, newest - 2, "{report:?}");
+    assert_eq!(report.live, 2);
+
+    assert_eq!(read_to(&mut racer, newest).await, original[4..]);
+    let mut late = EventConsumer::at(store.clone(), "late", 0);
+    assert_eq!(read_to(&mut late, newest).await, original);
+    let mut middle = EventConsumer::at(store.clone(), "middle", 3);
+    assert_eq!(read_to(&mut middle, newest).await, original[3..]);
+
+    // After a restart the sequence goes on after the archived events.
+    store.shutdown().await;
+    drop((late, middle, racer, slow, first_reader, catalog, store));
+    let store = reopen(dir.path()).await;
+    assert_eq!(*store.event_watch().borrow(), newest);
+    list(&store, &["e"]).await;
+    let mut consumer = EventConsumer::at(store.clone(), "after", newest);
+    let next = consumer.next_batch(1).await.unwrap();
+    assert_eq!(next[0].seq, newest + 1);
+}
+
+#[tokio::test]
+async fn archived_lines_a_consumer_cannot_read_are_skipped_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    list(&store, &["a", "b", "c"]).await;
+    let newest = *store.event_watch().borrow();
+    let policy = ArchivePolicy {
+        keep: 2,
+        min_events: 1,
+    };
+    let report = archive_pass(&store, &[], policy).await.unwrap();
+    assert_eq!(report.archived_through, newest - 2);
+    // Every archived line replaced by one of a kind this node never wrote.
+    let segments = store.archive().segments().unwrap();
+    std::fs::remove_file(&segments[0].path).unwrap();
+    store
+        .archive()
+        .write_segment(1, newest - 2, |out| {
+            for seq in 1..=newest - 2 {
+                writeln!(out, "{{\"seq\":{seq},\"type\":\"from.the.future\"}}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    let mut consumer = EventConsumer::at(store.clone(), "late", 0);
+    // A guard against a consumer that would retry the same lines forever.
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.next_batch(10))
+        .await
+        .expect("the consumer moves past unreadable lines")
+        .unwrap();
+    let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [newest - 1, newest]);
 }

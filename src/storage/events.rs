@@ -7,9 +7,15 @@
 //! their committed offset: every event at least once, in order, across
 //! restarts; exactly once when a consumer commits after handling each batch
 //! and does not crash in between.
+//!
+//! Events every durable consumer has handled are moved to the archive
+//! ([`super::archive`]) by [`crate::archiver`]; a consumer positioned
+//! below the live log (a rebuild from 0, one that was far behind) reads
+//! them from there, seamlessly and in order.
 
 use tokio::sync::watch;
 
+use super::archive::ArchivedLines;
 use super::{codec, Record, StorageError, Store, TreeName, Trees};
 use crate::domain::item::Item;
 use crate::domain::order::{OrderStatus, PaymentStatus};
@@ -124,12 +130,19 @@ pub fn read_after(
         .collect()
 }
 
+fn io_error(e: std::io::Error) -> StorageError {
+    StorageError::Io(std::sync::Arc::new(sled::Error::Io(e)))
+}
+
 /// A named reader of the log with a durable offset.
 pub struct EventConsumer {
     name: String,
     store: Store,
     position: u64,
     watch: watch::Receiver<u64>,
+    /// Where it reads the archive, while below the live log (kept so each
+    /// segment is decompressed once, not once per batch).
+    archived: Option<ArchivedLines>,
 }
 
 impl EventConsumer {
@@ -151,6 +164,7 @@ impl EventConsumer {
             store,
             position,
             watch,
+            archived: None,
         })
     }
 
@@ -164,6 +178,7 @@ impl EventConsumer {
             store,
             position,
             watch,
+            archived: None,
         }
     }
 
@@ -187,10 +202,24 @@ impl EventConsumer {
             let after = self.position;
             let durable = *self.watch.borrow_and_update();
             if durable > after {
-                let batch = self
+                let mut batch = self
                     .store
                     .read(move |trees| read_after(trees, after, durable, max))
                     .await?;
+                // The next event is not in sled: it was archived (perhaps
+                // just now, while this consumer was reading).
+                if batch.first().is_none_or(|e| e.seq != after + 1) {
+                    let archived = self.read_archived(after, durable, max).await?;
+                    if !archived.is_empty() {
+                        batch = archived;
+                    } else if self.position > after {
+                        // Only unreadable lines were passed: read on.
+                        continue;
+                    } else if let Some(first) = batch.first() {
+                        // In neither: lost (a segment removed by hand?).
+                        tracing::error!(consumer = %self.name, after, first = first.seq, "events missing from the log and the archive; skipped");
+                    }
+                }
                 if let Some(last) = batch.last() {
                     self.position = last.seq;
                     return Ok(batch);
@@ -201,6 +230,52 @@ impl EventConsumer {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    /// Up to `max` archived events after `after` and at most `upto`.
+    async fn read_archived(
+        &mut self,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        let cursor = self.archived.take().filter(|c| c.position() == after);
+        let archive = self.store.archive().clone();
+        let name = self.name.clone();
+        let (events, passed, cursor) = tokio::task::spawn_blocking(move || {
+            let mut lines = match cursor {
+                Some(lines) => lines,
+                None => archive.lines_after(after).map_err(io_error)?,
+            };
+            let mut events = Vec::new();
+            let mut finished = false;
+            while events.len() < max && lines.position() < upto {
+                let Some((seq, line)) = lines.next_line().map_err(io_error)? else {
+                    finished = true;
+                    break;
+                };
+                match crate::export::event_from_json(&line) {
+                    Ok(event) => events.push(event),
+                    // Not a line this node could have written; skipping it
+                    // beats stopping the consumer for good.
+                    Err(e) => {
+                        tracing::error!(consumer = %name, seq, error = %e, "skipped an archived event it cannot read")
+                    }
+                }
+            }
+            // A cursor past its last segment is dropped: segments archived
+            // since it listed them are found by the next one.
+            let passed = lines.position();
+            Ok::<_, StorageError>((events, passed, (!finished).then_some(lines)))
+        })
+        .await
+        .unwrap_or(Err(StorageError::JobPanicked))?;
+        self.archived = cursor;
+        if events.is_empty() {
+            // Lines skipped as unreadable are behind the consumer too.
+            self.position = self.position.max(passed);
+        }
+        Ok(events)
     }
 
     /// [`Self::next_batch`] for a consumer task: `None` once `stop` turns

@@ -6,10 +6,13 @@
 //!   flush (group commit), then answers every job in the group. Being the only
 //!   writer is also what keeps the event log gap-free and in commit order.
 //! - [`events`]: the event log (transactional outbox) and its consumers.
+//! - [`archive`]: the log's older part, moved out of sled into compressed
+//!   JSON-lines segment files (read with the live log as one).
 //!
 //! Reads go straight to sled, on the blocking thread pool: sled calls may
 //! touch the disk and must never run on the async reactor threads.
 
+pub mod archive;
 mod cache;
 pub mod codec;
 mod committer;
@@ -23,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::domain::sealed::Sealer;
+use archive::Archive;
 use cache::ReadCache;
 pub use codec::Record;
 use committer::{Command, Committer, TypedJob};
@@ -103,6 +107,7 @@ struct Inner {
     last_event: watch::Receiver<u64>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     sealer: Sealer,
+    archive: Archive,
 }
 
 impl Store {
@@ -124,7 +129,13 @@ impl Store {
             .map(|name| db.open_tree(name.file_name()))
             .collect::<Result<Vec<_>, _>>()?;
         let trees = Arc::new(Trees { trees });
-        let last_seq = events::last_sequence(&trees)?;
+        // Sequence numbers continue after the archive's even if sled holds
+        // no event at all.
+        let archive = Archive::new(dir);
+        let archived = archive
+            .archived_through()
+            .map_err(|e| StorageError::Io(Arc::new(sled::Error::Io(e))))?;
+        let last_seq = events::last_sequence(&trees)?.max(archived);
         let (writes, queue) = mpsc::channel(options.queue_depth);
         let (event_tx, last_event) = watch::channel(last_seq);
         let cache = Arc::new(ReadCache::new(options.read_cache_bytes));
@@ -149,6 +160,7 @@ impl Store {
                 last_event,
                 committer: Mutex::new(Some(handle)),
                 sealer,
+                archive,
             }),
         })
     }
@@ -157,6 +169,11 @@ impl Store {
     /// ids), with a key kept beside the database.
     pub fn sealer(&self) -> &Sealer {
         &self.inner.sealer
+    }
+
+    /// The event log's archive (segment files beside the database).
+    pub fn archive(&self) -> &Archive {
+        &self.inner.archive
     }
 
     /// Runs `job` in the writer thread and waits until its writes are durable.

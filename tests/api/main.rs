@@ -2,12 +2,13 @@
 //! fresh data directory and talks HTTP to it.
 
 mod accounts;
+mod archive;
 mod cart;
 mod catalog;
 mod checkout;
 mod durability;
-mod fulfilment;
 mod edge;
+mod fulfilment;
 mod gateway;
 mod helpers;
 mod inbox;

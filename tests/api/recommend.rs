@@ -11,7 +11,7 @@ use crate::helpers::{eventually, problem, run_output, run_to_exit, TestApp};
 use crate::shop::{server, GOOD_CARD};
 
 /// Lists an item; returns its id.
-async fn list(
+pub async fn list(
     app: &TestApp,
     seller: &str,
     name: &str,
@@ -28,7 +28,7 @@ async fn list(
 }
 
 /// Buys one of each item as `buyer` (a confirmed order).
-async fn buy(app: &TestApp, buyer: &str, items: &[&str]) {
+pub async fn buy(app: &TestApp, buyer: &str, items: &[&str]) {
     let mut total = 0;
     let mut cart_id = String::new();
     for item in items {
@@ -52,7 +52,7 @@ async fn buy(app: &TestApp, buyer: &str, items: &[&str]) {
     assert_eq!(order["status"], "CONFIRMED");
 }
 
-async fn recommendations(app: &TestApp, token: Option<&str>, size: usize) -> Value {
+pub async fn recommendations(app: &TestApp, token: Option<&str>, size: usize) -> Value {
     let response = app
         .get(&format!("/recommendations?size={size}"), token)
         .await;
@@ -60,7 +60,7 @@ async fn recommendations(app: &TestApp, token: Option<&str>, size: usize) -> Val
     response.json().await.unwrap()
 }
 
-async fn related(app: &TestApp, item: &str) -> Vec<Value> {
+pub async fn related(app: &TestApp, item: &str) -> Vec<Value> {
     let response = app
         .get(&format!("/items/{item}/related?size=5"), None)
         .await;
@@ -69,7 +69,7 @@ async fn related(app: &TestApp, item: &str) -> Vec<Value> {
     body["items"].as_array().unwrap().clone()
 }
 
-fn ids(items: &Value) -> Vec<String> {
+pub fn ids(items: &Value) -> Vec<String> {
     items["items"]
         .as_array()
         .unwrap()
@@ -79,7 +79,7 @@ fn ids(items: &Value) -> Vec<String> {
 }
 
 /// Waits until the recommender has applied every event.
-async fn caught_up(app: &TestApp) {
+pub async fn caught_up(app: &TestApp) {
     eventually("the recommender catches up", || async {
         let ready = app.get_json("/ready").await;
         ready["recommender"]["lag"] == 0
@@ -198,7 +198,7 @@ async fn orders_make_items_popular_related_and_personal() {
 }
 
 /// A → B count in `related(A)`.
-async fn together(app: &TestApp, a: &str, b: &str) -> Option<u64> {
+pub async fn together(app: &TestApp, a: &str, b: &str) -> Option<u64> {
     related(app, a)
         .await
         .iter()
