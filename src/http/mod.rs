@@ -10,11 +10,13 @@ pub mod gateway;
 mod items;
 mod media;
 mod notifications;
+mod openapi;
 mod ops;
 mod orders;
 mod recommend;
 mod search;
 mod sessions;
+mod strict;
 mod users;
 mod wishlist;
 mod ws;
@@ -160,7 +162,7 @@ impl Modify for BearerAuth {
 
 /// The whole application: every resource's routes behind the gateway layers.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(users::router())
         .merge(sessions::router())
         .merge(items::router())
@@ -175,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recommend::router())
         .merge(media::router())
         .split_for_parts();
+    openapi::complete(&mut openapi);
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 
     let request_id = HeaderName::from_static("x-request-id");
