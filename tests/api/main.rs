@@ -5,6 +5,7 @@ mod accounts;
 mod cart;
 mod catalog;
 mod checkout;
+mod contract;
 mod durability;
 mod gateway;
 mod helpers;
