@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 /// Test cases per operation and phase: bounds each run to about a minute
 /// here (2 cores, a debug build).
-const MAX_EXAMPLES: &str = "40";
+const MAX_EXAMPLES: &str = "100";
 /// The password of both generated accounts.
 const PASSWORD: &str = "correct horse battery";
 
@@ -31,7 +31,7 @@ async fn schemathesis_finds_no_failure_as_seller_buyer_or_anonymous() {
     let app = TestApp::spawn().await;
     let seller = account(&app, "seller").await;
     let buyer = account(&app, "buyer").await;
-    seed_data(&app, &seller, &buyer).await;
+    let ids = seed_data(&app, &seller, &buyer).await;
 
     let work = tempfile::TempDir::new().expect("temp dir");
     let mut failed = Vec::new();
@@ -40,7 +40,7 @@ async fn schemathesis_finds_no_failure_as_seller_buyer_or_anonymous() {
         ("buyer", Some(&buyer.email)),
         ("anonymous", None),
     ] {
-        let config = write_config(work.path(), who, email.map(String::as_str));
+        let config = write_config(work.path(), who, email.map(String::as_str), &ids);
         let output = run(&st, work.path(), &config, &app.url("/openapi.json"));
         if !output.status.success() {
             failed.push(format!(
@@ -94,9 +94,16 @@ async fn account(app: &TestApp, role: &str) -> Account {
     Account { email, token }
 }
 
+/// Ids of the seeded data, offered to schemathesis alongside generated ones.
+struct Seeded {
+    items: Vec<String>,
+    order: String,
+    cart: String,
+}
+
 /// Items (one with variants), a wishlist entry, a cart line and an order,
-/// so that ids exist and the stateful phase has data to follow.
-async fn seed_data(app: &TestApp, seller: &Account, buyer: &Account) {
+/// so that ids exist and generated requests can reach past "not found".
+async fn seed_data(app: &TestApp, seller: &Account, buyer: &Account) -> Seeded {
     let item = app.create_item(&seller.token, &mouse()).await;
     let variants = json!({
         "name": "Desk Lamp", "description": "LED lamp", "price": 2500, "quantity": 0,
@@ -105,7 +112,7 @@ async fn seed_data(app: &TestApp, seller: &Account, buyer: &Account) {
             {"sku": "LAMP-B", "attributes": {"color": "black"}, "price": 2700, "quantity": 20}
         ]
     });
-    app.create_item(&seller.token, &variants).await;
+    let lamp = app.create_item(&seller.token, &variants).await;
     let id = item["id"].as_str().unwrap();
     let wished = app
         .client
@@ -130,17 +137,47 @@ async fn seed_data(app: &TestApp, seller: &Account, buyer: &Account) {
     });
     let order = app.post("/checkout", Some(&buyer.token), &checkout).await;
     assert!(order.status().is_success(), "checkout: {}", order.status());
+    let order: Value = order.json().await.unwrap();
     let line = json!({"itemId": id, "quantity": 1});
     let cart = app.patch("/cart", Some(&buyer.token), &line).await;
     assert_eq!(cart.status(), StatusCode::OK, "cart again");
+    let cart: Value = cart.json().await.unwrap();
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    Seeded {
+        items: vec![text(&item["id"]), text(&lamp["id"])],
+        order: text(&order["orderId"]),
+        cart: text(&cart["id"]),
+    }
 }
 
-/// The repository's `schemathesis.toml` plus, for a signed-in run, a sign-in
-/// schemathesis performs itself: it signs in again whenever a token stops
-/// working, since the run's own `DELETE /sessions` ends the session.
-fn write_config(dir: &Path, who: &str, email: Option<&str>) -> PathBuf {
+/// The repository's `schemathesis.toml`, plus the seeded ids (used for half
+/// the generated values of the parameters that name them), plus, for a
+/// signed-in run, a sign-in schemathesis performs itself: it signs in again
+/// whenever a token stops working, since the run's own `DELETE /sessions`
+/// ends the session.
+fn write_config(dir: &Path, who: &str, email: Option<&str>, ids: &Seeded) -> PathBuf {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml");
     let mut config = std::fs::read_to_string(&base).expect("schemathesis.toml");
+    let list = |values: &[&String]| {
+        let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
+        quoted.join(", ")
+    };
+    let items: Vec<&String> = ids.items.iter().collect();
+    let mut any: Vec<&String> = items.clone();
+    any.push(&ids.order);
+    config.push_str(&format!(
+        "\n[dictionaries.items]\nvalues = [{}]\n\
+         \n[dictionaries.ids]\nvalues = [{}]\n\
+         \n[dictionaries.carts]\nvalues = [{}]\n\
+         \n[parameters]\n\
+         \"path.itemId\" = {{ dictionary = \"items\", probability = 0.5 }}\n\
+         \"body.itemId\" = {{ dictionary = \"items\", probability = 0.5 }}\n\
+         \"path.id\" = {{ dictionary = \"ids\", probability = 0.5 }}\n\
+         \"body.cartId\" = {{ dictionary = \"carts\", probability = 0.5 }}\n",
+        list(&items),
+        list(&any),
+        list(&[&ids.cart]),
+    ));
     if let Some(email) = email {
         config.push_str(&format!(
             "\n[auth.dynamic.openapi.bearer]\npath = \"/sessions\"\nmethod = \"post\"\n\
