@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 /// Test cases per operation and phase: bounds each run to about a minute
 /// here (2 cores, a debug build).
-const MAX_EXAMPLES: &str = "100";
+const MAX_EXAMPLES: &str = "300";
 /// The password of both generated accounts.
 const PASSWORD: &str = "correct horse battery";
 
