@@ -19,9 +19,10 @@ use helpers::{mouse, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// Test cases per operation and phase: bounds each run to about a minute
-/// here (2 cores, a debug build).
-const MAX_EXAMPLES: &str = "300";
+/// Test cases per operation and phase: bounds the three runs to about
+/// three minutes here (2 cores, a debug build). `SCHEMATHESIS_MAX_EXAMPLES`
+/// overrides it for a deeper run by hand.
+const MAX_EXAMPLES: &str = "180";
 /// The password of both generated accounts.
 const PASSWORD: &str = "correct horse battery";
 
@@ -42,6 +43,11 @@ async fn schemathesis_finds_no_failure_as_seller_buyer_or_anonymous() {
     ] {
         let config = write_config(work.path(), who, email.map(String::as_str), &ids);
         let output = run(&st, work.path(), &config, &app.url("/openapi.json"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        println!(
+            "schemathesis as {who}: {}",
+            stdout.lines().last().unwrap_or("")
+        );
         if !output.status.success() {
             failed.push(format!(
                 "==== schemathesis as {who}: {} ====\n{}{}",
@@ -192,6 +198,7 @@ fn write_config(dir: &Path, who: &str, email: Option<&str>, ids: &Seeded) -> Pat
 
 /// One `st run` with every check, bounded by [`MAX_EXAMPLES`].
 fn run(st: &Path, dir: &Path, config: &Path, schema: &str) -> Output {
+    let examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or(MAX_EXAMPLES.into());
     Command::new(st)
         .arg("--config-file")
         .arg(config)
@@ -201,7 +208,7 @@ fn run(st: &Path, dir: &Path, config: &Path, schema: &str) -> Output {
             "--checks",
             "all",
             "--max-examples",
-            MAX_EXAMPLES,
+            &examples,
         ])
         .args(["--no-color", "--output-truncate", "false"])
         .current_dir(dir)
