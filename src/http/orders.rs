@@ -146,9 +146,9 @@ pub enum OrderStatusName {
     PaymentPending,
     /// Paid.
     Confirmed,
-    /// Every seller has shipped.
+    /// On its way.
     Shipped,
-    /// Every seller has delivered.
+    /// Arrived.
     Delivered,
     /// Payment declined.
     PaymentFailed,

@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(suggest))
 }
 
-/// `GET /items` query.
+/// `GET /items` query. Fields stay text so that a bad value is a named 422
+/// (`errors.minPrice`), not axum's bare 400; `#[param]` states the real type.
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchQuery {
