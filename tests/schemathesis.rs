@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 /// Test cases per operation and phase: bounds the three runs to about
 /// three minutes here (2 cores, a debug build). `SCHEMATHESIS_MAX_EXAMPLES`
 /// overrides it for a deeper run by hand.
-const MAX_EXAMPLES: &str = "180";
+const MAX_EXAMPLES: &str = "120";
 /// The password of both generated accounts.
 const PASSWORD: &str = "correct horse battery";
 
