@@ -51,10 +51,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ShopperOf {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CartLineBody {
+    /// The item (`GET /items/{id}` → `id`).
+    #[schema(value_type = String, required = true)]
     item_id: Option<String>,
     /// Required for items with variants.
     variant_id: Option<String>,
     /// 0..=1000; 0 removes the line.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000)]
     quantity: Option<i64>,
 }
 

@@ -29,11 +29,16 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutBody {
     /// The buyer's cart (`GET /cart` → `id`).
+    #[schema(value_type = String, required = true)]
     cart_id: Option<String>,
     /// The total the buyer expects to pay, minor units (`GET /cart` → `total`).
+    #[schema(value_type = i64, required = true, minimum = 0)]
     amount: Option<i64>,
     /// Must match the cart's currency when given.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
+    /// How the buyer pays.
+    #[schema(value_type = PaymentInfoBody, required = true)]
     payment_info: Option<PaymentInfoBody>,
     /// Where to ship.
     shipping_address: Option<AddressBody>,
@@ -44,8 +49,11 @@ pub struct CheckoutBody {
 #[serde(rename_all = "camelCase")]
 pub struct PaymentInfoBody {
     /// `CARD`.
+    #[schema(value_type = String, required = true, pattern = "^[Cc][Aa][Rr][Dd]$")]
     payment_type: Option<String>,
-    /// Only its last four digits are ever stored or logged.
+    /// Digits, spaces, `*` or `-`, at least 4 digits, at most 64 characters;
+    /// only its last four digits are ever stored or logged.
+    #[schema(value_type = String, required = true, max_length = 64, pattern = "^[ *-]*([0-9][ *-]*){4,}$")]
     card_no: Option<String>,
 }
 

@@ -1,9 +1,11 @@
 //! Extractors whose rejections speak the API's error format.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::{ApiError, Code};
 use crate::accounts::Authenticated;
@@ -12,9 +14,29 @@ use crate::domain::FieldErrors;
 /// JSON body. Malformed JSON or a wrong field type is 400
 /// `MALFORMED_REQUEST`; a body over the limit is 413; a non-JSON content
 /// type is 415.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// A whole-number float (`5.0`) is accepted where an integer is expected:
+/// JSON Schema's `integer` admits it, so generated clients and languages
+/// whose numbers are all doubles send it. `5.5` there stays a 400, and so
+/// does an array where an object is expected (see [`super::strict`]).
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // axum's extractor checks the content type, the size limit and the
+        // syntax; the shapes are then read by our stricter rules.
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        super::strict::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::new(Code::MalformedRequest, format!("invalid body: {e}")))
+    }
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {

@@ -45,6 +45,7 @@ pub struct ItemView {
     /// What buyers can still get across variants.
     available: i64,
     /// `active` or `inactive`.
+    #[schema(value_type = crate::domain::item::ItemStatusName)]
     status: String,
     /// Empty for an item without declared variants.
     variants: Vec<VariantView>,
@@ -125,6 +126,7 @@ impl From<StockedItem> for ItemView {
 #[serde(rename_all = "camelCase")]
 pub struct StockBody {
     /// Change to available stock; negative removes.
+    #[schema(value_type = i64, required = true, minimum = -1_000_000_000, maximum = 1_000_000_000)]
     delta: Option<i64>,
     /// Required for items with variants.
     variant_id: Option<String>,

@@ -42,10 +42,17 @@ pub struct ImageUrl {
     url: String,
 }
 
+/// An image's bytes, as sent (for the OpenAPI document).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ImageBytes(Vec<u8>);
+
 /// Adds an image to the seller's own item.
 #[utoipa::path(post, path = "/items/{id}/images", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path)),
-    request_body(content = Vec<u8>, content_type = "image/png"),
+    request_body(description = "the image's bytes, at most 5 MiB; the Content-Type must match them",
+        content((ImageBytes = "image/png"), (ImageBytes = "image/jpeg"), (ImageBytes = "image/webp"))),
     responses(
         (status = 201, body = ImageUrl),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -11,6 +11,7 @@ mod items;
 pub mod limits;
 mod media;
 mod notifications;
+mod openapi;
 mod ops;
 mod orders;
 mod recommend;
@@ -18,6 +19,7 @@ mod search;
 pub mod security;
 pub mod server;
 mod sessions;
+mod strict;
 mod users;
 mod wishlist;
 mod ws;
@@ -168,7 +170,7 @@ pub fn router(state: AppState) -> Router {
     if state.settings.admin_http.is_none() {
         api = api.merge(ops::metrics_router());
     }
-    let (routes, openapi) = api
+    let (routes, mut openapi) = api
         .merge(users::router())
         .merge(sessions::router())
         .merge(items::router())
@@ -183,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recommend::router())
         .merge(media::router())
         .split_for_parts();
+    openapi::complete(&mut openapi);
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
 
     let request_id = HeaderName::from_static("x-request-id");

@@ -68,6 +68,7 @@ pub struct ListQuery {
     /// From the previous page's `nextCursor`.
     cursor: Option<String>,
     /// 1..=100, default 20.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
     size: Option<String>,
 }
 
@@ -89,7 +90,7 @@ impl From<NotificationsError> for ApiError {
 #[utoipa::path(get, path = "/notifications", tag = "live", security(("bearer" = [])), params(ListQuery),
     responses(
         (status = 200, body = NotificationPage),
-        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 400, body = Problem, description = "INVALID_CURSOR, or MALFORMED_REQUEST (a repeated query parameter)", content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
     ))]

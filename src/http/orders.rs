@@ -155,19 +155,44 @@ pub struct OrderPage {
 /// `GET /orders` query.
 #[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
-    /// Only orders in this status.
+    /// Only orders in this status (case-insensitive).
+    #[param(value_type = OrderStatusName, required = false, inline)]
     status: Option<String>,
     /// From the previous page's `nextCursor`.
     cursor: Option<String>,
     /// 1..=100, default 20.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
     size: Option<String>,
+}
+
+/// An order's status (for the OpenAPI document).
+#[derive(ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub enum OrderStatusName {
+    /// Stored, payment not yet asked for.
+    Created,
+    /// Waiting for the payment gateway.
+    PaymentPending,
+    /// Paid.
+    Confirmed,
+    /// On its way.
+    Shipped,
+    /// Arrived.
+    Delivered,
+    /// Payment declined.
+    PaymentFailed,
+    /// Payment never arrived within the window.
+    Expired,
+    /// Cancelled by the buyer.
+    Cancelled,
 }
 
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
     responses(
         (status = 200, body = OrderPage),
-        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 400, body = Problem, description = "INVALID_CURSOR, or MALFORMED_REQUEST (a repeated query parameter)", content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "unknown status, size out of range", content_type = "application/problem+json"),
     ))]
@@ -191,7 +216,7 @@ async fn list_orders(
 /// status or a size out of range).
 fn list_filters(query: &ListQuery) -> Result<(Option<OrderStatus>, usize), ApiError> {
     let mut errors = FieldErrors::new();
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+    let status = match query.status.as_deref() {
         None => None,
         Some(raw) => {
             let parsed = OrderStatus::parse(&raw.to_ascii_uppercase());

@@ -29,6 +29,7 @@ const MAX_SIZE: usize = 50;
 #[derive(Deserialize, IntoParams)]
 pub struct SizeQuery {
     /// 1..=50, default 10.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 50)]
     size: Option<String>,
 }
 
@@ -115,6 +116,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MaybeSignedIn {
     security((), ("bearer" = [])),
     responses(
         (status = 200, body = Recommendations),
+        (status = 400, body = Problem, description = "MALFORMED_REQUEST: a repeated query parameter", content_type = "application/problem+json"),
         (status = 401, body = Problem, description = "a token was sent but is not valid", content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
     ))]
@@ -136,6 +138,7 @@ async fn recommendations(
     params(("id" = String, Path), SizeQuery),
     responses(
         (status = 200, body = Related),
+        (status = 400, body = Problem, description = "MALFORMED_REQUEST: a repeated query parameter", content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
     ))]

@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(suggest))
 }
 
-/// `GET /items` query.
+/// `GET /items` query. Fields stay text so that a bad value is a named 422
+/// (`errors.minPrice`), not axum's bare 400; `#[param]` states the real type.
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchQuery {
@@ -35,19 +36,39 @@ pub struct SearchQuery {
     /// From the previous page's `nextCursor`.
     cursor: Option<String>,
     /// 1..=100, default 20.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
     size: Option<String>,
     /// Only this category (case-insensitive).
     category: Option<String>,
     /// Only this brand (case-insensitive).
     brand: Option<String>,
     /// Lowest price, minor units.
+    #[param(value_type = i64, required = false, minimum = 0, maximum = 1_000_000_000_000_i64)]
     min_price: Option<String>,
-    /// Highest price, minor units.
+    /// Highest price, minor units; not below `minPrice` (422).
+    #[param(value_type = i64, required = false, minimum = 0, maximum = 1_000_000_000_000_i64)]
     max_price: Option<String>,
     /// `true`: only items a buyer can get now.
+    #[param(value_type = bool, required = false)]
     in_stock: Option<String>,
     /// `relevance` (default with a term), `price_asc`, `price_desc`, `newest` (default without).
+    #[param(value_type = SortName, required = false, inline)]
     sort: Option<String>,
+}
+
+/// The orders a result list can come in (for the OpenAPI document).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SortName {
+    /// Best match first (the default with a term).
+    Relevance,
+    /// Cheapest first.
+    PriceAsc,
+    /// Dearest first.
+    PriceDesc,
+    /// Newest first (the default without a term).
+    Newest,
 }
 
 /// An item in a result list.
@@ -90,8 +111,9 @@ pub struct SearchPage {
 }
 
 fn price(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<i64> {
-    let raw = raw.filter(|r| !r.is_empty())?;
-    match raw.parse::<i64>() {
+    // An empty value is refused like any other non-integer, as the
+    // document's `integer` says (and as `size=` always was).
+    match raw?.parse::<i64>() {
         Ok(p) if (0..=MAX_PRICE).contains(&p) => Some(p),
         _ => {
             errors.add(
@@ -120,14 +142,14 @@ impl SearchQuery {
             }
         }
         let in_stock = match self.in_stock.as_deref() {
-            None | Some("") | Some("false") => false,
+            None | Some("false") => false,
             Some("true") => true,
             Some(_) => {
                 errors.add("inStock", "must be true or false");
                 false
             }
         };
-        let sort = match self.sort.as_deref().filter(|s| !s.is_empty()) {
+        let sort = match self.sort.as_deref() {
             None => None,
             Some(raw) => {
                 let parsed = Sort::parse(raw);
@@ -174,7 +196,7 @@ impl From<SearchError> for ApiError {
 #[utoipa::path(get, path = "/items", tag = "catalog", params(SearchQuery),
     responses(
         (status = 200, body = SearchPage),
-        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
+        (status = 400, body = Problem, description = "INVALID_CURSOR, or MALFORMED_REQUEST (a repeated query parameter)", content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "size, price, sort or inStock out of range", content_type = "application/problem+json"),
     ))]
 async fn search_items(
@@ -250,6 +272,7 @@ pub struct SuggestQuery {
     /// What the buyer has typed so far.
     q: Option<String>,
     /// 1..=20, default 8.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 20)]
     size: Option<String>,
 }
 
@@ -264,6 +287,7 @@ pub struct Suggestions {
 #[utoipa::path(get, path = "/items/suggest", tag = "catalog", params(SuggestQuery),
     responses(
         (status = 200, body = Suggestions),
+        (status = 400, body = Problem, description = "MALFORMED_REQUEST: a repeated query parameter", content_type = "application/problem+json"),
         (status = 422, body = Problem, description = "size out of range", content_type = "application/problem+json"),
     ))]
 async fn suggest(

@@ -22,7 +22,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignInBody {
+    /// The account's email.
+    #[schema(value_type = String, required = true)]
     email: Option<String>,
+    /// The account's password.
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
     /// A guest cart to merge into the user's cart.
     cart_token: Option<String>,

@@ -24,33 +24,54 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewUserBody {
-    /// Unique email address.
+    /// Unique email address: one `@`, a dotted domain, no spaces, at most
+    /// 254 characters.
+    #[schema(value_type = String, required = true)]
     email: Option<String>,
-    /// At least 8 characters.
+    /// At least 8 characters, at most 1024 bytes.
+    #[schema(value_type = String, required = true, min_length = 8)]
     password: Option<String>,
-    /// Display name.
+    /// Display name: 1..=100 characters once trimmed and stripped of markup.
+    #[schema(value_type = String, required = true)]
     name: Option<String>,
-    /// `buyer` (default) or `seller`.
+    /// `buyer` (default, also for `null`) or `seller`.
+    #[schema(value_type = Option<RoleName>)]
     role: Option<String>,
+}
+
+/// A user's role (for the OpenAPI document: the body keeps the raw text so
+/// that a wrong value is a named 422).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum RoleName {
+    /// Shops (the default).
+    Buyer,
+    /// Shops and lists items.
+    Seller,
 }
 
 /// A postal address.
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressBody {
-    /// Street and number (required).
+    /// Street and number: 1..=200 characters once normalized.
+    #[schema(value_type = String, required = true)]
     line1: Option<String>,
-    /// Apartment, suite, etc.
+    /// Apartment, suite, etc.: at most 200 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     line2: Option<String>,
-    /// City (required).
+    /// City: 1..=100 characters once normalized.
+    #[schema(value_type = String, required = true)]
     city: Option<String>,
-    /// State or region.
+    /// State or region: at most 100 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<String>,
-    /// Postal code (required).
+    /// Postal code: 1..=20 characters once normalized.
+    #[schema(value_type = String, required = true)]
     postal_code: Option<String>,
-    /// Country (required).
+    /// Country: 1..=60 characters once normalized.
+    #[schema(value_type = String, required = true)]
     country: Option<String>,
 }
 
@@ -87,6 +108,7 @@ pub struct ProfilePatch {
     /// New display name.
     name: Option<String>,
     /// Replaces every address (at most 10).
+    #[schema(max_items = 10)]
     addresses: Option<Vec<AddressBody>>,
 }
 
@@ -98,6 +120,7 @@ pub struct UserView {
     email: String,
     name: String,
     /// `buyer` or `seller`.
+    #[schema(value_type = RoleName)]
     role: String,
     #[schema(value_type = String, format = DateTime)]
     created_at: crate::domain::Timestamp,

@@ -6,6 +6,7 @@ mod archive;
 mod cart;
 mod catalog;
 mod checkout;
+mod contract;
 mod durability;
 mod edge;
 mod fulfilment;

@@ -16,28 +16,36 @@ use crate::domain::{new_id, FieldErrors, Timestamp};
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemInput {
-    /// Required, 1..=200 characters.
+    /// Required, 1..=200 characters once trimmed and stripped of markup.
+    #[schema(value_type = String, required = true)]
     pub name: Option<String>,
-    /// Required, up to 10,000 characters.
+    /// Required, up to 10,000 characters once normalized.
+    #[schema(value_type = String, required = true)]
     pub description: Option<String>,
-    /// Required, minor units, >= 0.
+    /// Required, minor units.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price: Option<i64>,
-    /// Required without variants, >= 0; ignored with variants.
+    /// Required without variants; ignored with variants.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
     /// ISO 4217 code, default `INR`.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Seller's SKU code, unique per seller.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: Option<String>,
     /// Brand.
     pub brand: Option<String>,
     /// Category.
     pub category: Option<String>,
-    /// Up to 50 tags.
+    /// Up to 50 tags, each 1..=50 characters once normalized.
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
     /// Free JSON object, nesting depth <= 5.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Value>,
     /// Up to 100 variants, each with its own price and stock.
+    #[schema(max_items = 100)]
     pub variants: Option<Vec<VariantInput>>,
 }
 
@@ -46,13 +54,16 @@ pub struct ItemInput {
 #[serde(rename_all = "camelCase")]
 pub struct VariantInput {
     /// Seller's SKU code, unique per seller.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: Option<String>,
     /// Free JSON object (e.g. `{"color": "black"}`).
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Value>,
     /// Minor units; defaults to the item's price.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price: Option<i64>,
     /// Initial stock, default 0.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
 }
 

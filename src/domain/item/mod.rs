@@ -5,7 +5,7 @@ mod input;
 mod patch;
 
 pub use input::{check_quantity, sku_key, validate_new_item, ItemInput, NewItem, VariantInput};
-pub use patch::{deactivation, validate_patch, ItemPatch, PatchEffect, ValidPatch};
+pub use patch::{deactivation, validate_patch, ItemPatch, ItemStatusName, PatchEffect, ValidPatch};
 
 use super::Timestamp;
 

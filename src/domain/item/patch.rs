@@ -18,6 +18,7 @@ pub struct ItemPatch {
     /// New description.
     pub description: Option<String>,
     /// New price (for items with variants: the display price).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price: Option<i64>,
     /// New brand, or `null` to clear.
     #[serde(default, deserialize_with = "present")]
@@ -27,13 +28,25 @@ pub struct ItemPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub category: Option<Option<String>>,
-    /// Replaces the tags.
+    /// Replaces the tags (up to 50).
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
     /// Replaces the attributes.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Value>,
     /// `active` or `inactive`.
+    #[schema(value_type = Option<ItemStatusName>)]
     pub status: Option<String>,
+}
+
+/// An item's status as the API spells it (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ItemStatusName {
+    /// For sale: searchable, can be added to carts.
+    Active,
+    /// Withdrawn: readable by id only.
+    Inactive,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
