@@ -1,0 +1,100 @@
+//! Settings: layering, validation, environment parsing.
+use super::*;
+use std::io::Write;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn flags_beat_environment_which_beats_the_file() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        file,
+        "http = \"127.0.0.1:1111\"\nrate_limit_per_sec = 5\npayment_ttl_secs = 9"
+    )
+    .unwrap();
+    let vars = env(&[
+        ("AGORA_HTTP", "127.0.0.1:2222"),
+        ("AGORA_RATE_LIMIT_PER_SEC", "7"),
+    ]);
+    let flags = Overrides {
+        http: Some("127.0.0.1:3333".into()),
+        ..Default::default()
+    };
+    let settings = Settings::load_from(Some(file.path()), &vars, &flags).unwrap();
+    assert_eq!(settings.http.port(), 3333, "flag wins");
+    assert_eq!(settings.rate_limit_per_sec, 7, "environment beats the file");
+    assert_eq!(settings.payment_ttl_secs, 9, "the file beats the default");
+    assert_eq!(settings.checkout_wait_ms, 5_000, "default");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let vars = env(&[
+        ("AGORA_REQUEST_TIMEOUT_MS", "0"),
+        ("AGORA_CORS_ORIGINS", "[\"ftp://x\"]"),
+    ]);
+    let message = Settings::load_from(None, &vars, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("request_timeout_ms"), "{message}");
+    assert!(message.contains("cors_origins"), "{message}");
+}
+
+#[test]
+fn environment_text_stays_text_and_lists_may_be_comma_separated() {
+    let vars = env(&[
+        ("AGORA_NODE_ID", "1"),
+        (
+            "AGORA_CORS_ORIGINS",
+            "https://shop.example, https://admin.example",
+        ),
+    ]);
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let settings = Settings::load_from(Some(empty.path()), &vars, &Overrides::default()).unwrap();
+    assert_eq!(settings.node_id, "1");
+    assert_eq!(
+        settings.cors_origins,
+        ["https://shop.example", "https://admin.example"]
+    );
+}
+
+#[test]
+fn unknown_file_keys_and_bad_addresses_are_refused() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "htp = \"127.0.0.1:1\"").unwrap();
+    assert!(Settings::load_from(Some(file.path()), &[], &Overrides::default()).is_err());
+    let vars = env(&[("AGORA_HTTP", "not-an-address")]);
+    assert!(Settings::load_from(None, &vars, &Overrides::default()).is_err());
+}
+
+#[test]
+fn the_admin_listener_is_off_by_default_and_set_by_environment_or_flag() {
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let none = Settings::load_from(Some(empty.path()), &[], &Overrides::default()).unwrap();
+    assert_eq!(none.admin_http, None);
+    let vars = env(&[("AGORA_ADMIN_HTTP", "127.0.0.1:9100")]);
+    let from_env = Settings::load_from(Some(empty.path()), &vars, &Overrides::default()).unwrap();
+    assert_eq!(from_env.admin_http, Some("127.0.0.1:9100".parse().unwrap()));
+    let flags = Overrides {
+        admin_http: Some("127.0.0.1:9200".into()),
+        ..Default::default()
+    };
+    let from_flag = Settings::load_from(Some(empty.path()), &vars, &flags).unwrap();
+    assert_eq!(
+        from_flag.admin_http,
+        Some("127.0.0.1:9200".parse().unwrap())
+    );
+    let clash = env(&[
+        ("AGORA_HTTP", "127.0.0.1:9300"),
+        ("AGORA_ADMIN_HTTP", "127.0.0.1:9300"),
+    ]);
+    let message = Settings::load_from(Some(empty.path()), &clash, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("admin_http"), "{message}");
+}

@@ -1,0 +1,172 @@
+//! The rules settings must meet, checked once at start-up; every violation
+//! is reported together, so an operator fixes a file in one go.
+
+use super::Settings;
+
+impl Settings {
+    /// Checks every rule at once and reports all violations together.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.node_id.trim().is_empty() {
+            problems.push("node_id must not be empty".to_owned());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir must not be empty".to_owned());
+        }
+        self.range_problems(&mut problems);
+        self.money_problems(&mut problems);
+        self.address_problems(&mut problems);
+        self.cluster_problems(&mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid settings:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// Numbers outside the range where they make sense.
+    fn range_problems(&self, problems: &mut Vec<String>) {
+        let mut check = |name: &str, value: u64, low: u64, high: u64| {
+            if !(low..=high).contains(&value) {
+                problems.push(format!("{name} must be in {low}..={high}, got {value}"));
+            }
+        };
+        const DAY: u64 = 86_400;
+        check("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000);
+        check("search_commit_ms", self.search_commit_ms, 10, 500);
+        check("search_cache_entries", self.search_cache_entries, 0, 65_536);
+        check(
+            "ws_queue_messages",
+            self.ws_queue_messages as u64,
+            1,
+            1_000_000,
+        );
+        check("archive_after_days", self.archive_after_days, 1, 36_500);
+        let window = self.risk.failed_payment_window_secs;
+        check("risk.failed_payment_window_secs", window, 1, 30 * DAY);
+        check("cart_ttl_days", self.cart_ttl_days, 1, 3_650);
+        check("entity_idle_secs", self.entity_idle_secs, 1, DAY);
+        check(
+            "actor_call_timeout_ms",
+            self.actor_call_timeout_ms,
+            1,
+            600_000,
+        );
+        check(
+            "actor_max_in_flight",
+            self.actor_max_in_flight,
+            1,
+            10_000_000,
+        );
+        check(
+            "rate_limit_per_sec",
+            self.rate_limit_per_sec.into(),
+            0,
+            1_000_000,
+        );
+        check(
+            "rate_limit_burst",
+            self.rate_limit_burst.into(),
+            0,
+            10_000_000,
+        );
+        check("request_timeout_ms", self.request_timeout_ms, 1, 600_000);
+        check("session_ttl_secs", self.session_ttl_secs, 1, 365 * DAY);
+        check("payment_ttl_secs", self.payment_ttl_secs, 1, 7 * DAY);
+        check("payment_latency_ms", self.payment_latency_ms, 0, 60_000);
+        check("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000);
+        check("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600);
+        let free = self.sign_in_free_failures.into();
+        check("sign_in_free_failures", free, 0, 1_000);
+        check(
+            "sign_in_first_wait_ms",
+            self.sign_in_first_wait_ms,
+            1,
+            3_600_000,
+        );
+        check(
+            "sign_in_longest_wait_secs",
+            self.sign_in_longest_wait_secs,
+            1,
+            DAY,
+        );
+        check(
+            "header_read_timeout_secs",
+            self.header_read_timeout_secs,
+            1,
+            3_600,
+        );
+        check(
+            "body_read_timeout_secs",
+            self.body_read_timeout_secs,
+            1,
+            3_600,
+        );
+        check("event_archive_secs", self.event_archive_secs, 0, DAY);
+        check("event_log_keep", self.event_log_keep, 1, 1_000_000_000);
+        let most = crate::archiver::MAX_SEGMENT_EVENTS;
+        check(
+            "event_archive_min_events",
+            self.event_archive_min_events,
+            1,
+            most,
+        );
+        check("read_cache_mb", self.read_cache_mb, 1, 65_536);
+        check("storage_cache_mb", self.storage_cache_mb, 8, 65_536);
+    }
+
+    /// Amounts, rates and fees that cannot be negative or over 100%.
+    fn money_problems(&self, problems: &mut Vec<String>) {
+        if self.risk.max_order_amount < 0 {
+            problems.push("risk.max_order_amount must not be negative (0: no ceiling)".to_owned());
+        }
+        let pricing = &self.pricing;
+        let rates = std::iter::once(pricing.default_tax_bps)
+            .chain(pricing.tax_bps_by_category.values().copied());
+        if rates.into_iter().any(|bps| bps > 10_000) {
+            problems.push("pricing: tax rates are basis points, at most 10000 (100%)".to_owned());
+        }
+        if pricing.shipping_fee < 0 || pricing.free_shipping_from < 0 {
+            problems.push(
+                "pricing: shipping_fee and free_shipping_from must not be negative".to_owned(),
+            );
+        }
+    }
+
+    /// CORS origins that are not origins; an admin listener on the public address.
+    fn address_problems(&self, problems: &mut Vec<String>) {
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && http::HeaderValue::from_str(origin).is_ok());
+            if !ok {
+                problems.push(format!(
+                    "cors_origins: {origin:?} is neither \"*\" nor an http(s) origin"
+                ));
+            }
+        }
+        if let Some(admin) = self.admin_http {
+            if admin == self.http && admin.port() != 0 {
+                problems.push(format!(
+                    "admin_http must differ from http (both are {admin})"
+                ));
+            }
+        }
+    }
+
+    /// Node ids listed twice, or this node missing from the list.
+    fn cluster_problems(&self, problems: &mut Vec<String>) {
+        let nodes = &self.cluster.nodes;
+        for (i, node) in nodes.iter().enumerate() {
+            if nodes[..i].iter().any(|other| other.id == node.id) {
+                problems.push(format!("cluster.nodes: id {:?} appears twice", node.id));
+            }
+        }
+        if !nodes.is_empty() && !nodes.iter().any(|n| n.id == self.node_id) {
+            problems.push(format!(
+                "node_id {:?} is not one of cluster.nodes",
+                self.node_id
+            ));
+        }
+    }
+}
