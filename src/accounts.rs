@@ -215,10 +215,20 @@ impl Accounts {
         }
         let matches = {
             let _slot = self.hashing_slot().await?;
-            // Again: guesses that queued for a slot while others failed
-            // must not each get a hash.
-            self.refuse_if_throttled(&email_key)?;
-            blocking_verify(password, hash).await?
+            // Again, and this time the attempt is counted as a failure to
+            // come until it is decided: guesses that queued for a slot, or
+            // run at once on other cores, must not each get a hash.
+            self.throttle.admit(&email_key).map_err(|wait| {
+                metrics::counter!("agora_sign_in_throttled_total").increment(1);
+                AccountError::Throttled(wait)
+            })?;
+            match blocking_verify(password, hash).await {
+                Ok(matches) => matches,
+                Err(e) => {
+                    self.throttle.abandoned(&email_key);
+                    return Err(e);
+                }
+            }
         };
         let user = match found {
             Some(user) if matches => user,

@@ -146,10 +146,17 @@ impl Media {
     /// time (others wait their turn). A decoder that panics on hostile
     /// bytes refuses the image rather than failing the request.
     pub async fn check_image(&self, kind: ImageType, bytes: Bytes) -> Result<(), ImageRejected> {
-        let _slot = self.decoding.acquire().await;
-        tokio::task::spawn_blocking(move || kind.check(&bytes))
-            .await
-            .unwrap_or(Err(ImageRejected::Undecodable(kind.content_type())))
+        // The permit travels with the decode, not with this future: a
+        // request cancelled mid-decode (the client hung up, a timeout) must
+        // keep its slot until the blocking job really ends, or abandoned
+        // decodes could pile up past the limit.
+        let slot = self.decoding.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            kind.check(&bytes)
+        })
+        .await
+        .unwrap_or(Err(ImageRejected::Undecodable(kind.content_type())))
     }
 
     fn path(&self, key: &str) -> PathBuf {

@@ -59,6 +59,10 @@ impl ThrottleRules {
 #[derive(Clone, Copy)]
 struct Failures {
     count: u32,
+    /// Attempts admitted to a password check and not yet decided: each
+    /// counts as a failure to come, so concurrent guesses cannot all slip
+    /// in before the first of them is recorded.
+    pending: u32,
     last: Instant,
     wait_until: Instant,
 }
@@ -113,25 +117,72 @@ impl SignInThrottle {
         }
     }
 
+    /// Admits one attempt for `key` to a password check, or `Err(wait)`.
+    /// The attempt is counted as a failure to come until [`Self::failed`],
+    /// [`Self::succeeded`] or [`Self::abandoned`] settles it: if it would be
+    /// the failure that starts a wait, the wait starts now, so at most
+    /// `free_failures` guesses are ever checked before one (checked and
+    /// recorded under one lock; concurrent attempts cannot all pass).
+    pub fn admit(&self, key: &EmailKey) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut recent = self.recent();
+        let mut failures = match recent.get(key).copied() {
+            Some(f) if f.pending > 0 || now.duration_since(f.last) < FORGET_AFTER => f,
+            _ => Failures {
+                count: 0,
+                pending: 0,
+                last: now,
+                wait_until: now,
+            },
+        };
+        if let Some(left) = failures.wait_until.checked_duration_since(now) {
+            if !left.is_zero() {
+                return Err(left);
+            }
+        }
+        failures.pending = failures.pending.saturating_add(1);
+        let wait = self
+            .rules
+            .wait_after(failures.count.saturating_add(failures.pending));
+        if !wait.is_zero() {
+            failures.wait_until = now + wait;
+        }
+        recent.insert(*key, failures);
+        Ok(())
+    }
+
     /// Records a failed attempt; returns the failures in a row, this one
     /// included.
     pub fn failed(&self, key: &EmailKey) -> u32 {
         let now = Instant::now();
         let mut recent = self.recent();
-        let count = match recent.get(key) {
-            Some(f) if now.duration_since(f.last) < FORGET_AFTER => f.count.saturating_add(1),
-            _ => 1,
+        let (count, pending, reserved) = match recent.get(key) {
+            Some(f) if f.pending > 0 || now.duration_since(f.last) < FORGET_AFTER => {
+                (f.count.saturating_add(1), f.pending, f.wait_until)
+            }
+            _ => (1, 0, now),
         };
-        let wait_until = now + self.rules.wait_after(count);
+        let wait_until = reserved.max(now + self.rules.wait_after(count));
         recent.insert(
             *key,
             Failures {
                 count,
+                pending: pending.saturating_sub(1),
                 last: now,
                 wait_until,
             },
         );
         count
+    }
+
+    /// An admitted attempt ended without a verdict (the hash could not be
+    /// computed): it no longer counts as a failure to come.
+    pub fn abandoned(&self, key: &EmailKey) {
+        let mut recent = self.recent();
+        if let Some(mut failures) = recent.get(key).copied() {
+            failures.pending = failures.pending.saturating_sub(1);
+            recent.insert(*key, failures);
+        }
     }
 
     /// Forgets `key`'s failures: its owner signed in.
@@ -177,6 +228,47 @@ mod tests {
         throttle.succeeded(&target);
         assert!(throttle.check(&target).is_ok());
         assert_eq!(email_for_logs(&target).len(), 16);
+    }
+
+    #[test]
+    fn concurrent_attempts_are_admitted_only_up_to_the_free_failures() {
+        let throttle = SignInThrottle::new(ThrottleRules {
+            free_failures: 3,
+            first_wait: Duration::from_secs(60),
+            longest_wait: Duration::from_secs(600),
+        });
+        let key = email_key("target@example.com");
+        // Fifty guesses arrive at once, none decided yet: only three get a
+        // password check, the rest wait.
+        let admitted = (0..50).filter(|_| throttle.admit(&key).is_ok()).count();
+        assert_eq!(admitted, 3);
+        for _ in 0..3 {
+            throttle.failed(&key);
+        }
+        assert!(throttle.check(&key).unwrap_err() > Duration::from_secs(50));
+        // An admitted attempt that succeeds clears everything.
+        let other = email_key("owner@example.com");
+        throttle.admit(&other).unwrap();
+        throttle.succeeded(&other);
+        assert!(throttle.check(&other).is_ok());
+        // One that ends without a verdict gives its place back.
+        let third = email_key("third@example.com");
+        for _ in 0..2 {
+            throttle.admit(&third).unwrap();
+            throttle.failed(&third);
+        }
+        throttle.admit(&third).unwrap();
+        assert!(
+            throttle.admit(&third).is_err(),
+            "the third guess is pending"
+        );
+        throttle.abandoned(&third);
+        // Its reserved wait stands (it may have been a failure); once
+        // decided as abandoned, the count is still two.
+        assert_eq!(
+            throttle.recent().get(&third).map(|f| (f.count, f.pending)),
+            Some((2, 0))
+        );
     }
 
     #[test]

@@ -323,6 +323,8 @@ pub struct SellerOrderView {
     lines: Vec<OrderLineView>,
     /// The currency of the lines' prices.
     currency: String,
+    /// Where to ship; only while the order is paid (`CONFIRMED`,
+    /// `SHIPPED`, `DELIVERED`), `null` otherwise.
     shipping_address: Option<AddressBody>,
     /// This seller's part only.
     fulfilment: Vec<FulfilmentView>,
@@ -351,7 +353,15 @@ impl SellerOrderView {
             id: order.id,
             status: order.status.as_str().to_owned(),
             currency: order.currency,
-            shipping_address: order.shipping_address.as_ref().map(AddressBody::from),
+            // Where to ship only once there is something to ship: a seller
+            // learns nothing of buyers whose orders were never paid (or were
+            // cancelled), not even that they tried.
+            shipping_address: matches!(
+                order.status,
+                OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered
+            )
+            .then(|| order.shipping_address.as_ref().map(AddressBody::from))
+            .flatten(),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }

@@ -53,7 +53,18 @@ fn assert_sellers_view(view: &Value, seller: &str, item: &str, others: &[&str]) 
     let parts = view["fulfilment"].as_array().unwrap();
     assert_eq!(parts.len(), 1, "{view}");
     assert_eq!(parts[0]["sellerId"], seller);
-    assert_eq!(view["shippingAddress"]["city"], "Bengaluru");
+    let paid = matches!(
+        view["status"].as_str(),
+        Some("CONFIRMED" | "SHIPPED" | "DELIVERED")
+    );
+    if paid {
+        assert_eq!(view["shippingAddress"]["city"], "Bengaluru");
+    } else {
+        assert!(
+            view["shippingAddress"].is_null(),
+            "an unpaid order's address is not the seller's business: {view}"
+        );
+    }
     for hidden in [
         "paymentTxnId",
         "cardLast4",
@@ -257,6 +268,12 @@ async fn a_seller_lists_the_orders_holding_their_items_newest_first_each_as_thei
     for view in &listed {
         assert_sellers_view(view, &a_id, &a.item_id, &[&b_id, &b.item_id, &txn]);
     }
+    assert_eq!(listed[0]["status"], "PAYMENT_FAILED");
+    assert!(
+        listed[0]["shippingAddress"].is_null(),
+        "a declined buyer's address stays with the buyer"
+    );
+    assert_eq!(listed[1]["shippingAddress"]["city"], "Bengaluru");
     assert_eq!(seller_orders(&app, &b.seller, "").await.len(), 3);
     let confirmed = seller_orders(&app, &a.seller, "&status=CONFIRMED").await;
     assert_eq!(confirmed.len(), 1);
