@@ -264,6 +264,9 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     // A reader at the archive's end when the next segment is written.
     let mut racer = EventConsumer::at(store.clone(), "racer", 0);
     assert_eq!(racer.next_batch(100).await.unwrap(), original[..4]);
+    // One whose batch ended exactly there: its cursor knows only that segment.
+    let mut exact = EventConsumer::at(store.clone(), "exact", 0);
+    assert_eq!(exact.next_batch(4).await.unwrap(), original[..4]);
     read_to(&mut slow, newest).await;
     slow.commit(newest).await.unwrap();
     let report = archive_pass(&store, &[("test", newest)], policy)
@@ -273,6 +276,8 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     assert_eq!(report.live, 2);
 
     assert_eq!(read_to(&mut racer, newest).await, original[4..]);
+    assert_eq!(read_to(&mut exact, newest).await, original[4..]);
+    drop(exact);
     let mut late = EventConsumer::at(store.clone(), "late", 0);
     assert_eq!(read_to(&mut late, newest).await, original);
     let mut middle = EventConsumer::at(store.clone(), "middle", 3);

@@ -243,6 +243,7 @@ impl EventConsumer {
         let archive = self.store.archive().clone();
         let name = self.name.clone();
         let (events, passed, cursor) = tokio::task::spawn_blocking(move || {
+            let mut reused = cursor.is_some();
             let mut lines = match cursor {
                 Some(lines) => lines,
                 None => archive.lines_after(after).map_err(io_error)?,
@@ -251,6 +252,12 @@ impl EventConsumer {
             let mut finished = false;
             while events.len() < max && lines.position() < upto {
                 let Some((seq, line)) = lines.next_line().map_err(io_error)? else {
+                    // A kept cursor knows only the segments listed when it
+                    // was made: list them again for one archived since.
+                    if std::mem::take(&mut reused) {
+                        lines = archive.lines_after(lines.position()).map_err(io_error)?;
+                        continue;
+                    }
                     finished = true;
                     break;
                 };
