@@ -10,8 +10,9 @@ use agora::archiver::{archive_pass, ArchivePolicy};
 use agora::catalog::Catalog;
 use agora::domain::item::{ItemInput, VariantInput};
 use agora::domain::user::Role;
+use agora::export::event_json;
 use agora::storage::events::{EventBody, EventConsumer};
-use agora::storage::{Store, StoreOptions};
+use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 
 fn seller() -> Authenticated {
     Authenticated {
@@ -264,6 +265,9 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     // A reader at the archive's end when the next segment is written.
     let mut racer = EventConsumer::at(store.clone(), "racer", 0);
     assert_eq!(racer.next_batch(100).await.unwrap(), original[..4]);
+    // One whose batch ended exactly there: its cursor knows only that segment.
+    let mut exact = EventConsumer::at(store.clone(), "exact", 0);
+    assert_eq!(exact.next_batch(4).await.unwrap(), original[..4]);
     read_to(&mut slow, newest).await;
     slow.commit(newest).await.unwrap();
     let report = archive_pass(&store, &[("test", newest)], policy)
@@ -273,6 +277,8 @@ async fn a_consumer_from_zero_reads_the_archive_then_the_live_log_and_sees_every
     assert_eq!(report.live, 2);
 
     assert_eq!(read_to(&mut racer, newest).await, original[4..]);
+    assert_eq!(read_to(&mut exact, newest).await, original[4..]);
+    drop(exact);
     let mut late = EventConsumer::at(store.clone(), "late", 0);
     assert_eq!(read_to(&mut late, newest).await, original);
     let mut middle = EventConsumer::at(store.clone(), "middle", 3);
@@ -322,4 +328,39 @@ async fn archived_lines_a_consumer_cannot_read_are_skipped_and_the_rest_is_read(
         .unwrap();
     let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [newest - 1, newest]);
+}
+
+#[tokio::test]
+async fn a_batch_with_a_gap_stops_before_it_and_the_rest_is_read_from_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    list(&store, &["a", "b", "c"]).await;
+    let newest = *store.event_watch().borrow();
+    let mut first = EventConsumer::at(store.clone(), "first", 0);
+    let original = read_to(&mut first, newest).await;
+    // What a read sees when a trim runs under it (sled's range iterators
+    // are not snapshots): event 1 read before the trim, then 4 after it.
+    store
+        .with_trees(|trees| {
+            store.archive().write_segment(1, 3, |out| {
+                for event in &original[..3] {
+                    let line = event_json(trees, event).map_err(std::io::Error::other)?;
+                    writeln!(out, "{line}")?;
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+    store
+        .write(|tx| {
+            for seq in 2..=3u64 {
+                tx.remove(TreeName::Events, seq.to_be_bytes().to_vec());
+            }
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .unwrap();
+
+    let mut reader = EventConsumer::at(store.clone(), "reader", 0);
+    assert_eq!(read_to(&mut reader, newest).await, original);
 }
