@@ -37,6 +37,43 @@ async fn whole_number_floats_are_accepted_where_integers_are_expected() {
 }
 
 #[tokio::test]
+async fn free_json_attributes_keep_their_floats_while_integers_take_whole_floats() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let body = json!({
+        "name": "Scale", "description": "d", "price": 999.0, "quantity": 5.0,
+        "attributes": {"weight": 1.0, "ratio": 0.5, "dims": {"depth": 2.0}, "sizes": [3.0, 4]}
+    });
+    let item = app.create_item(&seller, &body).await;
+    assert_eq!(item["price"], 999);
+    assert!(item["price"].is_u64(), "{}", item["price"]);
+    assert_eq!(item["available"], 5);
+
+    let fetched: Value = app.get(&item_path(&item), None).await.json().await.unwrap();
+    for read in [&item, &fetched] {
+        let attributes = &read["attributes"];
+        assert!(attributes["weight"].is_f64(), "{attributes}");
+        assert_eq!(attributes["weight"].as_f64(), Some(1.0));
+        assert_eq!(attributes["ratio"].as_f64(), Some(0.5));
+        assert!(attributes["dims"]["depth"].is_f64(), "{attributes}");
+        assert!(attributes["sizes"][0].is_f64(), "{attributes}");
+        assert!(attributes["sizes"][1].is_u64(), "{attributes}");
+    }
+
+    let body = json!({
+        "name": "Scale", "description": "d", "price": 999.0,
+        "variants": [{"sku": "SCALE-1", "attributes": {"weight": 2.0}, "price": 1049.0, "quantity": 3.0}]
+    });
+    let item = app.create_item(&seller, &body).await;
+    let variant = &item["variants"][0];
+    assert!(variant["attributes"]["weight"].is_f64(), "{variant}");
+    assert_eq!(
+        (variant["price"].clone(), variant["available"].clone()),
+        (json!(1049), json!(3))
+    );
+}
+
+#[tokio::test]
 async fn fractional_numbers_where_integers_are_expected_are_malformed() {
     let app = TestApp::spawn().await;
     let seller = app.user_token("seller").await;
