@@ -26,13 +26,11 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::export::event_json;
 use crate::storage::events::read_after;
+use crate::storage::export::event_json;
 use crate::storage::{StorageError, Store, TreeName};
 
-/// Most events in one segment: bounds how much a reader decompresses to
-/// reach an event in the middle of one.
-pub const MAX_SEGMENT_EVENTS: u64 = 100_000;
+pub use crate::storage::archive::MAX_SEGMENT_EVENTS;
 /// Events removed from sled per write (each write joins a group commit
 /// with checkouts, so it stays short).
 const TRIM_CHUNK: u64 = 1_024;

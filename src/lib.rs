@@ -43,7 +43,6 @@ pub mod catalog;
 pub mod checkout;
 pub mod config;
 pub mod domain;
-pub mod export;
 pub mod http;
 pub mod idempotency;
 pub mod live;
@@ -58,3 +57,6 @@ pub mod search;
 pub mod storage;
 pub mod telemetry;
 pub mod wishlist;
+
+/// The event log as JSON lines (lives in [`storage`]; re-exported by its old path).
+pub use storage::export;

@@ -104,7 +104,7 @@ impl Settings {
         );
         check("event_archive_secs", self.event_archive_secs, 0, DAY);
         check("event_log_keep", self.event_log_keep, 1, 1_000_000_000);
-        let most = crate::archiver::MAX_SEGMENT_EVENTS;
+        let most = crate::storage::archive::MAX_SEGMENT_EVENTS;
         check(
             "event_archive_min_events",
             self.event_archive_min_events,

@@ -22,6 +22,10 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+/// Most events in one segment: bounds how much a reader decompresses to
+/// reach an event in the middle of one.
+pub const MAX_SEGMENT_EVENTS: u64 = 100_000;
+
 /// File name prefix and suffix of a segment.
 const PREFIX: &str = "events-";
 const SUFFIX: &str = ".jsonl.gz";

@@ -9,7 +9,7 @@
 //! and does not crash in between.
 //!
 //! Events every durable consumer has handled are moved to the archive
-//! ([`super::archive`]) by [`crate::archiver`]; a consumer positioned
+//! ([`super::archive`]) by the archive pass (`archiver.rs`); a consumer positioned
 //! below the live log (a rebuild from 0, one that was far behind) reads
 //! them from there, seamlessly and in order.
 
@@ -266,7 +266,7 @@ impl EventConsumer {
                     finished = true;
                     break;
                 };
-                match crate::export::event_from_json(&line) {
+                match crate::storage::export::event_from_json(&line) {
                     Ok(event) => events.push(event),
                     // Not a line this node could have written; skipping it
                     // beats stopping the consumer for good.

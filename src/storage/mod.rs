@@ -17,6 +17,7 @@ mod cache;
 pub mod codec;
 mod committer;
 pub mod events;
+pub mod export;
 mod records;
 mod trees;
 
