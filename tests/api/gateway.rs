@@ -5,7 +5,7 @@ use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{item_path, mouse, problem, Options, TestApp};
+use crate::helpers::{item_path, mouse, problem, Options, TestApp, ONE_PIXEL_PNG};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_echoing_the_clients() {
@@ -235,14 +235,13 @@ async fn every_response_carries_the_security_headers_and_media_may_be_embedded_e
     let seller = app.user_token("seller").await;
     let item = app.create_item(&seller, &mouse()).await;
     let uploaded = app
-        .client
-        .post(app.url(&format!("{}/images", item_path(&item))))
-        .bearer_auth(&seller)
-        .header("content-type", "image/png")
-        .body(ONE_PIXEL_PNG)
-        .send()
-        .await
-        .unwrap();
+        .upload_image(
+            Some(&seller),
+            item["id"].as_str().unwrap(),
+            "image/png",
+            ONE_PIXEL_PNG.to_vec(),
+        )
+        .await;
     assert_eq!(uploaded.status(), StatusCode::CREATED);
     let media: serde_json::Value = uploaded.json().await.unwrap();
     let media = media["url"].as_str().unwrap().to_owned();
@@ -271,9 +270,3 @@ async fn every_response_carries_the_security_headers_and_media_may_be_embedded_e
         }
     }
 }
-
-/// A real 1x1 RGBA PNG (valid chunks and checksums).
-const ONE_PIXEL_PNG: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\
-\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0b\x49\x44\x41\
-\x54\x78\x9c\x63\x60\x00\x02\x00\x00\x05\x00\x01\x7a\x5e\xab\x3f\x00\x00\x00\x00\x49\x45\x4e\x44\
-\xae\x42\x60\x82";

@@ -228,7 +228,34 @@ impl TestApp {
             .find_map(|line| line.strip_prefix("agora admin listening on "))?;
         Some(address.trim().to_owned())
     }
+
+    /// `POST /items/{item}/images` with `body` as `content_type`, as
+    /// `token` (or anonymous).
+    pub async fn upload_image(
+        &self,
+        token: Option<&str>,
+        item: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/items/{item}/images")))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
 }
+
+/// A real 1x1 RGBA PNG (valid chunks and checksums).
+pub const ONE_PIXEL_PNG: &[u8] =
+    b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\
+\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0b\x49\x44\x41\
+\x54\x78\x9c\x63\x60\x00\x02\x00\x00\x05\x00\x01\x7a\x5e\xab\x3f\x00\x00\x00\x00\x49\x45\x4e\x44\
+\xae\x42\x60\x82";
 
 impl Drop for TestApp {
     fn drop(&mut self) {

@@ -31,24 +31,6 @@ fn png() -> Vec<u8> {
     encoded(ImageFormat::Png, 4, 3)
 }
 
-async fn upload(
-    app: &TestApp,
-    token: Option<&str>,
-    item: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url(&format!("/items/{item}/images")))
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     let app = TestApp::spawn().await;
@@ -56,7 +38,9 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     let item = app.create_item(&seller, &mouse()).await;
     let id = item["id"].as_str().unwrap().to_owned();
 
-    let created = upload(&app, Some(&seller), &id, "image/png", png()).await;
+    let created = app
+        .upload_image(Some(&seller), &id, "image/png", png())
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let url = created.json::<Value>().await.unwrap()["url"]
         .as_str()
@@ -98,7 +82,9 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
         ("image/png", b"hello, not a png".to_vec()),
         ("image/jpeg", png()),
     ] {
-        let refused = upload(&app, Some(&seller), &id, content_type, body).await;
+        let refused = app
+            .upload_image(Some(&seller), &id, content_type, body)
+            .await;
         assert_eq!(
             refused.status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -108,7 +94,7 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     let mut big = png();
     big.resize(5 * 1024 * 1024 + 1, 0);
     assert_eq!(
-        upload(&app, Some(&seller), &id, "image/png", big)
+        app.upload_image(Some(&seller), &id, "image/png", big)
             .await
             .status(),
         StatusCode::PAYLOAD_TOO_LARGE
@@ -117,20 +103,22 @@ async fn sellers_upload_images_that_are_served_with_etags_and_long_caching() {
     // Only the owning seller.
     let other = app.user_token("seller").await;
     assert_eq!(
-        upload(&app, Some(&other), &id, "image/png", png())
+        app.upload_image(Some(&other), &id, "image/png", png())
             .await
             .status(),
         StatusCode::NOT_FOUND
     );
     let buyer = app.user_token("buyer").await;
     assert_eq!(
-        upload(&app, Some(&buyer), &id, "image/png", png())
+        app.upload_image(Some(&buyer), &id, "image/png", png())
             .await
             .status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        upload(&app, None, &id, "image/png", png()).await.status(),
+        app.upload_image(None, &id, "image/png", png())
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -163,7 +151,9 @@ async fn only_images_that_decode_in_full_as_their_declared_type_are_stored() {
         ("image/webp", ImageFormat::WebP),
     ] {
         let real = encoded(format, 16, 16);
-        let created = upload(&app, Some(&seller), &id, content_type, real.clone()).await;
+        let created = app
+            .upload_image(Some(&seller), &id, content_type, real.clone())
+            .await;
         assert_eq!(created.status(), StatusCode::CREATED, "{content_type}");
         let url = created.json::<Value>().await.unwrap()["url"]
             .as_str()
@@ -213,7 +203,9 @@ async fn only_images_that_decode_in_full_as_their_declared_type_are_stored() {
         ),
     ];
     for (what, content_type, body) in refused {
-        let response = upload(&app, Some(&seller), &id, content_type, body).await;
+        let response = app
+            .upload_image(Some(&seller), &id, content_type, body)
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
