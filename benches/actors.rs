@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agora::actors::inventory::Inventory;
+use agora::actors::inventory::InventoryActors;
 use agora::actors::runtime::RegionSettings;
 use agora::domain::item::MAX_QUANTITY;
 use agora::domain::Timestamp;
@@ -25,14 +25,14 @@ const SPREAD: u64 = 10_000;
 struct Bench {
     _dir: tempfile::TempDir,
     store: Store,
-    inventory: Inventory,
+    inventory: InventoryActors,
 }
 
 fn setup(runtime: &Runtime) -> Bench {
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let inventory = Inventory::start(store.clone(), RegionSettings::default())
+        let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
             .await
             .unwrap();
         let ids: Vec<String> = std::iter::once("hot".to_owned())
@@ -41,7 +41,7 @@ fn setup(runtime: &Runtime) -> Bench {
         store
             .write(move |tx| {
                 for id in &ids {
-                    Inventory::stage_opening_stock(tx, "item", id, MAX_QUANTITY)?;
+                    InventoryActors::stage_opening_stock(tx, "item", id, MAX_QUANTITY)?;
                 }
                 Ok::<_, StorageError>(())
             })
@@ -63,7 +63,7 @@ fn deadline() -> Timestamp {
 
 /// One sale: reserve then commit, two durable changes, keeping the SKU's
 /// live reservations bounded as real checkouts do.
-async fn sale(inventory: &Inventory, sku: &str) {
+async fn sale(inventory: &InventoryActors, sku: &str) {
     let checkout = format!("c{}", CHECKOUT.fetch_add(1, Ordering::Relaxed));
     inventory
         .reserve(sku, &checkout, 1, deadline(), None)
@@ -133,7 +133,7 @@ fn criterion_groups(c: &mut Criterion, runtime: &Runtime, bench: &Bench) {
 /// operations per second and p50/p99 in µs.
 fn closed_loop<F, Fut>(runtime: &Runtime, bench: &Bench, secs: u64, op: F) -> (f64, u64, u64)
 where
-    F: Fn(Inventory, u64, u64) -> Fut + Clone + Send + 'static,
+    F: Fn(InventoryActors, u64, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Vec<u64>> + Send,
 {
     runtime.block_on(async {

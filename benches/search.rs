@@ -25,14 +25,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora::accounts::Authenticated;
-use agora::actors::inventory::Inventory;
+use agora::actors::inventory::InventoryActors;
 use agora::actors::runtime::RegionSettings;
-use agora::catalog::Catalog;
 use agora::domain::item::ItemInput;
 use agora::domain::user::Role;
 use agora::search::sample::{self, ADJECTIVES, NOUNS};
 use agora::search::{Search, SearchRequest, Sort};
+use agora::services::account::Authenticated;
+use agora::services::catalog::CatalogService;
 use agora::storage::{Store, StoreOptions};
 use hdrhistogram::Histogram;
 use tantivy::collector::{Count, TopDocs};
@@ -311,8 +311,8 @@ fn main() {
     let (id_to_n, search, store) = runtime.block_on(async {
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir, StoreOptions::default()).unwrap();
-        let inventory = Inventory::start(store.clone(), RegionSettings::default()).await.unwrap();
-        let catalog = Catalog::new(store.clone(), inventory.clone());
+        let inventory = InventoryActors::start(store.clone(), RegionSettings::default()).await.unwrap();
+        let catalog = CatalogService::new(store.clone(), inventory.clone());
         let search = Search::start(&dir, store.clone(), Duration::from_millis(250), 0).await.unwrap();
         let seller = Authenticated { user_id: "01SELLER000000000000000000".into(), role: Role::Seller, session_key: [0; 32] };
         let started = Instant::now();
@@ -436,8 +436,8 @@ fn main() {
 
     // Freshness while 500 items/s are added.
     runtime.block_on(async {
-        let inventory = Inventory::start(store.clone(), RegionSettings::default()).await.unwrap();
-        let catalog = Catalog::new(store.clone(), inventory.clone());
+        let inventory = InventoryActors::start(store.clone(), RegionSettings::default()).await.unwrap();
+        let catalog = CatalogService::new(store.clone(), inventory.clone());
         let seller = Authenticated { user_id: "01SELLER000000000000000000".into(), role: Role::Seller, session_key: [0; 32] };
         let lag = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3).unwrap()));
         let deadline = Instant::now() + Duration::from_secs(secs);

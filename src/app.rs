@@ -8,28 +8,28 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::accounts::Accounts;
 use crate::actors::cart::CartActors;
-use crate::actors::checkout::{CheckoutDeps, Checkouts};
-use crate::actors::inventory::Inventory;
+use crate::actors::checkout::risk::Risk;
+use crate::actors::checkout::{CheckoutCoordinators, CoordinatorDeps};
+use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
 use crate::actors::runtime::RegionSettings;
-use crate::carts::Carts;
-use crate::catalog::Catalog;
-use crate::checkout::Checkout;
 use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::http::{self, AppState, Services};
-use crate::idempotency::IdempotencyKeys;
-use crate::live::Hub;
-use crate::notifications::Notifications;
-use crate::orders::Orders;
 use crate::payments::{Payments, SimulatedGateway};
-use crate::recommend::Recommender;
-use crate::risk::Risk;
 use crate::search::Search;
+use crate::services::account::AccountService;
+use crate::services::cart::CartService;
+use crate::services::catalog::CatalogService;
+use crate::services::checkout::idempotency::IdempotencyKeys;
+use crate::services::checkout::CheckoutService;
+use crate::services::live::Hub;
+use crate::services::notifications::Notifications;
+use crate::services::order::OrderService;
+use crate::services::recommend::Recommender;
+use crate::services::wishlist::WishlistService;
 use crate::storage::{Store, StoreOptions};
-use crate::wishlist::Wishlists;
 
 /// Gateway attempts after the first, for transient errors.
 const PAYMENT_RETRIES: u32 = 3;
@@ -76,9 +76,9 @@ impl Application {
                     settings.data_dir.display()
                 )
             })?;
-        let accounts = Accounts::new(store.clone(), settings.session_ttl_secs)
+        let accounts = AccountService::new(store.clone(), settings.session_ttl_secs)
             .await?
-            .with_throttle(crate::accounts::ThrottleRules {
+            .with_throttle(crate::services::account::ThrottleRules {
                 free_failures: settings.sign_in_free_failures,
                 first_wait: Duration::from_millis(settings.sign_in_first_wait_ms),
                 longest_wait: Duration::from_secs(settings.sign_in_longest_wait_secs),
@@ -88,11 +88,11 @@ impl Application {
             call_timeout: Duration::from_millis(settings.actor_call_timeout_ms),
             max_in_flight: usize::try_from(settings.actor_max_in_flight).unwrap_or(usize::MAX),
         };
-        let inventory = Inventory::start(store.clone(), regions.clone()).await?;
-        let catalog = Catalog::new(store.clone(), inventory.clone());
+        let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
+        let catalog = CatalogService::new(store.clone(), inventory.clone());
         let cart_ttl = Duration::from_secs(settings.cart_ttl_days * 24 * 3600);
         let cart_actors = CartActors::start(store.clone(), cart_ttl, regions.clone()).await?;
-        let carts = Carts::new(
+        let carts = CartService::new(
             store.clone(),
             cart_actors,
             catalog.clone(),
@@ -117,8 +117,8 @@ impl Application {
             regions.clone(),
         )
         .await?;
-        let checkouts = Checkouts::start(
-            CheckoutDeps {
+        let checkouts = CheckoutCoordinators::start(
+            CoordinatorDeps {
                 store: store.clone(),
                 carts: carts.clone(),
                 inventory: inventory.clone(),
@@ -130,7 +130,7 @@ impl Application {
             regions.clone(),
         )
         .await?;
-        let checkout = Checkout::new(
+        let checkout = CheckoutService::new(
             checkouts,
             carts.clone(),
             Duration::from_millis(settings.checkout_wait_ms),
@@ -155,13 +155,13 @@ impl Application {
             catalog,
             carts,
             checkout,
-            orders: Orders::new(store.clone(), order_actors),
+            orders: OrderService::new(store.clone(), order_actors),
             search,
             hub: hub.clone(),
             notifications,
-            wishlists: Wishlists::new(store.clone()),
+            wishlists: WishlistService::new(store.clone()),
             recommender,
-            media: crate::media::Media::new(&settings.data_dir),
+            media: crate::services::media::MediaService::new(&settings.data_dir),
             idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,
@@ -209,7 +209,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
         let inventory = state.inventory.clone();
         let carts = state.carts.clone();
-        let checkouts = state.checkout.checkouts().clone();
+        let checkouts = state.checkout.coordinators().clone();
         let orders = state.orders.actors().clone();
         let state_search = state.search.clone();
         let state_hub = state.hub.clone();
@@ -346,7 +346,7 @@ async fn housekeeping(state: AppState) {
     loop {
         minute.tick().await;
         minutes += 1;
-        match state.checkout.checkouts().recover().await {
+        match state.checkout.coordinators().recover().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(checkouts = n, "stalled checkouts resumed"),
             Err(e) => tracing::warn!(error = %e, "stalled checkout sweep failed"),
@@ -382,7 +382,7 @@ async fn archive_event_log(state: AppState) {
     if every == 0 {
         return;
     }
-    let policy = crate::archiver::ArchivePolicy {
+    let policy = crate::storage::archiver::ArchivePolicy {
         keep: state.settings.event_log_keep,
         min_events: state.settings.event_archive_min_events,
     };
@@ -396,7 +396,7 @@ async fn archive_event_log(state: AppState) {
         ];
         // Past this many live events, a consumer is holding the log back.
         let usual = policy.keep.saturating_add(policy.min_events);
-        match crate::archiver::archive_pass(&state.store, &holds, policy).await {
+        match crate::storage::archiver::archive_pass(&state.store, &holds, policy).await {
             Ok(report) if report.archived > 0 => tracing::info!(
                 archived = report.archived,
                 through = report.archived_through,
@@ -422,7 +422,7 @@ async fn archive_event_log(state: AppState) {
 }
 
 /// Hourly removal of expired sessions.
-async fn sweep_sessions(accounts: Accounts) {
+async fn sweep_sessions(accounts: AccountService) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;

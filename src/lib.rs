@@ -34,29 +34,17 @@
 //!   through the API, latency per operation, invariant checks.
 #![warn(missing_docs)]
 
-pub mod accounts;
 pub mod actors;
 pub mod app;
-pub mod archiver;
-pub mod carts;
-pub mod catalog;
-pub mod checkout;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod idempotency;
-pub mod live;
 pub mod load;
-pub mod media;
-pub mod notifications;
-pub mod orders;
 pub mod payments;
-pub mod recommend;
-pub mod risk;
 pub mod search;
+pub mod services;
 pub mod storage;
 pub mod telemetry;
-pub mod wishlist;
 
 /// The event log as JSON lines (lives in [`storage`]; re-exported by its old path).
 pub use storage::export;

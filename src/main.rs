@@ -174,7 +174,7 @@ fn reindex(args: StoreArgs) -> ExitCode {
 fn rebuild(args: StoreArgs) -> ExitCode {
     offline(args, |_, store| async move {
         let started = std::time::Instant::now();
-        let applied = agora::recommend::rebuild(&store).await;
+        let applied = agora::services::recommend::rebuild(&store).await;
         store.shutdown().await;
         let applied = applied?;
         let secs = started.elapsed().as_secs_f64();
@@ -234,7 +234,9 @@ fn export(args: ExportArgs) -> ExitCode {
 fn event_stats(args: StoreArgs) -> ExitCode {
     offline(args, |_, store| async move {
         let counted = store.clone();
-        let stats = tokio::task::spawn_blocking(move || agora::archiver::log_stats(&counted)).await;
+        let stats =
+            tokio::task::spawn_blocking(move || agora::storage::archiver::log_stats(&counted))
+                .await;
         store.shutdown().await;
         println!("{}", serde_json::to_string(&stats??)?);
         Ok(())

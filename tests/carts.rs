@@ -120,21 +120,21 @@ async fn an_idle_cart_expires_and_a_stored_one_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
-    use agora::accounts::Authenticated;
-    use agora::actors::inventory::Inventory;
-    use agora::carts::{Carts, Shopper};
-    use agora::catalog::Catalog;
+    use agora::actors::inventory::InventoryActors;
     use agora::domain::cart::Pricing;
     use agora::domain::item::ItemInput;
     use agora::domain::user::Role;
     use agora::http::error::{ApiError, Code};
+    use agora::services::account::Authenticated;
+    use agora::services::cart::{CartService, Shopper};
+    use agora::services::catalog::CatalogService;
 
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let inventory = Inventory::start(store.clone(), RegionSettings::default())
+    let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();
-    let catalog = Catalog::new(store.clone(), inventory);
+    let catalog = CatalogService::new(store.clone(), inventory);
     let seller = Authenticated {
         user_id: "seller".into(),
         role: Role::Seller,
@@ -149,7 +149,7 @@ async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
     };
     let item = catalog.create(&seller, input).await.unwrap().item;
     let actors = carts(&store, Duration::from_secs(3600)).await;
-    let service = Carts::new(
+    let service = CartService::new(
         store.clone(),
         actors.clone(),
         catalog,

@@ -3,14 +3,14 @@
 //! in order; concurrent writers never leave a gap in the sequence; a
 //! consumer reads across the archive into the live log.
 
-use agora::accounts::Authenticated;
-use agora::actors::inventory::Inventory;
+use agora::actors::inventory::InventoryActors;
 use agora::actors::runtime::RegionSettings;
-use agora::archiver::{archive_pass, ArchivePolicy};
-use agora::catalog::Catalog;
 use agora::domain::item::{ItemInput, VariantInput};
 use agora::domain::user::Role;
 use agora::export::event_json;
+use agora::services::account::Authenticated;
+use agora::services::catalog::CatalogService;
+use agora::storage::archiver::{archive_pass, ArchivePolicy};
 use agora::storage::events::{EventBody, EventConsumer};
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 
@@ -32,11 +32,11 @@ fn item(name: &str) -> ItemInput {
     }
 }
 
-async fn catalog(store: &Store) -> Catalog {
-    let inventory = Inventory::start(store.clone(), RegionSettings::default())
+async fn catalog(store: &Store) -> CatalogService {
+    let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();
-    Catalog::new(store.clone(), inventory)
+    CatalogService::new(store.clone(), inventory)
 }
 
 async fn list(store: &Store, names: &[&str]) -> Vec<String> {

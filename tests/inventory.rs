@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agora::actors::inventory::{Inventory, InventoryError};
+use agora::actors::inventory::{InventoryActors, InventoryError};
 use agora::actors::runtime::RegionSettings;
 use agora::domain::Timestamp;
 use agora::storage::events::{EventBody, EventConsumer};
@@ -17,7 +17,7 @@ use common::{eventually, last_event};
 struct Node {
     dir: TempDir,
     store: Store,
-    inventory: Inventory,
+    inventory: InventoryActors,
 }
 
 async fn node_at(dir: TempDir, idle: Duration) -> Node {
@@ -26,7 +26,9 @@ async fn node_at(dir: TempDir, idle: Duration) -> Node {
         idle,
         ..Default::default()
     };
-    let inventory = Inventory::start(store.clone(), settings).await.unwrap();
+    let inventory = InventoryActors::start(store.clone(), settings)
+        .await
+        .unwrap();
     Node {
         dir,
         store,
@@ -42,7 +44,7 @@ async fn stock(node: &Node, variant: &str, quantity: i64) {
     let variant = variant.to_owned();
     node.store
         .write(move |tx| {
-            Inventory::stage_opening_stock(tx, "item-1", &variant, quantity)?;
+            InventoryActors::stage_opening_stock(tx, "item-1", &variant, quantity)?;
             Ok::<_, StorageError>(())
         })
         .await

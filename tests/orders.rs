@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agora::actors::cart::CartActors;
-use agora::actors::inventory::Inventory;
+use agora::actors::inventory::InventoryActors;
 use std::sync::Arc;
 
 use agora::actors::order::{Change, OrderActors, OrderError};
@@ -24,7 +24,7 @@ use common::eventually;
 struct Node {
     dir: TempDir,
     store: Store,
-    inventory: Inventory,
+    inventory: InventoryActors,
     orders: OrderActors,
 }
 
@@ -43,7 +43,7 @@ async fn node_at(dir: TempDir) -> Node {
             Err(e) => panic!("opening storage: {e}"),
         }
     };
-    let inventory = Inventory::start(store.clone(), RegionSettings::default())
+    let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();
     let gateway = Arc::new(SimulatedGateway::new(store.clone(), Duration::ZERO));
@@ -125,7 +125,7 @@ fn order(user: &str, checkout: &str, expires_in_ms: i64) -> Order {
 async fn stock(node: &Node, quantity: i64) {
     node.store
         .write(move |tx| {
-            Inventory::stage_opening_stock(tx, "item", "sku", quantity)?;
+            InventoryActors::stage_opening_stock(tx, "item", "sku", quantity)?;
             Ok::<_, StorageError>(())
         })
         .await
@@ -321,9 +321,9 @@ async fn a_users_orders_are_indexed_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_final_orders_move_to_the_archive_and_stay_readable() {
-    use agora::orders::Orders;
+    use agora::services::order::OrderService;
     let node = node_at(TempDir::new().unwrap()).await;
-    let service = Orders::new(node.store.clone(), node.orders.clone());
+    let service = OrderService::new(node.store.clone(), node.orders.clone());
     let done = node
         .orders
         .create(order("u1", "k1", 60_000), None)

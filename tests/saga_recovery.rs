@@ -10,20 +10,18 @@
 //!   refunded.
 //!
 //! The steps before the crash are made with the same components and riders
-//! the coordinator uses; the recovery is the real one (`Checkouts::recover`).
+//! the coordinator uses; the recovery is the real one (`CheckoutCoordinators::recover`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora::accounts::Authenticated;
 use agora::actors::cart::{CartActors, Owner};
+use agora::actors::checkout::risk::Risk;
 use agora::actors::checkout::saga::{Saga, Step};
-use agora::actors::checkout::{CheckoutDeps, Checkouts};
-use agora::actors::inventory::{Command, Inventory};
+use agora::actors::checkout::{CheckoutCoordinators, CoordinatorDeps};
+use agora::actors::inventory::{Command, InventoryActors};
 use agora::actors::order::{Change, OrderActors};
 use agora::actors::runtime::RegionSettings;
-use agora::carts::Carts;
-use agora::catalog::Catalog;
 use agora::config::RiskRules;
 use agora::domain::cart::{CartLine, Pricing};
 use agora::domain::fulfilment::parts_for;
@@ -32,7 +30,9 @@ use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transit
 use agora::domain::user::Role;
 use agora::domain::Timestamp;
 use agora::payments::{ChargeOutcome, ChargeRecord, ChargeRequest, Payments, SimulatedGateway};
-use agora::risk::Risk;
+use agora::services::account::Authenticated;
+use agora::services::cart::CartService;
+use agora::services::catalog::CatalogService;
 use agora::storage::{Store, StoreOptions, TreeName};
 
 mod common;
@@ -43,23 +43,23 @@ const WINDOW_MS: i64 = 400;
 
 /// One node's components over a store.
 struct Node {
-    inventory: Inventory,
-    carts: Carts,
+    inventory: InventoryActors,
+    carts: CartService,
     orders: OrderActors,
     payments: Payments,
-    checkouts: Checkouts,
+    checkouts: CheckoutCoordinators,
 }
 
 async fn node(store: &Store) -> Node {
     let regions = RegionSettings::default();
-    let inventory = Inventory::start(store.clone(), regions.clone())
+    let inventory = InventoryActors::start(store.clone(), regions.clone())
         .await
         .unwrap();
-    let catalog = Catalog::new(store.clone(), inventory.clone());
+    let catalog = CatalogService::new(store.clone(), inventory.clone());
     let cart_actors = CartActors::start(store.clone(), Duration::from_secs(3600), regions.clone())
         .await
         .unwrap();
-    let carts = Carts::new(
+    let carts = CartService::new(
         store.clone(),
         cart_actors.clone(),
         catalog,
@@ -82,8 +82,8 @@ async fn node(store: &Store) -> Node {
     )
     .await
     .unwrap();
-    let checkouts = Checkouts::start(
-        CheckoutDeps {
+    let checkouts = CheckoutCoordinators::start(
+        CoordinatorDeps {
             store: store.clone(),
             carts: carts.clone(),
             inventory: inventory.clone(),
@@ -142,7 +142,7 @@ async fn run_until(
     flow: Flow,
 ) -> (Saga, Vec<String>) {
     let node = node(store).await;
-    let catalog = Catalog::new(store.clone(), node.inventory.clone());
+    let catalog = CatalogService::new(store.clone(), node.inventory.clone());
     let seller = Authenticated {
         user_id: "seller".into(),
         role: Role::Seller,

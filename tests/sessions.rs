@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use agora::accounts::{Accounts, Registration};
+use agora::services::account::{AccountService, Registration};
 use agora::storage::{Store, StoreOptions};
 
 #[tokio::test]
 async fn expired_sessions_are_swept_and_live_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let short = Accounts::new(store.clone(), 1).await.unwrap();
-    let long = Accounts::new(store.clone(), 3600).await.unwrap();
+    let short = AccountService::new(store.clone(), 1).await.unwrap();
+    let long = AccountService::new(store.clone(), 3600).await.unwrap();
     let registration = Registration {
         email: Some("sweep@example.com".into()),
         password: Some("correct horse".into()),

@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::{Caller, Json};
 use super::AppState;
-use crate::carts::{PricedCart, Shopper};
 use crate::domain::item::DEFAULT_CURRENCY;
 use crate::domain::Timestamp;
+use crate::services::cart::{PricedCart, Shopper};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_cart, update_cart, clear_cart))

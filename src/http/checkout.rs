@@ -12,10 +12,12 @@ use super::error::{ApiError, Code, Problem, PROBLEM_JSON};
 use super::extract::{Json, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
-use crate::checkout::{Checkout, CheckoutFailure, CheckoutInput, CheckoutReply};
 use crate::domain::order::{card_last4, Order};
 use crate::domain::FieldErrors;
-use crate::idempotency::{body_hash, Claim, StoredResponse, MAX_KEY_LEN};
+use crate::services::checkout::idempotency::{body_hash, Claim, StoredResponse, MAX_KEY_LEN};
+use crate::services::checkout::{
+    CheckoutInput, CheckoutReply, CheckoutService, CheckoutServiceError,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(checkout))
@@ -138,7 +140,7 @@ async fn checkout(
         return Ok(render(
             state
                 .checkout
-                .run(&user, valid, Checkout::fresh_ids())
+                .run(&user, valid, CheckoutService::fresh_ids())
                 .await,
         )
         .into_response());
@@ -150,7 +152,13 @@ async fn checkout(
         return Err(in_progress());
     };
     let claim = keys
-        .claim(&user, &key, hash.clone(), Checkout::fresh_ids(), None)
+        .claim(
+            &user,
+            &key,
+            hash.clone(),
+            CheckoutService::fresh_ids(),
+            None,
+        )
         .await?;
     let ids = match claim {
         Claim::Replay(stored) => return Ok(replay(stored)),
@@ -163,7 +171,7 @@ async fn checkout(
             checkout_id,
             order_id,
         } => {
-            let checkouts = state.checkout.checkouts();
+            let checkouts = state.checkout.coordinators();
             if checkouts.is_running(&checkout_id) || checkouts.is_unfinished(&checkout_id).await? {
                 return Err(in_progress());
             }
@@ -177,7 +185,13 @@ async fn checkout(
                 return Ok(response.into_response());
             }
             match keys
-                .claim(&user, &key, hash, Checkout::fresh_ids(), Some(checkout_id))
+                .claim(
+                    &user,
+                    &key,
+                    hash,
+                    CheckoutService::fresh_ids(),
+                    Some(checkout_id),
+                )
                 .await?
             {
                 Claim::Fresh {
@@ -247,7 +261,7 @@ struct Rendered {
     retry_after: Option<HeaderValue>,
 }
 
-fn render(result: Result<CheckoutReply, CheckoutFailure>) -> Rendered {
+fn render(result: Result<CheckoutReply, CheckoutServiceError>) -> Rendered {
     let json = |status: StatusCode, order: &Order| StoredResponse {
         status: status.as_u16(),
         content_type: "application/json".into(),

@@ -9,18 +9,18 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::accounts::AccountError;
 use crate::actors::cart::CartError;
 use crate::actors::checkout::CheckoutError;
 use crate::actors::order::OrderError;
 use crate::actors::runtime::EntityError;
-use crate::carts::CartsError;
-use crate::catalog::CatalogError;
-use crate::checkout::CheckoutFailure;
 use crate::domain::cart::CartRuleError;
 use crate::domain::order::FulfilmentRefused;
 use crate::domain::FieldErrors;
-use crate::orders::OrdersError;
+use crate::services::account::AccountError;
+use crate::services::cart::CartServiceError;
+use crate::services::catalog::CatalogError;
+use crate::services::checkout::CheckoutServiceError;
+use crate::services::order::OrderServiceError;
 use crate::storage::StorageError;
 
 /// Content type of every error body.
@@ -294,22 +294,22 @@ impl From<CatalogError> for ApiError {
     }
 }
 
-impl From<CartsError> for ApiError {
-    fn from(e: CartsError) -> Self {
+impl From<CartServiceError> for ApiError {
+    fn from(e: CartServiceError) -> Self {
         match e {
-            CartsError::Invalid(errors) => ApiError::validation(errors),
-            CartsError::ItemNotFound => ApiError::not_found("item"),
-            CartsError::ItemInactive => {
+            CartServiceError::Invalid(errors) => ApiError::validation(errors),
+            CartServiceError::ItemNotFound => ApiError::not_found("item"),
+            CartServiceError::ItemInactive => {
                 ApiError::new(Code::ItemInactive, "the item is not for sale")
             }
-            CartsError::InsufficientStock { available } => ApiError::new(
+            CartServiceError::InsufficientStock { available } => ApiError::new(
                 Code::InsufficientStock,
                 format!("only {available} available"),
             )
             .with("available", json!(available)),
-            CartsError::Cart(e) => e.into(),
-            CartsError::Catalog(e) => e.into(),
-            CartsError::Storage(e) => e.into(),
+            CartServiceError::Cart(e) => e.into(),
+            CartServiceError::Catalog(e) => e.into(),
+            CartServiceError::Storage(e) => e.into(),
         }
     }
 }
@@ -331,12 +331,12 @@ impl From<CartError> for ApiError {
     }
 }
 
-impl From<CheckoutFailure> for ApiError {
-    fn from(e: CheckoutFailure) -> Self {
+impl From<CheckoutServiceError> for ApiError {
+    fn from(e: CheckoutServiceError) -> Self {
         match e {
-            CheckoutFailure::CartNotFound => ApiError::not_found("cart"),
-            CheckoutFailure::Checkout(e) => e.into(),
-            CheckoutFailure::Storage(e) => e.into(),
+            CheckoutServiceError::CartNotFound => ApiError::not_found("cart"),
+            CheckoutServiceError::Checkout(e) => e.into(),
+            CheckoutServiceError::Storage(e) => e.into(),
         }
     }
 }
@@ -389,19 +389,19 @@ impl From<CheckoutError> for ApiError {
     }
 }
 
-impl From<OrdersError> for ApiError {
-    fn from(e: OrdersError) -> Self {
+impl From<OrderServiceError> for ApiError {
+    fn from(e: OrderServiceError) -> Self {
         match e {
-            OrdersError::NotFound => ApiError::not_found("order"),
-            OrdersError::NotASeller => {
+            OrderServiceError::NotFound => ApiError::not_found("order"),
+            OrderServiceError::NotASeller => {
                 ApiError::new(Code::Forbidden, "only sellers see and fulfil orders")
             }
-            OrdersError::InvalidCursor => ApiError::new(
+            OrderServiceError::InvalidCursor => ApiError::new(
                 Code::InvalidCursor,
                 "the cursor was not issued by this server",
             ),
-            OrdersError::Order(e) => e.into(),
-            OrdersError::Storage(e) => e.into(),
+            OrderServiceError::Order(e) => e.into(),
+            OrderServiceError::Storage(e) => e.into(),
         }
     }
 }

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{ApiError, Code};
-use crate::accounts::Authenticated;
 use crate::domain::FieldErrors;
+use crate::services::account::Authenticated;
 
 /// JSON body. Malformed JSON or a wrong field type is 400
 /// `MALFORMED_REQUEST`; a body over the limit is 413; a non-JSON content

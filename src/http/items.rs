@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, SignedIn};
 use super::AppState;
-use crate::catalog::StockedItem;
 use crate::domain::item::{ItemInput, ItemPatch, Variant};
 use crate::domain::{FieldErrors, Timestamp};
+use crate::services::catalog::StockedItem;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

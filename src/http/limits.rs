@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 
 use super::error::{ApiError, Code};
 use super::MAX_BODY_BYTES;
-use crate::media::MAX_IMAGE_BYTES;
+use crate::services::media::MAX_IMAGE_BYTES;
 
 /// Longest request target (path and query) we answer; longer gets 414.
 pub const MAX_URI_BYTES: usize = 8 * 1024;

@@ -13,7 +13,7 @@ use super::error::{ApiError, Code, Problem};
 use super::extract::{Path, SignedIn};
 use super::AppState;
 use crate::domain::user::Role;
-use crate::media::{ImageType, MAX_IMAGE_BYTES};
+use crate::services::media::{ImageType, MAX_IMAGE_BYTES};
 
 /// A year: media keys name their bytes, so they never change.
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";

@@ -42,14 +42,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::accounts::Accounts;
-use crate::actors::inventory::Inventory;
-use crate::carts::Carts;
-use crate::catalog::Catalog;
-use crate::checkout::Checkout;
+use crate::actors::inventory::InventoryActors;
 use crate::config::Settings;
-use crate::idempotency::IdempotencyKeys;
-use crate::orders::Orders;
+use crate::services::account::AccountService;
+use crate::services::cart::CartService;
+use crate::services::catalog::CatalogService;
+use crate::services::checkout::idempotency::IdempotencyKeys;
+use crate::services::checkout::CheckoutService;
+use crate::services::order::OrderService;
 use crate::storage::Store;
 use error::ApiError;
 use gateway::RateLimits;
@@ -78,29 +78,29 @@ pub struct Services {
     /// The node's storage.
     pub store: Store,
     /// Accounts and sessions.
-    pub accounts: Accounts,
+    pub accounts: AccountService,
     /// Stock per SKU (one actor each).
-    pub inventory: Inventory,
+    pub inventory: InventoryActors,
     /// The seller catalog.
-    pub catalog: Catalog,
+    pub catalog: CatalogService,
     /// Carts.
-    pub carts: Carts,
+    pub carts: CartService,
     /// Checkout (the saga coordinators).
-    pub checkout: Checkout,
+    pub checkout: CheckoutService,
     /// Orders: the read path and changes.
-    pub orders: Orders,
+    pub orders: OrderService,
     /// Catalog search.
     pub search: crate::search::Search,
     /// Live updates: the websocket hub.
-    pub hub: crate::live::Hub,
+    pub hub: crate::services::live::Hub,
     /// The notifications inbox.
-    pub notifications: crate::notifications::Notifications,
+    pub notifications: crate::services::notifications::Notifications,
     /// Wishlists.
-    pub wishlists: crate::wishlist::Wishlists,
+    pub wishlists: crate::services::wishlist::WishlistService,
     /// Recommendations.
-    pub recommender: crate::recommend::Recommender,
+    pub recommender: crate::services::recommend::Recommender,
     /// Item images.
-    pub media: crate::media::Media,
+    pub media: crate::services::media::MediaService,
     /// `Idempotency-Key` results.
     pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).

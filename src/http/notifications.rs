@@ -12,7 +12,7 @@ use super::extract::{page_size, Path, SignedIn};
 use super::AppState;
 use crate::domain::sealed::Sealer;
 use crate::domain::{FieldErrors, Timestamp};
-use crate::notifications::{Notification, NotificationsError};
+use crate::services::notifications::{Notification, NotificationsError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

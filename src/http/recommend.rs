@@ -13,7 +13,7 @@ use super::extract::{page_size, Caller, Path};
 use super::search::ItemSummary;
 use super::AppState;
 use crate::domain::FieldErrors;
-use crate::recommend::{Pick, RecommendError};
+use crate::services::recommend::{Pick, RecommendError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, SignedIn};
 use super::AppState;
-use crate::accounts::Registration;
 use crate::domain::user::{Address, AddressInput, User};
+use crate::services::account::Registration;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

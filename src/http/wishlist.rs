@@ -12,7 +12,7 @@ use super::extract::{Path, SignedIn};
 use super::search::{live_item, summarize, ItemSummary};
 use super::AppState;
 use crate::domain::FieldErrors;
-use crate::wishlist::WishlistError;
+use crate::services::wishlist::WishlistError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

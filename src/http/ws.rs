@@ -26,7 +26,7 @@ use super::extract::SignedIn;
 use super::AppState;
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::looks_like_id;
-use crate::live::{Connection, Hub};
+use crate::services::live::{Connection, Hub};
 use crate::storage::TreeName;
 
 /// Largest frame or message a client may send.
@@ -229,7 +229,7 @@ async fn command(
                     "TOO_MANY_TOPICS",
                     format!(
                         "a socket may follow at most {} topics",
-                        crate::live::MAX_TOPICS
+                        crate::services::live::MAX_TOPICS
                     ),
                 );
             }

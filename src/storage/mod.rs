@@ -13,6 +13,7 @@
 //! touch the disk and must never run on the async reactor threads.
 
 pub mod archive;
+pub mod archiver;
 mod cache;
 pub mod codec;
 mod committer;

@@ -6,31 +6,31 @@ use dashmap::DashSet;
 use tokio::sync::watch;
 
 use super::{CheckoutEntity, CheckoutError, CheckoutMsg, CheckoutRequest, Progress};
-use crate::actors::inventory::Inventory;
+use crate::actors::checkout::risk::Risk;
+use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
-use crate::carts::Carts;
 use crate::payments::Payments;
-use crate::risk::Risk;
+use crate::services::cart::CartService;
 use crate::storage::{StorageError, Store, TreeName};
 use std::time::Duration;
 
 /// The checkouts of this node. Cheap to clone.
 #[derive(Clone)]
-pub struct Checkouts {
+pub struct CheckoutCoordinators {
     region: Region<CheckoutEntity>,
     store: Store,
     running: Arc<DashSet<String>>,
 }
 
-/// What [`Checkouts::start`] needs.
-pub struct CheckoutDeps {
+/// What [`CheckoutCoordinators::start`] needs.
+pub struct CoordinatorDeps {
     /// Storage.
     pub store: Store,
     /// Carts (locks, prices).
-    pub carts: Carts,
+    pub carts: CartService,
     /// Stock.
-    pub inventory: Inventory,
+    pub inventory: InventoryActors,
     /// Orders.
     pub orders: OrderActors,
     /// The payment client.
@@ -41,9 +41,12 @@ pub struct CheckoutDeps {
     pub payment_window: Duration,
 }
 
-impl Checkouts {
+impl CheckoutCoordinators {
     /// Starts the coordinator region.
-    pub async fn start(deps: CheckoutDeps, settings: RegionSettings) -> Result<Self, EntityError> {
+    pub async fn start(
+        deps: CoordinatorDeps,
+        settings: RegionSettings,
+    ) -> Result<Self, EntityError> {
         let running: Arc<DashSet<String>> = Arc::default();
         let store = deps.store.clone();
         let region = Region::start(
@@ -60,7 +63,7 @@ impl Checkouts {
             settings,
         )
         .await?;
-        Ok(Checkouts {
+        Ok(CheckoutCoordinators {
             region,
             store,
             running,

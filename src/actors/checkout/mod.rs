@@ -18,12 +18,13 @@
 //! write as the previous step's own change (the order's creation, the
 //! cart's clearing), so the log never disagrees with what happened and
 //! costs no write of its own. Every step is idempotent by checkout id, so
-//! at start-up [`Checkouts::recover`] hands each unfinished log to a fresh
+//! at start-up [`CheckoutCoordinators::recover`] hands each unfinished log to a fresh
 //! coordinator, which finishes what was paid and undoes what was not. The
 //! card number lives only in the live coordinator's memory: a checkout
 //! interrupted before its charge was decided asks the gateway (by order id)
 //! what happened instead of charging again.
 
+pub mod risk;
 pub mod saga;
 
 use std::collections::BTreeMap;
@@ -35,15 +36,15 @@ use ractor::RpcReplyPort;
 use tokio::sync::watch;
 
 use super::cart::CartError;
-use super::inventory::{Inventory, InventoryError};
+use super::inventory::{InventoryActors, InventoryError};
 use super::order::{OrderActors, OrderError};
 use super::runtime::{Entity, EntityError, EntityRef};
-use crate::carts::{Carts, CartsError};
+use crate::actors::checkout::risk::Risk;
 use crate::domain::order::{card_last4, Order, OrderLine};
 use crate::domain::user::Address;
 use crate::domain::Timestamp;
 use crate::payments::Payments;
-use crate::risk::Risk;
+use crate::services::cart::{CartService, CartServiceError};
 use crate::storage::{StorageError, Store, TreeName};
 use saga::{Saga, Step};
 
@@ -136,11 +137,11 @@ impl From<CartError> for CheckoutError {
     }
 }
 
-impl From<CartsError> for CheckoutError {
-    fn from(e: CartsError) -> Self {
+impl From<CartServiceError> for CheckoutError {
+    fn from(e: CartServiceError) -> Self {
         match e {
-            CartsError::Storage(e) => CheckoutError::Storage(e),
-            CartsError::Cart(e) => e.into(),
+            CartServiceError::Storage(e) => CheckoutError::Storage(e),
+            CartServiceError::Cart(e) => e.into(),
             other => CheckoutError::Unavailable(other.to_string()),
         }
     }
@@ -190,8 +191,8 @@ pub enum CheckoutMsg {
 /// What a coordinator works with.
 pub struct CheckoutEntity {
     store: Store,
-    carts: Carts,
-    inventory: Inventory,
+    carts: CartService,
+    inventory: InventoryActors,
     orders: OrderActors,
     payments: Payments,
     risk: Risk,
@@ -288,7 +289,7 @@ mod handle;
 mod paid;
 mod steps;
 
-pub use handle::{CheckoutDeps, Checkouts};
+pub use handle::{CheckoutCoordinators, CoordinatorDeps};
 
 impl CheckoutEntity {
     /// Whether this message starts the checkout's run: a checkout runs once

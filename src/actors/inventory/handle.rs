@@ -8,12 +8,12 @@ use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// The inventory of this node: stock per SKU, one actor each. Cheap to clone.
 #[derive(Clone)]
-pub struct Inventory {
+pub struct InventoryActors {
     region: Region<InventoryEntity>,
     store: Store,
 }
 
-impl Inventory {
+impl InventoryActors {
     /// Starts the inventory region over `store`.
     pub async fn start(store: Store, settings: RegionSettings) -> Result<Self, EntityError> {
         let region = Region::start(
@@ -23,7 +23,7 @@ impl Inventory {
             settings,
         )
         .await?;
-        Ok(Inventory { region, store })
+        Ok(InventoryActors { region, store })
     }
 
     /// Stages a new variant's opening stock inside a caller's write job, so a

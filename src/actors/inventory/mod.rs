@@ -9,7 +9,7 @@
 //! reservations, not one per reservation (see BENCHMARKS.md).
 //!
 //! Reads for item pages use the persisted record (the read model,
-//! [`Inventory::levels`]); they never queue behind reservations.
+//! [`InventoryActors::levels`]); they never queue behind reservations.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use ractor::RpcReplyPort;
 mod handle;
 mod stock;
 
-pub use handle::Inventory;
+pub use handle::InventoryActors;
 pub use stock::{Command, FinishedCheckout, Reservation, SkuStock};
 
 use super::runtime::{Entity, EntityError, EntityRef};

@@ -2,7 +2,7 @@
 
 use super::{Change, OrderEntity, OrderError, OrderMsg};
 use crate::actors::cart::CartActors;
-use crate::actors::inventory::Inventory;
+use crate::actors::inventory::InventoryActors;
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
 use crate::domain::order::{FulfilmentStatus, Order};
 use crate::payments::Payments;
@@ -20,7 +20,7 @@ impl OrderActors {
     /// unpaid.
     pub async fn start(
         store: Store,
-        inventory: Inventory,
+        inventory: InventoryActors,
         carts: CartActors,
         payments: Payments,
         settings: RegionSettings,

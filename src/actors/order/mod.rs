@@ -18,7 +18,7 @@ use ractor::concurrency::JoinHandle;
 use ractor::RpcReplyPort;
 
 use super::cart::CartActors;
-use super::inventory::Inventory;
+use super::inventory::InventoryActors;
 use super::runtime::{Entity, EntityError, EntityRef};
 use crate::domain::order::{
     FulfilmentRefused, FulfilmentStatus, InvalidTransition, Order, OrderStatus, PaymentStatus,
@@ -119,7 +119,7 @@ pub enum OrderMsg {
 /// The order entity kind.
 pub struct OrderEntity {
     store: Store,
-    inventory: Inventory,
+    inventory: InventoryActors,
     /// To unlock the buyer's cart when an unpaid order ends, without
     /// waiting for its checkout to hear from the gateway.
     carts: CartActors,

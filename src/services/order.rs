@@ -20,7 +20,7 @@ use crate::storage::{codec, StorageError, Store, TreeName};
 
 /// Why an order request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum OrdersError {
+pub enum OrderServiceError {
     /// No such order visible to the caller.
     #[error("order not found")]
     NotFound,
@@ -59,15 +59,15 @@ const SELLER_CURSOR: &str = "seller-orders";
 
 /// The service. Cheap to clone.
 #[derive(Clone)]
-pub struct Orders {
+pub struct OrderService {
     store: Store,
     actors: OrderActors,
 }
 
-impl Orders {
+impl OrderService {
     /// The service over the order actors.
     pub fn new(store: Store, actors: OrderActors) -> Self {
-        Orders { store, actors }
+        OrderService { store, actors }
     }
 
     /// The order actors.
@@ -82,7 +82,7 @@ impl Orders {
         status: Option<OrderStatus>,
         cursor: Option<&str>,
         size: usize,
-    ) -> Result<Page, OrdersError> {
+    ) -> Result<Page, OrderServiceError> {
         self.page(
             TreeName::UserOrders,
             BUYER_CURSOR,
@@ -104,9 +104,9 @@ impl Orders {
         status: Option<OrderStatus>,
         cursor: Option<&str>,
         size: usize,
-    ) -> Result<Page, OrdersError> {
+    ) -> Result<Page, OrderServiceError> {
         if role != Role::Seller {
-            return Err(OrdersError::NotASeller);
+            return Err(OrderServiceError::NotASeller);
         }
         self.page(
             TreeName::SellerOrders,
@@ -129,7 +129,7 @@ impl Orders {
         status: Option<OrderStatus>,
         cursor: Option<&str>,
         size: usize,
-    ) -> Result<Page, OrdersError> {
+    ) -> Result<Page, OrderServiceError> {
         // A cursor is good only for the list and the caller it was made
         // for; the owner rides in the purpose, so cursors stay short.
         let sealed_for = format!("{purpose}\0{owner}");
@@ -142,7 +142,7 @@ impl Orders {
                     .sealer()
                     .open(&sealed_for, cursor)
                     .filter(|p| p.len() > 8)
-                    .ok_or(OrdersError::InvalidCursor)?;
+                    .ok_or(OrderServiceError::InvalidCursor)?;
                 let mut key = prefix.clone();
                 key.extend_from_slice(&position);
                 // Strictly after the cursor's entry.
@@ -188,15 +188,15 @@ impl Orders {
     }
 
     /// The order, if `user_id` placed it.
-    pub async fn get(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
+    pub async fn get(&self, user_id: &str, order_id: &str) -> Result<Order, OrderServiceError> {
         self.find(order_id)
             .await?
             .filter(|o| o.user_id == user_id)
-            .ok_or(OrdersError::NotFound)
+            .ok_or(OrderServiceError::NotFound)
     }
 
     /// The buyer cancels their order.
-    pub async fn cancel(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
+    pub async fn cancel(&self, user_id: &str, order_id: &str) -> Result<Order, OrderServiceError> {
         let order = self.get(user_id, order_id).await?;
         if order.status.is_final() {
             return Err(refused(order.status, OrderStatus::Cancelled));
@@ -212,15 +212,18 @@ impl Orders {
         role: Role,
         order_id: &str,
         to: FulfilmentStatus,
-    ) -> Result<Order, OrdersError> {
+    ) -> Result<Order, OrderServiceError> {
         if role != Role::Seller {
-            return Err(OrdersError::NotASeller);
+            return Err(OrderServiceError::NotASeller);
         }
-        let order = self.find(order_id).await?.ok_or(OrdersError::NotFound)?;
-        let part = order.part(user_id).ok_or(OrdersError::NotFound)?;
+        let order = self
+            .find(order_id)
+            .await?
+            .ok_or(OrderServiceError::NotFound)?;
+        let part = order.part(user_id).ok_or(OrderServiceError::NotFound)?;
         // Archived orders are final and have no actor to ask.
         if order.status.is_final() {
-            return Err(OrdersError::Order(
+            return Err(OrderServiceError::Order(
                 FulfilmentRefused::Part {
                     order: order.status,
                     part: part.status,
@@ -233,7 +236,7 @@ impl Orders {
     }
 
     /// The stored order, live or archived.
-    async fn find(&self, order_id: &str) -> Result<Option<Order>, OrdersError> {
+    async fn find(&self, order_id: &str) -> Result<Option<Order>, OrderServiceError> {
         if let Some(order) = self.store.get::<Order>(TreeName::Orders, order_id).await? {
             return Ok(Some(order));
         }
@@ -295,8 +298,8 @@ fn read_order(
     }
 }
 
-fn refused(from: OrderStatus, to: OrderStatus) -> OrdersError {
-    OrdersError::Order(OrderError::InvalidTransition(InvalidTransition {
+fn refused(from: OrderStatus, to: OrderStatus) -> OrderServiceError {
+    OrderServiceError::Order(OrderError::InvalidTransition(InvalidTransition {
         from,
         to,
     }))

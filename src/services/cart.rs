@@ -15,15 +15,15 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::actors::cart::{CartActors, CartError, Owner};
-use crate::catalog::{Catalog, CatalogError};
 use crate::domain::cart::{Cart, CartLine, PricedLine, Pricing, Totals, MAX_LINE_QUANTITY};
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::services::catalog::{CatalogError, CatalogService};
 use crate::storage::{StorageError, Store, TreeName};
 
 /// Why a cart request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CartsError {
+pub enum CartServiceError {
     /// Invalid fields.
     #[error("invalid fields")]
     Invalid(FieldErrors),
@@ -91,24 +91,24 @@ pub struct PricedCart {
 
 /// The cart service. Cheap to clone.
 #[derive(Clone)]
-pub struct Carts {
+pub struct CartService {
     store: Store,
     actors: CartActors,
-    catalog: Catalog,
+    catalog: CatalogService,
     pricing: Arc<Pricing>,
     ttl_secs: u64,
 }
 
-impl Carts {
+impl CartService {
     /// The service over the cart actors, the catalog and the pricing rules.
     pub fn new(
         store: Store,
         actors: CartActors,
-        catalog: Catalog,
+        catalog: CatalogService,
         pricing: Pricing,
         ttl_secs: u64,
     ) -> Self {
-        Carts {
+        CartService {
             store,
             actors,
             catalog,
@@ -123,7 +123,7 @@ impl Carts {
     }
 
     /// The shopper's cart, priced (empty if they have none).
-    pub async fn view(&self, shopper: &Shopper) -> Result<PricedCart, CartsError> {
+    pub async fn view(&self, shopper: &Shopper) -> Result<PricedCart, CartServiceError> {
         let (cart_id, token) = match self.find(shopper).await? {
             Some(found) => found,
             None => return self.price(None, None).await,
@@ -137,7 +137,7 @@ impl Carts {
         &self,
         shopper: &Shopper,
         cart_id: &str,
-    ) -> Result<Option<PricedCart>, CartsError> {
+    ) -> Result<Option<PricedCart>, CartServiceError> {
         match self.find(shopper).await? {
             Some((id, token)) if id == cart_id => {
                 let cart = self.actors.get(&id).await?;
@@ -164,7 +164,7 @@ impl Carts {
         item_id: Option<String>,
         variant_id: Option<String>,
         quantity: Option<i64>,
-    ) -> Result<PricedCart, CartsError> {
+    ) -> Result<PricedCart, CartServiceError> {
         let mut errors = FieldErrors::new();
         match quantity {
             None => errors.add("quantity", "is required"),
@@ -178,22 +178,22 @@ impl Carts {
             errors.add("itemId", "is required");
         }
         let (Some(item_id), Some(quantity), true) = (item_id, quantity, errors.is_empty()) else {
-            return Err(CartsError::Invalid(errors));
+            return Err(CartServiceError::Invalid(errors));
         };
         let item = match self.catalog.item(&item_id).await {
             Ok(item) => item,
-            Err(CatalogError::NotFound) => return Err(CartsError::ItemNotFound),
+            Err(CatalogError::NotFound) => return Err(CartServiceError::ItemNotFound),
             Err(e) => return Err(e.into()),
         };
         let variant_id = pick_variant(&item, variant_id)?;
         let price = item.variant(&variant_id).map_or(item.price, |v| v.price);
         if quantity > 0 {
             if item.status == ItemStatus::Inactive {
-                return Err(CartsError::ItemInactive);
+                return Err(CartServiceError::ItemInactive);
             }
             let available = self.catalog.levels(vec![variant_id.clone()]).await?[0].available;
             if quantity > available {
-                return Err(CartsError::InsufficientStock { available });
+                return Err(CartServiceError::InsufficientStock { available });
             }
         }
         let line = CartLine {
@@ -209,7 +209,7 @@ impl Carts {
     }
 
     /// Empties the shopper's cart.
-    pub async fn clear(&self, shopper: &Shopper) -> Result<(), CartsError> {
+    pub async fn clear(&self, shopper: &Shopper) -> Result<(), CartServiceError> {
         if let Some((cart_id, _)) = self.find(shopper).await? {
             self.actors.clear(&cart_id).await?;
         }
@@ -223,7 +223,7 @@ impl Carts {
     /// The token is forgotten first, so a second sign-in with it (double
     /// click, two devices) merges nothing; then the guest's lines are taken
     /// in one step of the guest cart's actor, so none is merged twice.
-    pub async fn merge_guest(&self, token: &str, user_id: &str) -> Result<(), CartsError> {
+    pub async fn merge_guest(&self, token: &str, user_id: &str) -> Result<(), CartServiceError> {
         let Some(guest_id) = self.guest_cart(token).await? else {
             return Ok(());
         };
@@ -264,7 +264,7 @@ impl Carts {
         &self,
         cart: Option<Cart>,
         token: Option<String>,
-    ) -> Result<PricedCart, CartsError> {
+    ) -> Result<PricedCart, CartServiceError> {
         let mut lines = Vec::new();
         let mut categories = Vec::new();
         for line in cart.iter().flat_map(|c| c.lines.iter()) {
@@ -318,7 +318,7 @@ impl Carts {
     async fn find(
         &self,
         shopper: &Shopper,
-    ) -> Result<Option<(String, Option<String>)>, CartsError> {
+    ) -> Result<Option<(String, Option<String>)>, CartServiceError> {
         match shopper {
             Shopper::User(user) => Ok(self.cart_of(user).await?.map(|id| (id, None))),
             Shopper::Guest(Some(token)) => Ok(self
@@ -333,7 +333,7 @@ impl Carts {
     async fn find_or_create(
         &self,
         shopper: &Shopper,
-    ) -> Result<(String, Option<String>, Owner), CartsError> {
+    ) -> Result<(String, Option<String>, Owner), CartServiceError> {
         match shopper {
             Shopper::User(user) => {
                 let owner = Owner::User(user.clone());
@@ -381,7 +381,7 @@ impl Carts {
         }
     }
 
-    async fn guest_cart(&self, token: &str) -> Result<Option<String>, CartsError> {
+    async fn guest_cart(&self, token: &str) -> Result<Option<String>, CartServiceError> {
         if token.len() != 43 {
             return Ok(None);
         }
@@ -394,8 +394,9 @@ impl Carts {
 }
 
 /// The variant a line is for: required exactly when the item declares variants.
-fn pick_variant(item: &Item, variant_id: Option<String>) -> Result<String, CartsError> {
-    let invalid = |message: &str| CartsError::Invalid(FieldErrors::single("variantId", message));
+fn pick_variant(item: &Item, variant_id: Option<String>) -> Result<String, CartServiceError> {
+    let invalid =
+        |message: &str| CartServiceError::Invalid(FieldErrors::single("variantId", message));
     match (item.has_variants, variant_id) {
         (false, None) => Ok(item.id.clone()),
         (false, Some(v)) if v == item.id => Ok(v),

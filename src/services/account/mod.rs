@@ -87,7 +87,7 @@ pub struct NewSession {
 
 /// The accounts service. Cheap to clone.
 #[derive(Clone)]
-pub struct Accounts {
+pub struct AccountService {
     store: Store,
     session_ttl_secs: u64,
     /// A real hash of a random password: unknown emails are verified against
@@ -104,13 +104,13 @@ pub struct Accounts {
 /// How long a sign-in or registration waits for a hashing slot before 503.
 const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl Accounts {
+impl AccountService {
     /// The service over `store`; sessions last `session_ttl_secs`.
     pub async fn new(store: Store, session_ttl_secs: u64) -> Result<Self, AccountError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hashing = Arc::new(Semaphore::new(cores));
         let decoy = blocking_hash(new_id()).await?;
-        Ok(Accounts {
+        Ok(AccountService {
             store,
             session_ttl_secs,
             decoy_hash: Arc::new(decoy),

@@ -1,15 +1,15 @@
 //! The seller catalog: listing, reading, changing and withdrawing items.
 //!
-//! Item records live in storage; their stock lives behind [`Inventory`].
+//! Item records live in storage; their stock lives behind [`InventoryActors`].
 //! Every change writes the item and its event (`item.created`,
 //! `item.updated`, `item.deactivated`) in one atomic write.
 
-use crate::accounts::Authenticated;
-use crate::actors::inventory::{Inventory, InventoryError};
+use crate::actors::inventory::{InventoryActors, InventoryError};
 use crate::actors::runtime::EntityError;
 use crate::domain::item::{self, Item, ItemInput, ItemPatch, PatchEffect, StockLevel, ValidPatch};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
+use crate::services::account::Authenticated;
 use crate::storage::events::EventBody;
 use crate::storage::{StorageError, Store, TreeName, Tx};
 
@@ -77,15 +77,15 @@ pub struct VariantStock {
 
 /// The catalog service. Cheap to clone.
 #[derive(Clone)]
-pub struct Catalog {
+pub struct CatalogService {
     store: Store,
-    inventory: Inventory,
+    inventory: InventoryActors,
 }
 
-impl Catalog {
+impl CatalogService {
     /// The catalog over `store`, with stock from `inventory`.
-    pub fn new(store: Store, inventory: Inventory) -> Self {
-        Catalog { store, inventory }
+    pub fn new(store: Store, inventory: InventoryActors) -> Self {
+        CatalogService { store, inventory }
     }
 
     /// Lists a new item for the signed-in seller.
@@ -114,7 +114,7 @@ impl Catalog {
                 tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
                 tx.emit(EventBody::ItemCreated(new.item.clone()));
                 for (variant_id, quantity) in &new.stock {
-                    Inventory::stage_opening_stock(tx, &new.item.id, variant_id, *quantity)?;
+                    InventoryActors::stage_opening_stock(tx, &new.item.id, variant_id, *quantity)?;
                     // Consumers (search, other nodes) learn the opening stock
                     // from the log, like every later change.
                     tx.emit(EventBody::StockChanged {

@@ -37,14 +37,14 @@ fn key(user_id: &str, item_id: &str) -> Vec<u8> {
 
 /// The wishlist service. Cheap to clone.
 #[derive(Clone)]
-pub struct Wishlists {
+pub struct WishlistService {
     store: Store,
 }
 
-impl Wishlists {
+impl WishlistService {
     /// Wishlists over `store`.
     pub fn new(store: Store) -> Self {
-        Wishlists { store }
+        WishlistService { store }
     }
 
     async fn known_item(&self, item_id: &str) -> Result<Option<Item>, WishlistError> {

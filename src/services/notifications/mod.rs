@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::domain::order::{OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
-use crate::live::Hub;
+use crate::services::live::Hub;
 use crate::storage::events::{Event, EventBody, EventConsumer};
 use crate::storage::{Record, StorageError, Store, TreeName};
 

@@ -116,7 +116,7 @@ impl ImageType {
 
 /// The media store.
 #[derive(Clone)]
-pub struct Media {
+pub struct MediaService {
     dir: PathBuf,
     /// Bounds concurrent decodes to the number of cores, so a burst of
     /// uploads costs at most that many times [`MAX_DECODE_BYTES`] of memory
@@ -132,11 +132,11 @@ pub fn is_key(key: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-impl Media {
+impl MediaService {
     /// Media under `data_dir/media`.
-    pub fn new(data_dir: &Path) -> Media {
+    pub fn new(data_dir: &Path) -> MediaService {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Media {
+        MediaService {
             dir: data_dir.join("media"),
             decoding: Arc::new(Semaphore::new(cores)),
         }

@@ -2,13 +2,15 @@
 //! caller's, starts its coordinator and waits for the outcome up to
 //! `checkout_wait_ms`.
 
+pub mod idempotency;
+
 use std::time::Duration;
 
-use crate::actors::checkout::{CheckoutError, CheckoutRequest, Checkouts, Progress};
-use crate::carts::Carts;
+use crate::actors::checkout::{CheckoutCoordinators, CheckoutError, CheckoutRequest, Progress};
 use crate::domain::order::{card_last4, Order, OrderStatus};
 use crate::domain::user::{parse_address, Address, AddressInput};
 use crate::domain::{new_id, FieldErrors};
+use crate::services::cart::CartService;
 use crate::storage::StorageError;
 
 /// A checkout as received (`POST /checkout`), fields unchecked.
@@ -115,7 +117,7 @@ pub enum CheckoutReply {
 
 /// Why a checkout request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckoutFailure {
+pub enum CheckoutServiceError {
     /// The cart is not the caller's (or does not exist).
     #[error("cart not found")]
     CartNotFound,
@@ -129,16 +131,16 @@ pub enum CheckoutFailure {
 
 /// The service. Cheap to clone.
 #[derive(Clone)]
-pub struct Checkout {
-    checkouts: Checkouts,
-    carts: Carts,
+pub struct CheckoutService {
+    checkouts: CheckoutCoordinators,
+    carts: CartService,
     wait: Duration,
 }
 
-impl Checkout {
+impl CheckoutService {
     /// The service; callers wait up to `wait` for a final state.
-    pub fn new(checkouts: Checkouts, carts: Carts, wait: Duration) -> Self {
-        Checkout {
+    pub fn new(checkouts: CheckoutCoordinators, carts: CartService, wait: Duration) -> Self {
+        CheckoutService {
             checkouts,
             carts,
             wait,
@@ -146,7 +148,7 @@ impl Checkout {
     }
 
     /// The coordinators.
-    pub fn checkouts(&self) -> &Checkouts {
+    pub fn coordinators(&self) -> &CheckoutCoordinators {
         &self.checkouts
     }
 
@@ -161,9 +163,9 @@ impl Checkout {
         user_id: &str,
         checkout: ValidCheckout,
         ids: (String, String),
-    ) -> Result<CheckoutReply, CheckoutFailure> {
+    ) -> Result<CheckoutReply, CheckoutServiceError> {
         if self.carts.cart_of(user_id).await?.as_deref() != Some(checkout.cart_id.as_str()) {
-            return Err(CheckoutFailure::CartNotFound);
+            return Err(CheckoutServiceError::CartNotFound);
         }
         let request = CheckoutRequest {
             checkout_id: ids.0,
