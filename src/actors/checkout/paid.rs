@@ -1,13 +1,13 @@
 //! After the gateway charged: commit the stock and confirm, or, if the
 //! order stopped waiting, give everything back and refund.
 
+use super::retry::retrying;
 use super::saga::{Saga, Step};
-use super::steps::{set_step, was_confirmed};
-use super::{retryable, CheckoutEntity, CheckoutError, CheckoutState};
+use super::steps::was_confirmed;
+use super::{CheckoutEntity, CheckoutError, CheckoutState};
 use crate::actors::inventory::{Command, InventoryError};
 use crate::actors::order::{Change, OrderError};
 use crate::domain::order::{OrderStatus, PaymentStatus};
-use std::time::Duration;
 
 impl CheckoutEntity {
     /// The gateway charged: commit every line's stock, then confirm the
@@ -49,25 +49,21 @@ impl CheckoutEntity {
             };
             // No log entry rides with it: a confirmed order tells a resumed
             // checkout that only the cart is left (`steps::was_confirmed`).
-            match retrying!(
-                self.orders
-                    .update(&saga.order_id, change.clone(), None)
-                    .await
-            ) {
+            match retrying(|| self.orders.update(&saga.order_id, change.clone(), None)).await {
                 Ok(order) => {
                     state.order = Some(order);
-                    set_step(state, Step::Confirmed);
+                    state.set_step(Step::Confirmed);
                     return Ok(());
                 }
                 // Refused: either it stopped waiting (cancelled by the
                 // buyer, or expired) a moment ago, or an earlier attempt
                 // that timed out did confirm it (and it may have moved on).
                 Err(OrderError::InvalidTransition(_)) => {
-                    let order = retrying!(self.orders.get(&saga.order_id).await)?;
+                    let order = retrying(|| self.orders.get(&saga.order_id)).await?;
                     let confirmed = order.as_ref().is_some_and(was_confirmed);
                     state.order = order;
                     if confirmed {
-                        set_step(state, Step::Confirmed);
+                        state.set_step(Step::Confirmed);
                         return Ok(());
                     }
                 }
@@ -94,11 +90,12 @@ impl CheckoutEntity {
             let command = Command::Commit {
                 checkout_id: saga.checkout_id.clone(),
             };
-            match retrying!(
+            match retrying(|| {
                 self.inventory
                     .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
-                    .await
-            ) {
+            })
+            .await
+            {
                 Ok(_) => state.saga = Some(next),
                 Err(InventoryError::AlreadyFinished | InventoryError::NoReservation) => {}
                 Err(e) => return Err(e.into()),
@@ -132,11 +129,11 @@ impl CheckoutEntity {
                 checkout_id: saga.checkout_id.clone(),
                 quantity: line.quantity,
             };
-            retrying!(
+            retrying(|| {
                 self.inventory
                     .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
-                    .await
-            )?;
+            })
+            .await?;
             state.saga = Some(next);
         }
         self.payments
@@ -156,11 +153,12 @@ impl CheckoutEntity {
                 txn_id: Some(txn_id.clone()),
                 reason: Some(reason.into()),
             };
-            match retrying!(
+            match retrying(|| {
                 self.orders
                     .update(&saga.order_id, change.clone(), Some(rider.clone()))
-                    .await
-            ) {
+            })
+            .await
+            {
                 Ok(updated) => {
                     order = Some(updated);
                     break;
@@ -170,7 +168,7 @@ impl CheckoutEntity {
             }
         }
         state.order = order.or(state.order.take());
-        set_step(state, Step::Failed);
+        state.set_step(Step::Failed);
         Ok(())
     }
 }
