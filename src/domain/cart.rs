@@ -341,6 +341,42 @@ mod tests {
     }
 
     #[test]
+    fn pricing_takes_todays_price_and_a_vanished_item_keeps_its_snapshot() {
+        let item = Item {
+            id: "a".into(),
+            seller_id: "s".into(),
+            name: "Mug".into(),
+            description: String::new(),
+            price: 1_500,
+            currency: "INR".into(),
+            sku: None,
+            brand: None,
+            category: Some("books".into()),
+            tags: Vec::new(),
+            attributes_json: "{}".into(),
+            has_variants: false,
+            variants: Vec::new(),
+            status: ItemStatus::Active,
+            images: Vec::new(),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        let pricing = Pricing {
+            default_tax_bps: 1_000,
+            tax_bps_by_category: [("books".to_owned(), 0)].into(),
+            ..Pricing::default()
+        };
+        let priced = pricing.price(&[line("a", 2), line("b", 1)], vec![Some(item), None]);
+        let seen: Vec<_> = priced
+            .lines
+            .iter()
+            .map(|l| (l.name.as_str(), l.current_price, l.for_sale))
+            .collect();
+        assert_eq!(seen, [("Mug", 1_500, true), ("", 999, false)]);
+        assert_eq!((priced.totals.subtotal, priced.totals.tax), (3_999, 100));
+    }
+
+    #[test]
     fn lines_keep_their_snapshot_and_merge_caps_by_stock() {
         let mut cart = Cart::new("c".into(), None, Timestamp(0));
         cart.set_line(line("a", 2), Timestamp(1)).unwrap();

@@ -35,7 +35,7 @@ impl CheckoutEntity {
         // waiting: what was committed is then certain (the log says) and is
         // given back below with the refund.
         self.commit_stock(state).await?;
-        let saga_now = state.saga.as_ref().expect("the log exists");
+        let saga_now = state.saga();
         let pending = state
             .order
             .as_ref()
@@ -78,9 +78,9 @@ impl CheckoutEntity {
     /// flush; a line the SKU no longer holds (its reservation lapsed or was
     /// released) is left out, and the log says so with certainty.
     async fn commit_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
-        let saga = state.saga.clone().expect("the log exists");
+        let saga = state.saga().clone();
         for line in &saga.lines {
-            let current = state.saga.as_ref().expect("the log exists");
+            let current = state.saga();
             if current.committed.contains(&line.variant_id) {
                 continue;
             }
@@ -104,43 +104,21 @@ impl CheckoutEntity {
         Ok(())
     }
 
-    /// A charge that arrived after the order stopped waiting: refund it, put
-    /// back the stock committed for it (each return logged with it), record
-    /// `REFUNDED` (and `EXPIRED` if the order was still waiting), end as
-    /// failed.
+    /// A charge that arrived after the order stopped waiting: put back the
+    /// stock committed for it, refund it, record `REFUNDED` (and `EXPIRED`
+    /// if the order was still waiting), end as failed.
     async fn refund_late(
         &self,
         state: &mut CheckoutState,
         txn_id: String,
     ) -> Result<(), CheckoutError> {
-        let saga = state.saga.clone().expect("the log exists");
         // Stock first: it does not depend on the gateway being reachable.
-        for line in &saga.lines {
-            let current = state.saga.as_ref().expect("the log exists");
-            if !current.committed.contains(&line.variant_id)
-                || current.returned.contains(&line.variant_id)
-            {
-                continue;
-            }
-            let mut next = current.clone();
-            next.returned.push(line.variant_id.clone());
-            let rider = next.rider()?;
-            let command = Command::Return {
-                checkout_id: saga.checkout_id.clone(),
-                quantity: line.quantity,
-            };
-            retrying(|| {
-                self.inventory
-                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
-            })
-            .await?;
-            state.saga = Some(next);
-        }
+        self.return_stock(state).await?;
+        let saga = state.saga().clone();
         self.payments
             .refund(&saga.order_id)
             .await
             .map_err(|e| CheckoutError::Unavailable(format!("refund failed: {e}")))?;
-        let saga = state.saga.clone().expect("the log exists");
         let rider = saga.rider_at(Step::Failed)?;
         let reason = "the payment arrived after the order stopped waiting for it; it was refunded";
         // Expire the order if it is still waiting; otherwise (expired or
@@ -169,6 +147,34 @@ impl CheckoutEntity {
         }
         state.order = order.or(state.order.take());
         state.set_step(Step::Failed);
+        Ok(())
+    }
+
+    /// Puts every committed line not yet returned back on sale, each return
+    /// carrying the log with its line marked returned.
+    async fn return_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
+        let saga = state.saga().clone();
+        for line in &saga.lines {
+            let current = state.saga();
+            if !current.committed.contains(&line.variant_id)
+                || current.returned.contains(&line.variant_id)
+            {
+                continue;
+            }
+            let mut next = current.clone();
+            next.returned.push(line.variant_id.clone());
+            let rider = next.rider()?;
+            let command = Command::Return {
+                checkout_id: saga.checkout_id.clone(),
+                quantity: line.quantity,
+            };
+            retrying(|| {
+                self.inventory
+                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
+            })
+            .await?;
+            state.saga = Some(next);
+        }
         Ok(())
     }
 }
