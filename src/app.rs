@@ -120,7 +120,8 @@ impl Application {
         let checkouts = CheckoutCoordinators::start(
             CoordinatorDeps {
                 store: store.clone(),
-                carts: carts.clone(),
+                carts: carts.actors().clone(),
+                pricing: settings.pricing.clone(),
                 inventory: inventory.clone(),
                 orders: order_actors.clone(),
                 payments,

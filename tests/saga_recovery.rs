@@ -85,7 +85,8 @@ async fn node(store: &Store) -> Node {
     let checkouts = CheckoutCoordinators::start(
         CoordinatorDeps {
             store: store.clone(),
-            carts: carts.clone(),
+            carts: carts.actors().clone(),
+            pricing: Pricing::default(),
             inventory: inventory.clone(),
             orders: orders.clone(),
             payments: payments.clone(),
