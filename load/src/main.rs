@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use agora_load::LoadOptions;
 use clap::Parser;
 
+// The allocator the harness had when it was part of the `agora` binary, so
+// its own cost as a load generator (BENCHMARKS.md) stays what it was.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load a running node (or several) with a scenario, then check its
 /// invariants through the API. Loopback targets only, unless told.
 #[derive(Parser)]

@@ -2,7 +2,7 @@
 //! and carts read back through the API and checked against what the
 //! harness was told.
 //!
-//! [`read`] reads the run back; this module holds the checks.
+//! `read` reads the run back; this module holds the checks.
 
 mod read;
 
