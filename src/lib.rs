@@ -30,8 +30,10 @@
 //!   headers), the one error type that renders problem+json, and the accept
 //!   loop (hyper HTTP/1.1 with a header-read timeout) that serves it.
 //! - [`telemetry`]: logging and the Prometheus recorder.
-//! - [`load`]: the load harness (`agora load`): scenarios, seeding
-//!   through the API, latency per operation, invariant checks.
+//!
+//! The load harness (`agora load`) is not in this library: it is the
+//! workspace crate `agora-load` (folder `load/`), a binary the `agora`
+//! command runs, so the server does not compile an HTTP client.
 #![warn(missing_docs)]
 
 pub mod actors;
@@ -39,7 +41,6 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod load;
 pub mod payments;
 pub mod search;
 pub mod services;
