@@ -5,8 +5,10 @@
 //!
 //! - [`config`]: one typed `Settings`, layered file → environment → flags and
 //!   validated once at start-up.
-//! - [`app`]: builds a node (storage, services, router, listener) and runs it
-//!   until a shutdown signal; `main.rs` and the tests both go through it.
+//! - [`node`]: the one builder of the service graph: [`node::Node::start`]
+//!   starts every component in dependency order, [`node::Node::stop`] stops
+//!   them in reverse; [`node::Listeners`] serves a started node until a
+//!   shutdown signal. `main.rs`, the tests and the benches all go through it.
 //! - [`domain`]: plain types every layer shares (ids, timestamps, users,
 //!   items) and the validation of untrusted input.
 //! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
@@ -37,10 +39,10 @@
 #![warn(missing_docs)]
 
 pub mod actors;
-pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod node;
 pub mod payments;
 pub mod search;
 pub mod services;

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agora::app::{shutdown_signal, Application};
 use agora::config::{Overrides, Settings};
+use agora::node::{shutdown_signal, Listeners, Node};
 use clap::{Args, Parser, Subcommand};
 
 // sled allocates a fresh I/O buffer per flush and the saga many small
@@ -163,15 +163,18 @@ fn serve_command(args: ServeArgs) -> ExitCode {
     };
     private_files();
     run(args.config, overrides, |settings| async move {
-        let app = Application::build(settings).await?;
+        // Bound before the node starts: a taken port fails fast, before
+        // storage is opened.
+        let listeners = Listeners::bind(&settings)?;
+        let node = Node::start(settings).await?;
         // Tests and scripts read these lines to learn the ports when asked
         // for port 0; the admin line comes first, so a reader that stops at
         // the public one has seen both.
-        if let Some(admin) = app.admin_addr() {
+        if let Some(admin) = listeners.admin_addr() {
             println!("agora admin listening on http://{admin}");
         }
-        println!("agora listening on http://{}", app.local_addr());
-        app.run_until(shutdown_signal()).await
+        println!("agora listening on http://{}", listeners.local_addr());
+        listeners.serve(node, shutdown_signal()).await
     })
 }
 
