@@ -28,6 +28,7 @@ use crate::services::live::Hub;
 use crate::services::notifications::Notifications;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
+use crate::services::status::NodeStatus;
 use crate::services::wishlist::WishlistService;
 use crate::storage::{Store, StoreOptions};
 
@@ -42,6 +43,10 @@ pub struct Application {
     /// The operators' listener (`/metrics`), when `admin_http` is set.
     admin: Option<TcpListener>,
     state: AppState,
+    /// Flushed at stop; the handlers reach it only through services.
+    store: Store,
+    /// Recovered at start, stopped at stop.
+    inventory: InventoryActors,
 }
 
 impl Application {
@@ -133,6 +138,8 @@ impl Application {
         let checkout = CheckoutService::new(
             checkouts,
             carts.clone(),
+            order_actors.clone(),
+            IdempotencyKeys::new(store.clone()),
             Duration::from_millis(settings.checkout_wait_ms),
         );
         let search = Search::start(
@@ -149,9 +156,8 @@ impl Application {
             Recommender::start(store.clone(), search.clone(), settings.recommender_paused).await?;
         let state = AppState::new(Services {
             settings: settings.clone(),
-            store: store.clone(),
+            status: NodeStatus::new(store.clone()),
             accounts,
-            inventory,
             catalog,
             carts,
             checkout,
@@ -162,7 +168,6 @@ impl Application {
             wishlists: WishlistService::new(store.clone()),
             recommender,
             media: crate::services::media::MediaService::new(&settings.data_dir),
-            idempotency: IdempotencyKeys::new(store),
             rate_limits: None,
             metrics,
         });
@@ -178,6 +183,8 @@ impl Application {
             listener,
             admin,
             state,
+            store,
+            inventory,
         })
     }
 
@@ -204,10 +211,10 @@ impl Application {
             listener,
             admin,
             state,
+            store,
+            inventory,
         } = self;
-        let store = state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(state.accounts.clone()));
-        let inventory = state.inventory.clone();
         let carts = state.carts.clone();
         let checkouts = state.checkout.coordinators().clone();
         let orders = state.orders.actors().clone();
@@ -250,7 +257,7 @@ impl Application {
             }
         });
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
-        let log_archiver = tokio::spawn(archive_event_log(state.clone()));
+        let log_archiver = tokio::spawn(archive_event_log(state.clone(), store.clone()));
         serve(listener, admin, state, shutdown).await;
         sweeper.abort();
         recovery.abort();
@@ -352,7 +359,7 @@ async fn housekeeping(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "stalled checkout sweep failed"),
         }
         if minutes % 60 == 0 {
-            match state.idempotency.prune().await {
+            match state.checkout.prune_expired_keys().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(keys = n, "expired idempotency keys pruned"),
                 Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed"),
@@ -377,7 +384,7 @@ async fn housekeeping(state: AppState) {
 /// recommender keep their offsets outside the offsets tree, so theirs are
 /// passed as holds; a paused recommender holds the archive where it
 /// stopped.
-async fn archive_event_log(state: AppState) {
+async fn archive_event_log(state: AppState, store: Store) {
     let every = state.settings.event_archive_secs;
     if every == 0 {
         return;
@@ -396,7 +403,7 @@ async fn archive_event_log(state: AppState) {
         ];
         // Past this many live events, a consumer is holding the log back.
         let usual = policy.keep.saturating_add(policy.min_events);
-        match crate::storage::archiver::archive_pass(&state.store, &holds, policy).await {
+        match crate::storage::archiver::archive_pass(&store, &holds, policy).await {
             Ok(report) if report.archived > 0 => tracing::info!(
                 archived = report.archived,
                 through = report.archived_through,
