@@ -17,6 +17,7 @@ mod orders;
 mod recommend;
 mod search;
 pub mod security;
+mod seller_orders;
 pub mod server;
 mod sessions;
 mod strict;
@@ -220,6 +221,7 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
         .merge(cart::router())
         .merge(checkout::router())
         .merge(orders::router())
+        .merge(seller_orders::router())
         .merge(ops::router())
         .merge(ws::router())
         .merge(notifications::router())
