@@ -1,6 +1,15 @@
 //! HTTP: one module per resource, each exposing `router()`, merged here with
-//! the gateway layers. Handlers translate HTTP to service calls and back;
-//! they hold no locks and make no business decisions.
+//! the gateway layers. Handlers translate HTTP to service calls and back:
+//! parse, authorize, call one service or read model, render. They hold no
+//! locks, make no business decisions, and reach no sled tree or actor handle.
+//!
+//! - Resources: `users`, `sessions`, `items` (the catalog), `search`,
+//!   `cart`, `checkout`, `orders` (the buyer's), `seller_orders` (shipping
+//!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
+//!   `media`, `ops` (health, readiness, metrics, the document), `ws`.
+//! - Around them: [`error`] (the code table, problem+json, and the mapping
+//!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
+//!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;

@@ -16,6 +16,7 @@ use super::AppState;
 use crate::domain::order::{FulfilmentStatus, Order, OrderStatus};
 use crate::domain::Timestamp;
 
+/// The sellers' order routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ship_order))

@@ -220,3 +220,31 @@ fn retention(result: &Result<CheckoutReply, CheckoutServiceError>) -> Retention 
         ) => Retention::Leave,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(card: &str) -> serde_json::Value {
+        json!({"cartId": "c1", "amount": 100, "paymentInfo": {"paymentType": "CARD", "cardNo": card}})
+    }
+
+    #[test]
+    fn a_key_is_one_to_255_visible_ascii_characters() {
+        let ok = |key: &[u8]| KeyedRequest::new(key, &body("4242")).is_ok();
+        assert!(ok(b"a"));
+        assert!(ok(&[b'k'; MAX_KEY_LEN]));
+        assert!(!ok(b""));
+        assert!(!ok(&[b'k'; MAX_KEY_LEN + 1]));
+        assert!(!ok(b"line\nbreak"));
+        assert!(!ok("caf\u{e9}".as_bytes()));
+    }
+
+    #[test]
+    fn bodies_that_differ_only_before_the_card_s_last_four_digits_match() {
+        let hash = |card: &str| KeyedRequest::new(b"k", &body(card)).unwrap().body_hash;
+        assert_eq!(hash("4111 1111 1111 4242"), hash("5555-5555-5555-4242"));
+        assert_ne!(hash("4111 1111 1111 4242"), hash("4111 1111 1111 4243"));
+    }
+}
