@@ -198,6 +198,8 @@ impl CheckoutService {
 /// Whether a checkout's outcome is kept for replays: results of requests
 /// that ran are (a success or a refusal the retry would meet again); a
 /// conflict with a running checkout is released; a server error is left.
+/// The match is exhaustive on purpose: a new saga error must be placed here
+/// (4xx refusals are kept, 5xx failures left), as its HTTP code decides.
 fn retention(result: &Result<CheckoutReply, CheckoutServiceError>) -> Retention {
     use CheckoutError as Saga;
     match result {
@@ -212,6 +214,7 @@ fn retention(result: &Result<CheckoutReply, CheckoutServiceError>) -> Retention 
                 | Saga::OutOfStock(_),
             ),
         ) => Retention::Keep,
+        // Never a run's outcome: a key's own refusals come before the run.
         Err(CheckoutServiceError::KeyReused | CheckoutServiceError::KeyInUse) => Retention::Release,
         Err(
             CheckoutServiceError::Checkout(Saga::Unavailable(_) | Saga::Storage(_))
