@@ -38,6 +38,15 @@ struct Outcome {
     server_cpu: u64,
 }
 
+/// What the buyers count, shared by all of them.
+#[derive(Default)]
+struct Counters {
+    confirmed: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// One mode: a fresh server, seeded, then `buyers` closed loops for `secs`.
 async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: usize) -> Outcome {
     let latency = latency_ms.to_string();
     let server = Server::start(&["--payment-latency-ms", &latency]);
@@ -46,21 +55,68 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
         .pool_max_idle_per_host(buyers)
         .build()
         .unwrap();
-    let seller = token(&client, &base, "seller@bench.example", "seller").await;
-    let items = if hot { 1 } else { skus };
+    let item_ids = Arc::new(seed_items(&client, &base, if hot { 1 } else { skus }).await);
+    let tokens = sign_up_buyers(&client, &base, buyers).await;
+
+    let counters = Arc::new(Counters::default());
+    let cpu_before = server.cpu_micros();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(n, token)| {
+            let buyer = Buyer {
+                client: client.clone(),
+                base: base.clone(),
+                token,
+                items: item_ids.clone(),
+                counters: counters.clone(),
+            };
+            tokio::spawn(buyer.run(n, deadline))
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for task in tasks {
+        latency.add(task.await.unwrap()).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let server_cpu = server.cpu_micros().saturating_sub(cpu_before);
+    if std::env::var_os("METRICS").is_some() {
+        print_server_metrics(&client, &base).await;
+    }
+    drop(server);
+    Outcome {
+        confirmed: counters.confirmed.load(Ordering::Relaxed),
+        refused: counters.refused.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        secs,
+        latency,
+        server_cpu,
+    }
+}
+
+/// `items` items with stock enough for any run; their ids.
+async fn seed_items(client: &Client, base: &str, items: usize) -> Vec<String> {
+    let seller = token(client, base, "seller@bench.example", "seller").await;
     let mut item_ids = Vec::with_capacity(items);
     for i in 0..items {
         let body = json!({"name": format!("Item {i}"), "description": "A benchmark item",
                           "price": 999, "quantity": 100_000_000});
-        item_ids.push(create_item(&client, &base, &seller, &body).await);
+        item_ids.push(create_item(client, base, &seller, &body).await);
     }
-    // Sign-ups two at a time: password hashing is bounded to the cores.
+    item_ids
+}
+
+/// One token per buyer. Sign-ups two at a time: password hashing is
+/// bounded to the cores.
+async fn sign_up_buyers(client: &Client, base: &str, buyers: usize) -> Vec<String> {
     let mut tokens = Vec::with_capacity(buyers);
     for pair in (0..buyers).collect::<Vec<_>>().chunks(2) {
         let made =
             futures::future::join_all(
                 pair.iter().map(|i| {
-                    let (client, base) = (client.clone(), base.clone());
+                    let (client, base) = (client.clone(), base.to_owned());
                     async move {
                         token(&client, &base, &format!("buyer{i}@bench.example"), "buyer").await
                     }
@@ -69,95 +125,99 @@ async fn run_mode(hot: bool, latency_ms: u64, secs: u64, buyers: usize, skus: us
             .await;
         tokens.extend(made);
     }
+    tokens
+}
 
-    let confirmed = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let item_ids = Arc::new(item_ids);
-    let cpu_before = server.cpu_micros();
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
-    let mut tasks = Vec::with_capacity(buyers);
-    for (n, token) in tokens.into_iter().enumerate() {
-        let (client, base, items) = (client.clone(), base.clone(), item_ids.clone());
-        let (confirmed, refused, errors) = (confirmed.clone(), refused.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-            let mut i = n;
-            while Instant::now() < deadline {
-                i = i.wrapping_mul(2_654_435_761).wrapping_add(1);
-                let item = &items[i % items.len()];
-                let cart = client
-                    .patch(format!("{base}/cart"))
-                    .bearer_auth(&token)
-                    .json(&json!({"itemId": item, "quantity": 1}))
-                    .send()
-                    .await;
-                let Ok(cart) = cart else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                let cart: Value = cart.json().await.unwrap_or(Value::Null);
-                let body = json!({"cartId": cart["id"], "amount": cart["total"],
-                                  "paymentInfo": {"paymentType": "CARD", "cardNo": "**** **** **** 1234"}});
-                let sent = Instant::now();
-                let response = client
-                    .post(format!("{base}/checkout"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await;
-                let took = sent.elapsed().as_micros() as u64;
-                match response {
-                    Ok(r) if r.status() == StatusCode::CREATED => {
-                        let _ = r.bytes().await;
-                        confirmed.fetch_add(1, Ordering::Relaxed);
-                        latency.record(took.max(1)).unwrap();
-                    }
-                    Ok(r) if r.status().is_client_error() => {
-                        let _ = r.bytes().await;
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+/// One buyer's closed loop: fill the cart, check it out, again.
+struct Buyer {
+    client: Client,
+    base: String,
+    token: String,
+    items: Arc<Vec<String>>,
+    counters: Arc<Counters>,
+}
+
+impl Buyer {
+    /// Runs until `deadline`; the latency of each confirmed checkout.
+    async fn run(self, n: usize, deadline: Instant) -> Histogram<u64> {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        let mut i = n;
+        while Instant::now() < deadline {
+            i = i.wrapping_mul(2_654_435_761).wrapping_add(1);
+            let item = &self.items[i % self.items.len()];
+            let Some(cart) = self.fill_cart(item).await else {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if let Some(took) = self.check_out(&cart).await {
+                latency.record(took.max(1)).unwrap();
             }
-            latency
-        }));
+        }
+        latency
     }
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for task in tasks {
-        latency.add(task.await.unwrap()).unwrap();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let server_cpu = server.cpu_micros().saturating_sub(cpu_before);
-    if std::env::var_os("METRICS").is_some() {
-        // The server's own view: write groups, commit times, saga outcomes.
-        let text = client
-            .get(format!("{base}/metrics"))
+
+    /// `PATCH /cart` with one unit of `item`; the cart, or `None` if the
+    /// request failed.
+    async fn fill_cart(&self, item: &str) -> Option<Value> {
+        let cart = self
+            .client
+            .patch(format!("{}/cart", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"itemId": item, "quantity": 1}))
             .send()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        for line in text.lines().filter(|l| {
-            l.starts_with("agora_actors_live")
-                || ((l.starts_with("agora_storage") || l.starts_with("agora_checkout"))
-                    && (l.contains("_sum") || l.contains("_count")))
-        }) {
-            eprintln!("  {line}");
+            .ok()?;
+        Some(cart.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /checkout`, counted; its latency in µs when confirmed.
+    async fn check_out(&self, cart: &Value) -> Option<u64> {
+        let body = json!({"cartId": cart["id"], "amount": cart["total"],
+                          "paymentInfo": {"paymentType": "CARD", "cardNo": "**** **** **** 1234"}});
+        let sent = Instant::now();
+        let response = self
+            .client
+            .post(format!("{}/checkout", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await;
+        let took = sent.elapsed().as_micros() as u64;
+        match response {
+            Ok(r) if r.status() == StatusCode::CREATED => {
+                let _ = r.bytes().await;
+                self.counters.confirmed.fetch_add(1, Ordering::Relaxed);
+                Some(took)
+            }
+            Ok(r) if r.status().is_client_error() => {
+                let _ = r.bytes().await;
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
     }
-    drop(server);
-    Outcome {
-        confirmed: confirmed.load(Ordering::Relaxed),
-        refused: refused.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        secs,
-        latency,
-        server_cpu,
+}
+
+/// The server's own view: write groups, commit times, saga outcomes.
+async fn print_server_metrics(client: &Client, base: &str) {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in text.lines().filter(|l| {
+        l.starts_with("agora_actors_live")
+            || ((l.starts_with("agora_storage") || l.starts_with("agora_checkout"))
+                && (l.contains("_sum") || l.contains("_count")))
+    }) {
+        eprintln!("  {line}");
     }
 }
 

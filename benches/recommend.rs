@@ -218,23 +218,49 @@ async fn main() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
+    let (ids, buyers) = seed(&client, &base, items, orders).await;
+    let scenarios = scenarios(&client, &base, &ids, &buyers).await;
+    println!("endpoint\tclients\treq/s\tp50 ms\tp99 ms\terrors\tvs item read");
+    let mut baseline = None;
+    for (name, paths) in scenarios {
+        let (rate, histogram, errors) = measure(&client, clients, secs, Arc::new(paths)).await;
+        let base_rate = *baseline.get_or_insert(rate);
+        println!(
+            "{name}\t{clients}\t{rate:.0}\t{:.2}\t{:.2}\t{errors}\t{:.2}",
+            histogram.value_at_quantile(0.50) as f64 / 1000.0,
+            histogram.value_at_quantile(0.99) as f64 / 1000.0,
+            rate / base_rate,
+        );
+    }
+    drop(server);
+    rebuild(data.path());
+}
 
-    let seller = token(&client, &base, "seller@bench.example", "seller").await;
+/// Lists `items` items, signs up 32 buyers, places `orders` orders and
+/// waits for the recommender to catch up; the item ids and the buyers'
+/// tokens.
+async fn seed(
+    client: &Client,
+    base: &str,
+    items: usize,
+    orders: usize,
+) -> (Vec<String>, Vec<String>) {
+    let seller = token(client, base, "seller@bench.example", "seller").await;
     let started = Instant::now();
-    let ids = seed_items(&client, &base, &seller, items).await;
+    let ids = seed_items(client, base, &seller, items).await;
     println!(
         "seeded {items} items in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let mut buyers = Vec::new();
     for b in 0..32 {
-        buyers.push(token(&client, &base, &format!("buyer{b}@bench.example"), "buyer").await);
+        buyers.push(token(client, base, &format!("buyer{b}@bench.example"), "buyer").await);
     }
     let started = Instant::now();
-    let placed = seed_orders(&client, &base, &buyers, &ids, orders).await;
+    let placed = seed_orders(client, base, &buyers, &ids, orders).await;
     let placing = started.elapsed();
     let after_orders = Instant::now();
-    while lag(&client, &base).await > 0 {
+    while lag(client, base).await > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
@@ -243,9 +269,18 @@ async fn main() {
         placed as f64 / placing.as_secs_f64(),
         after_orders.elapsed().as_secs_f64() * 1000.0
     );
+    (ids, buyers)
+}
 
-    // Popular items (bought together often) and the least popular (whose
-    // related list falls back to search).
+/// The endpoints measured, the plain item read first (the peer). Popular
+/// items (bought together often) and the least popular (whose related
+/// list falls back to search).
+async fn scenarios(
+    client: &Client,
+    base: &str,
+    ids: &[String],
+    buyers: &[String],
+) -> Vec<(&'static str, Vec<Call>)> {
     let popular = fetch_json(client.get(format!("{base}/recommendations?size=50"))).await;
     let hot: Vec<String> = popular["items"]
         .as_array()
@@ -255,7 +290,7 @@ async fn main() {
         .collect();
     let cold: Vec<String> = ids[ids.len() - 50..].to_vec();
     let url = |path: String| format!("{base}{path}");
-    let scenarios: Vec<(&str, Vec<Call>)> = vec![
+    vec![
         (
             "GET /items/{id} (peer: plain read)",
             hot.iter()
@@ -285,27 +320,17 @@ async fn main() {
                 .map(|id| (url(format!("/items/{id}/related?size=10")), None))
                 .collect(),
         ),
-    ];
-    println!("endpoint\tclients\treq/s\tp50 ms\tp99 ms\terrors\tvs item read");
-    let mut baseline = None;
-    for (name, paths) in scenarios {
-        let (rate, histogram, errors) = measure(&client, clients, secs, Arc::new(paths)).await;
-        let base_rate = *baseline.get_or_insert(rate);
-        println!(
-            "{name}\t{clients}\t{rate:.0}\t{:.2}\t{:.2}\t{errors}\t{:.2}",
-            histogram.value_at_quantile(0.50) as f64 / 1000.0,
-            histogram.value_at_quantile(0.99) as f64 / 1000.0,
-            rate / base_rate,
-        );
-    }
-    drop(server);
+    ]
+}
 
-    // The recommender alone: the whole log replayed by a rebuild.
+/// The recommender alone: the whole log replayed by a rebuild (the server
+/// stopped).
+fn rebuild(data: &std::path::Path) {
     let bin = std::env::var("AGORA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_agora").to_owned());
     let output = std::process::Command::new(bin)
         .args(["recommendations", "rebuild", "--data-dir"])
-        .arg(data.path())
-        .current_dir(data.path())
+        .arg(data)
+        .current_dir(data)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run the rebuild");

@@ -5,8 +5,10 @@
 //!
 //! - [`config`]: one typed `Settings`, layered file → environment → flags and
 //!   validated once at start-up.
-//! - [`app`]: builds a node (storage, services, router, listener) and runs it
-//!   until a shutdown signal; `main.rs` and the tests both go through it.
+//! - [`node`]: the one builder of the service graph: [`node::Node::start`]
+//!   starts every component in dependency order, [`node::Node::stop`] stops
+//!   them in reverse; [`node::Listeners`] serves a started node until a
+//!   shutdown signal. `main.rs`, the tests and the benches all go through it.
 //! - [`domain`]: plain types every layer shares (ids, timestamps, users,
 //!   items) and the validation of untrusted input.
 //! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
@@ -30,16 +32,17 @@
 //!   headers), the one error type that renders problem+json, and the accept
 //!   loop (hyper HTTP/1.1 with a header-read timeout) that serves it.
 //! - [`telemetry`]: logging and the Prometheus recorder.
-//! - [`load`]: the load harness (`agora load`): scenarios, seeding
-//!   through the API, latency per operation, invariant checks.
+//!
+//! The load harness (`agora load`) is not in this library: it is the
+//! workspace crate `agora-load` (folder `load/`), a binary the `agora`
+//! command runs, so the server does not compile an HTTP client.
 #![warn(missing_docs)]
 
 pub mod actors;
-pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod load;
+pub mod node;
 pub mod payments;
 pub mod search;
 pub mod services;

@@ -1,10 +1,11 @@
 //! The `agora` binary: parses the command line and hands over to the library.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agora::app::{shutdown_signal, Application};
 use agora::config::{Overrides, Settings};
+use agora::node::{shutdown_signal, Listeners, Node};
 use clap::{Args, Parser, Subcommand};
 
 // sled allocates a fresh I/O buffer per flush and the saga many small
@@ -43,7 +44,19 @@ enum Command {
     Recommendations(RecommendationsCommand),
     /// Load a running node (or several) with a scenario, then check its
     /// invariants through the API. Loopback targets only, unless told.
-    Load(agora::load::LoadOptions),
+    ///
+    /// Runs the harness `agora-load`, built beside `agora`; `agora load
+    /// --help` lists its options.
+    // The harness parses its own options (and --help), so they pass through.
+    #[command(disable_help_flag = true)]
+    Load(LoadArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// The harness's options, passed to `agora-load` as they are.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
 }
 
 #[derive(Subcommand)]
@@ -150,15 +163,18 @@ fn serve_command(args: ServeArgs) -> ExitCode {
     };
     private_files();
     run(args.config, overrides, |settings| async move {
-        let app = Application::build(settings).await?;
+        // Bound before the node starts: a taken port fails fast, before
+        // storage is opened.
+        let listeners = Listeners::bind(&settings)?;
+        let node = Node::start(settings).await?;
         // Tests and scripts read these lines to learn the ports when asked
         // for port 0; the admin line comes first, so a reader that stops at
         // the public one has seen both.
-        if let Some(admin) = app.admin_addr() {
+        if let Some(admin) = listeners.admin_addr() {
             println!("agora admin listening on http://{admin}");
         }
-        println!("agora listening on http://{}", app.local_addr());
-        app.run_until(shutdown_signal()).await
+        println!("agora listening on http://{}", listeners.local_addr());
+        listeners.serve(node, shutdown_signal()).await
     })
 }
 
@@ -243,40 +259,52 @@ fn event_stats(args: StoreArgs) -> ExitCode {
     })
 }
 
-/// Runs the load harness; exit code 1 if an invariant broke.
-fn load(options: agora::load::LoadOptions) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("agora: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let json = options.json;
-    match runtime.block_on(agora::load::run(options)) {
-        Ok(report) => {
-            if json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => eprintln!("agora load: {e}"),
-                }
-            } else {
-                print!("{}", report.table());
-            }
-            if report.held {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+/// Runs the load harness, `agora-load`, with `args`, git-style: the binary
+/// beside this one, else the one on `PATH`. Its exit code is ours (1 if an
+/// invariant broke, 2 if the run could not be made).
+fn load(args: LoadArgs) -> ExitCode {
+    let name = format!("agora-load{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(&name))
+        .filter(|path| path.is_file());
+    // A bare name (no directory) is looked up on PATH.
+    let harness = beside.unwrap_or_else(|| PathBuf::from(&name));
+    let mut command = std::process::Command::new(&harness);
+    command.args(&args.args);
+    match hand_over(command) {
+        Ok(code) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "agora: the load harness `{name}` is neither beside this binary nor on PATH; \
+                 build it with `cargo build --release` (the whole workspace) \
+                 or `cargo build --release -p agora-load`"
+            );
+            ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("agora load: {e:#}");
+            eprintln!("agora: cannot run {}: {e}", harness.display());
             ExitCode::from(2)
         }
     }
+}
+
+/// Replaces this process with the harness, so it keeps our process id: a
+/// caller that signals or waits for `agora load` reaches the harness
+/// itself. Returns only if it could not be started.
+#[cfg(unix)]
+fn hand_over(mut command: std::process::Command) -> std::io::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    // clap names a program after argv[0]: the harness's usage reads `agora load`.
+    Err(command.arg0("agora load").exec())
+}
+
+/// Runs the harness to its end; its exit code.
+#[cfg(not(unix))]
+fn hand_over(mut command: std::process::Command) -> std::io::Result<ExitCode> {
+    let status = command.status()?;
+    let code = status.code().and_then(|c| u8::try_from(c).ok());
+    Ok(ExitCode::from(code.unwrap_or(1)))
 }
 
 /// Runs `command` on the node's storage, opened by this process (so the

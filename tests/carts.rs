@@ -8,6 +8,8 @@ use agora::actors::runtime::RegionSettings;
 use agora::domain::cart::{CartLine, CartRuleError};
 use agora::storage::{Store, StoreOptions};
 
+mod common;
+
 fn line(variant: &str, quantity: i64) -> CartLine {
     CartLine {
         item_id: variant.into(),
@@ -120,21 +122,17 @@ async fn an_idle_cart_expires_and_a_stored_one_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
-    use agora::actors::inventory::InventoryActors;
-    use agora::domain::cart::Pricing;
     use agora::domain::item::ItemInput;
     use agora::domain::user::Role;
     use agora::http::error::{ApiError, Code};
     use agora::services::account::Authenticated;
-    use agora::services::cart::{CartService, Shopper};
-    use agora::services::catalog::CatalogService;
+    use agora::services::cart::Shopper;
 
+    // The cart service prices through the catalog, over the stock actors:
+    // a whole node, from the one builder.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
-        .await
-        .unwrap();
-    let catalog = CatalogService::new(store.clone(), inventory);
+    let node = common::start_node(common::test_settings(dir.path())).await;
+    let catalog = &node.services.catalog;
     let seller = Authenticated {
         user_id: "seller".into(),
         role: Role::Seller,
@@ -148,14 +146,8 @@ async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
         ..Default::default()
     };
     let item = catalog.create(&seller, input).await.unwrap().item;
-    let actors = carts(&store, Duration::from_secs(3600)).await;
-    let service = CartService::new(
-        store.clone(),
-        actors.clone(),
-        catalog,
-        Pricing::default(),
-        3600,
-    );
+    let actors = &node.actors.carts;
+    let service = &node.services.carts;
     let buyer = Shopper::User("buyer".into());
     let priced = service
         .set_line(&buyer, Some(item.id.clone()), None, Some(1))
@@ -170,4 +162,5 @@ async fn changing_a_cart_during_checkout_is_409_checkout_in_progress() {
     assert_eq!(ApiError::from(refused).code(), Code::CheckoutInProgress);
     let cleared = service.clear(&buyer).await.unwrap_err();
     assert_eq!(ApiError::from(cleared).code(), Code::CheckoutInProgress);
+    node.stop().await;
 }

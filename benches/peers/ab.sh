@@ -9,8 +9,14 @@
 # 10`, then the node's CPU per operation over the measured window (from
 # /proc/<pid>/stat, after seeding). Runs alternate old/new ROUNDS times, so
 # drift of the shared box hits both. Stops only the node it started.
+# One harness loads both nodes, so only the server differs: LOAD_BIN, else
+# the agora-load beside NEW_BIN, else target/release/agora-load (a copied
+# binary has no harness beside it); with none, each binary's `agora load`.
 set -euo pipefail
 OLD=$1; NEW=$2; SCENARIO=${3:-checkout}; ITEMS=${4:-1000}; ROUNDS=${5:-2}
+for candidate in "${LOAD_BIN:-}" "$(dirname "$NEW")/agora-load" target/release/agora-load; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then LOAD_BIN=$candidate; break; fi
+done
 PORT=28400
 . "$(dirname "$0")/node.sh"
 run() {

@@ -1,7 +1,10 @@
-//! Carts: lines with price snapshots, and the totals a buyer is shown.
+//! Carts: lines with price snapshots, and the pricing a buyer is shown and
+//! checkout charges ([`Pricing::price`], shared by the cart service and the
+//! checkout coordinator so the two can never disagree).
 
 use std::collections::BTreeMap;
 
+use super::item::{Item, ItemStatus};
 use super::Timestamp;
 
 /// Most units of one line.
@@ -194,6 +197,79 @@ impl Pricing {
     }
 }
 
+/// A cart line at today's price, with what an order needs of its item.
+#[derive(Debug, Clone)]
+pub struct PricedCartLine {
+    /// The stored line (with its price snapshot).
+    pub line: CartLine,
+    /// The item's current name (empty if the item is gone).
+    pub name: String,
+    /// Today's price of the variant (the snapshot if the item is gone).
+    pub current_price: i64,
+    /// The item's seller (empty if the item is gone).
+    pub seller_id: String,
+    /// Whether the item is still for sale.
+    pub for_sale: bool,
+}
+
+/// A cart's lines at today's prices, and what they add up to.
+#[derive(Debug, Clone)]
+pub struct PricedLines {
+    /// The lines, in the cart's order.
+    pub lines: Vec<PricedCartLine>,
+    /// The amounts.
+    pub totals: Totals,
+}
+
+impl Pricing {
+    /// Prices `lines` at today's prices: `items` holds each line's item, in
+    /// the same order, or `None` for an item that vanished (its line keeps
+    /// the snapshot price and is no longer for sale). What `GET /cart` shows
+    /// and what checkout charges.
+    pub fn price(&self, lines: &[CartLine], items: Vec<Option<Item>>) -> PricedLines {
+        debug_assert_eq!(lines.len(), items.len(), "one item per line");
+        let mut priced = Vec::with_capacity(lines.len());
+        let mut categories = Vec::with_capacity(lines.len());
+        for (line, item) in lines.iter().zip(items) {
+            let view = match item {
+                Some(item) => {
+                    let price = item
+                        .variant(&line.variant_id)
+                        .map_or(item.price, |v| v.price);
+                    categories.push(item.category);
+                    PricedCartLine {
+                        line: line.clone(),
+                        name: item.name,
+                        current_price: price,
+                        seller_id: item.seller_id,
+                        for_sale: item.status == ItemStatus::Active,
+                    }
+                }
+                None => {
+                    categories.push(None);
+                    PricedCartLine {
+                        line: line.clone(),
+                        name: String::new(),
+                        current_price: line.unit_price,
+                        seller_id: String::new(),
+                        for_sale: false,
+                    }
+                }
+            };
+            priced.push(view);
+        }
+        let totals = self.totals(priced.iter().zip(&categories).map(|(l, c)| PricedLine {
+            quantity: l.line.quantity,
+            current_price: l.current_price,
+            category: c.as_deref(),
+        }));
+        PricedLines {
+            lines: priced,
+            totals,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +338,42 @@ mod tests {
         }]);
         assert_eq!((large.shipping, large.total), (0, 52_500));
         assert_eq!(pricing.totals([]).total, 0, "an empty cart ships nothing");
+    }
+
+    #[test]
+    fn pricing_takes_todays_price_and_a_vanished_item_keeps_its_snapshot() {
+        let item = Item {
+            id: "a".into(),
+            seller_id: "s".into(),
+            name: "Mug".into(),
+            description: String::new(),
+            price: 1_500,
+            currency: "INR".into(),
+            sku: None,
+            brand: None,
+            category: Some("books".into()),
+            tags: Vec::new(),
+            attributes_json: "{}".into(),
+            has_variants: false,
+            variants: Vec::new(),
+            status: ItemStatus::Active,
+            images: Vec::new(),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        let pricing = Pricing {
+            default_tax_bps: 1_000,
+            tax_bps_by_category: [("books".to_owned(), 0)].into(),
+            ..Pricing::default()
+        };
+        let priced = pricing.price(&[line("a", 2), line("b", 1)], vec![Some(item), None]);
+        let seen: Vec<_> = priced
+            .lines
+            .iter()
+            .map(|l| (l.name.as_str(), l.current_price, l.for_sale))
+            .collect();
+        assert_eq!(seen, [("Mug", 1_500, true), ("", 999, false)]);
+        assert_eq!((priced.totals.subtotal, priced.totals.tax), (3_999, 100));
     }
 
     #[test]

@@ -194,6 +194,30 @@ pub struct Order {
     pub fulfilment: Vec<Fulfilment>,
 }
 
+/// What a checkout decided about the order it places (the rest of an
+/// [`Order`] follows from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Order id (chosen by the checkout up front).
+    pub id: String,
+    /// The buyer.
+    pub user_id: String,
+    /// The checkout (saga) placing it.
+    pub checkout_id: String,
+    /// What is bought, one line per variant.
+    pub lines: Vec<OrderLine>,
+    /// Total to charge, minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Last four digits of the card.
+    pub card_last4: Option<String>,
+    /// Where to ship, if the buyer said.
+    pub shipping_address: Option<super::user::Address>,
+    /// When the order stops waiting for payment.
+    pub expires_at: Timestamp,
+}
+
 /// A refused move.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an order that is {} cannot become {}", from.as_str(), to.as_str())]
@@ -205,6 +229,56 @@ pub struct InvalidTransition {
 }
 
 impl Order {
+    /// A new order, `CREATED` at `now`, payment pending, with one `PENDING`
+    /// fulfilment part per seller of its lines.
+    pub fn new(new: NewOrder, now: Timestamp) -> Order {
+        let fulfilment = super::fulfilment::parts_for(&new.lines, now);
+        Order {
+            id: new.id,
+            user_id: new.user_id,
+            checkout_id: new.checkout_id,
+            lines: new.lines,
+            amount: new.amount,
+            currency: new.currency,
+            status: OrderStatus::Created,
+            payment_status: PaymentStatus::Pending,
+            payment_txn_id: None,
+            card_last4: new.card_last4,
+            failure_reason: None,
+            stock_to_return: false,
+            payment_check_due: false,
+            shipping_address: new.shipping_address,
+            expires_at: new.expires_at,
+            history: vec![Transition {
+                status: OrderStatus::Created,
+                at: now,
+            }],
+            created_at: now,
+            updated_at: now,
+            fulfilment,
+        }
+    }
+
+    /// A new order as a checkout stores it, once, already past `CREATED`
+    /// (its history keeps both states): `PAYMENT_PENDING`, or
+    /// `PAYMENT_FAILED` with `declined`'s reason when a risk rule refused it.
+    pub fn placed(new: NewOrder, declined: Option<String>, now: Timestamp) -> Order {
+        let mut order = Order::new(new, now);
+        match declined {
+            None => order.status = OrderStatus::PaymentPending,
+            Some(reason) => {
+                order.status = OrderStatus::PaymentFailed;
+                order.payment_status = PaymentStatus::Failed;
+                order.failure_reason = Some(reason);
+            }
+        }
+        order.history.push(Transition {
+            status: order.status,
+            at: now,
+        });
+        order
+    }
+
     /// Moves to `next`, recording it in the history; refuses moves the state
     /// machine does not allow. Moving to the current status is a no-op
     /// (`Ok(false)`), so a retried step does not add history.
@@ -242,31 +316,22 @@ pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    pub(in crate::domain) fn order() -> Order {
-        Order {
+    fn new_order() -> NewOrder {
+        NewOrder {
             id: "o".into(),
             user_id: "u".into(),
             checkout_id: "k".into(),
             lines: Vec::new(),
             amount: 1998,
             currency: "INR".into(),
-            status: OrderStatus::Created,
-            payment_status: PaymentStatus::Pending,
-            payment_txn_id: None,
             card_last4: None,
-            failure_reason: None,
-            stock_to_return: false,
-            payment_check_due: false,
             shipping_address: None,
             expires_at: Timestamp(300_000),
-            history: vec![Transition {
-                status: OrderStatus::Created,
-                at: Timestamp(0),
-            }],
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-            fulfilment: Vec::new(),
         }
+    }
+
+    pub(in crate::domain) fn order() -> Order {
+        Order::new(new_order(), Timestamp(0))
     }
 
     #[test]
@@ -319,6 +384,23 @@ pub(super) mod tests {
             "an order that is SHIPPED cannot become CANCELLED"
         );
         assert_eq!(o.history.len(), 4);
+    }
+
+    #[test]
+    fn a_placed_order_keeps_created_in_its_history() {
+        let waiting = Order::placed(new_order(), None, Timestamp(7));
+        assert_eq!(
+            (waiting.status, waiting.payment_status),
+            (OrderStatus::PaymentPending, PaymentStatus::Pending)
+        );
+        let declined = Order::placed(new_order(), Some("too much".into()), Timestamp(7));
+        assert_eq!(
+            (declined.status, declined.payment_status),
+            (OrderStatus::PaymentFailed, PaymentStatus::Failed)
+        );
+        assert_eq!(declined.failure_reason.as_deref(), Some("too much"));
+        let history: Vec<_> = declined.history.iter().map(|t| t.status).collect();
+        assert_eq!(history, [OrderStatus::Created, OrderStatus::PaymentFailed]);
     }
 
     #[test]

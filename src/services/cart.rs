@@ -15,7 +15,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::actors::cart::{CartActors, CartError, Owner};
-use crate::domain::cart::{Cart, CartLine, PricedLine, Pricing, Totals, MAX_LINE_QUANTITY};
+use crate::domain::cart::{
+    Cart, CartLine, PricedCartLine, PricedLines, Pricing, Totals, MAX_LINE_QUANTITY,
+};
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::{new_id, FieldErrors, Timestamp};
 use crate::services::catalog::{CatalogError, CatalogService};
@@ -59,21 +61,6 @@ pub enum Shopper {
     Guest(Option<String>),
 }
 
-/// A priced line for display.
-#[derive(Debug, Clone)]
-pub struct LineView {
-    /// The stored line (with its price snapshot).
-    pub line: CartLine,
-    /// The item's current name.
-    pub name: String,
-    /// Today's price of the variant.
-    pub current_price: i64,
-    /// The item's seller (empty if the item is gone).
-    pub seller_id: String,
-    /// Whether the item is still for sale.
-    pub for_sale: bool,
-}
-
 /// A cart with current prices and totals.
 #[derive(Debug, Clone)]
 pub struct PricedCart {
@@ -82,7 +69,7 @@ pub struct PricedCart {
     /// A guest cart's token (returned so the guest can send it back).
     pub token: Option<String>,
     /// Lines with current prices.
-    pub lines: Vec<LineView>,
+    pub lines: Vec<PricedCartLine>,
     /// The amounts.
     pub totals: Totals,
     /// When an idle cart expires.
@@ -259,51 +246,22 @@ impl CartService {
     }
 
     /// Prices a cart at today's prices: what `GET /cart` shows and what
-    /// checkout charges.
+    /// checkout charges (the same [`Pricing::price`] the coordinator runs).
     pub async fn price(
         &self,
         cart: Option<Cart>,
         token: Option<String>,
     ) -> Result<PricedCart, CartServiceError> {
-        let mut lines = Vec::new();
-        let mut categories = Vec::new();
-        for line in cart.iter().flat_map(|c| c.lines.iter()) {
-            let view = match self.catalog.item(&line.item_id).await {
-                Ok(item) => {
-                    let price = item
-                        .variant(&line.variant_id)
-                        .map_or(item.price, |v| v.price);
-                    categories.push(item.category);
-                    LineView {
-                        line: line.clone(),
-                        name: item.name,
-                        current_price: price,
-                        seller_id: item.seller_id,
-                        for_sale: item.status == ItemStatus::Active,
-                    }
-                }
-                // An item that vanished keeps its snapshot.
-                Err(CatalogError::NotFound) => {
-                    categories.push(None);
-                    LineView {
-                        line: line.clone(),
-                        name: String::new(),
-                        current_price: line.unit_price,
-                        seller_id: String::new(),
-                        for_sale: false,
-                    }
-                }
+        let lines = cart.as_ref().map_or(&[][..], |c| &c.lines[..]);
+        let mut items = Vec::with_capacity(lines.len());
+        for line in lines {
+            match self.catalog.item(&line.item_id).await {
+                Ok(item) => items.push(Some(item)),
+                Err(CatalogError::NotFound) => items.push(None),
                 Err(e) => return Err(e.into()),
-            };
-            lines.push(view);
+            }
         }
-        let totals = self
-            .pricing
-            .totals(lines.iter().zip(&categories).map(|(l, c)| PricedLine {
-                quantity: l.line.quantity,
-                current_price: l.current_price,
-                category: c.as_deref(),
-            }));
+        let PricedLines { lines, totals } = self.pricing.price(lines, items);
         let expires_at = cart.as_ref().map(|c| c.updated_at.plus_secs(self.ttl_secs));
         Ok(PricedCart {
             cart,

@@ -2,6 +2,11 @@
 //! server, each scenario for about a second (correctness of the harness,
 //! not speed), its JSON report checked and its claims re-read through the
 //! API by the test itself.
+//!
+//! `agora load` runs the `agora-load` binary beside `agora`: the whole
+//! `cargo test` builds it (it is a default workspace member with tests of
+//! its own); a filtered run (`cargo test --test api load::`) uses the one
+//! already built, so run `cargo build -p agora-load` first after changing it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{ExitStatus, Stdio};

@@ -5,7 +5,35 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use agora::config::Settings;
+use agora::node::Node;
 use agora::storage::events::{EventBody, EventConsumer};
+
+/// Settings for a node in a test: its own data dir and a gateway that
+/// answers at once.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        data_dir: dir.to_path_buf(),
+        payment_latency_ms: 0,
+        ..Settings::default()
+    }
+}
+
+/// Starts a node through the one builder. A node stopped just before on
+/// the same files may still hold sled's file lock for a moment while its
+/// background threads finish, so a failed start is retried a while.
+pub async fn start_node(settings: Settings) -> Node {
+    for _ in 0..50 {
+        match Node::start(settings.clone()).await {
+            Ok(node) => return node,
+            Err(e) => {
+                tracing::debug!(error = %e, "storage still locked");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Node::start(settings).await.expect("starting the node")
+}
 
 /// Waits until `check` holds, polling; generously bounded so a slow machine
 /// never fails a test (this is a wait, not a timing assertion).

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use dashmap::DashSet;
 use tokio::sync::watch;
 
+use super::risk::Risk;
 use super::{CheckoutEntity, CheckoutError, CheckoutMsg, CheckoutRequest, Progress};
-use crate::actors::checkout::risk::Risk;
+use crate::actors::cart::CartActors;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
+use crate::domain::cart::Pricing;
 use crate::payments::Payments;
-use crate::services::cart::CartService;
 use crate::storage::{StorageError, Store, TreeName};
 use std::time::Duration;
 
@@ -27,8 +28,10 @@ pub struct CheckoutCoordinators {
 pub struct CoordinatorDeps {
     /// Storage.
     pub store: Store,
-    /// Carts (locks, prices).
-    pub carts: CartService,
+    /// The cart actors (the checkout's lock, the clearing).
+    pub carts: CartActors,
+    /// Tax and shipping rules: the same the cart service prices with.
+    pub pricing: Pricing,
     /// Stock.
     pub inventory: InventoryActors,
     /// Orders.
@@ -53,6 +56,7 @@ impl CheckoutCoordinators {
             CheckoutEntity {
                 store: deps.store,
                 carts: deps.carts,
+                pricing: deps.pricing,
                 inventory: deps.inventory,
                 orders: deps.orders,
                 payments: deps.payments,

@@ -1,13 +1,13 @@
 //! After the gateway charged: commit the stock and confirm, or, if the
 //! order stopped waiting, give everything back and refund.
 
+use super::retry::retrying;
 use super::saga::{Saga, Step};
-use super::steps::{set_step, was_confirmed};
-use super::{retryable, CheckoutEntity, CheckoutError, CheckoutState};
+use super::steps::was_confirmed;
+use super::{CheckoutEntity, CheckoutError, CheckoutState};
 use crate::actors::inventory::{Command, InventoryError};
 use crate::actors::order::{Change, OrderError};
 use crate::domain::order::{OrderStatus, PaymentStatus};
-use std::time::Duration;
 
 impl CheckoutEntity {
     /// The gateway charged: commit every line's stock, then confirm the
@@ -35,7 +35,7 @@ impl CheckoutEntity {
         // waiting: what was committed is then certain (the log says) and is
         // given back below with the refund.
         self.commit_stock(state).await?;
-        let saga_now = state.saga.as_ref().expect("the log exists");
+        let saga_now = state.saga();
         let pending = state
             .order
             .as_ref()
@@ -49,25 +49,21 @@ impl CheckoutEntity {
             };
             // No log entry rides with it: a confirmed order tells a resumed
             // checkout that only the cart is left (`steps::was_confirmed`).
-            match retrying!(
-                self.orders
-                    .update(&saga.order_id, change.clone(), None)
-                    .await
-            ) {
+            match retrying(|| self.orders.update(&saga.order_id, change.clone(), None)).await {
                 Ok(order) => {
                     state.order = Some(order);
-                    set_step(state, Step::Confirmed);
+                    state.set_step(Step::Confirmed);
                     return Ok(());
                 }
                 // Refused: either it stopped waiting (cancelled by the
                 // buyer, or expired) a moment ago, or an earlier attempt
                 // that timed out did confirm it (and it may have moved on).
                 Err(OrderError::InvalidTransition(_)) => {
-                    let order = retrying!(self.orders.get(&saga.order_id).await)?;
+                    let order = retrying(|| self.orders.get(&saga.order_id)).await?;
                     let confirmed = order.as_ref().is_some_and(was_confirmed);
                     state.order = order;
                     if confirmed {
-                        set_step(state, Step::Confirmed);
+                        state.set_step(Step::Confirmed);
                         return Ok(());
                     }
                 }
@@ -82,9 +78,9 @@ impl CheckoutEntity {
     /// flush; a line the SKU no longer holds (its reservation lapsed or was
     /// released) is left out, and the log says so with certainty.
     async fn commit_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
-        let saga = state.saga.clone().expect("the log exists");
+        let saga = state.saga().clone();
         for line in &saga.lines {
-            let current = state.saga.as_ref().expect("the log exists");
+            let current = state.saga();
             if current.committed.contains(&line.variant_id) {
                 continue;
             }
@@ -94,11 +90,12 @@ impl CheckoutEntity {
             let command = Command::Commit {
                 checkout_id: saga.checkout_id.clone(),
             };
-            match retrying!(
+            match retrying(|| {
                 self.inventory
                     .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
-                    .await
-            ) {
+            })
+            .await
+            {
                 Ok(_) => state.saga = Some(next),
                 Err(InventoryError::AlreadyFinished | InventoryError::NoReservation) => {}
                 Err(e) => return Err(e.into()),
@@ -107,43 +104,21 @@ impl CheckoutEntity {
         Ok(())
     }
 
-    /// A charge that arrived after the order stopped waiting: refund it, put
-    /// back the stock committed for it (each return logged with it), record
-    /// `REFUNDED` (and `EXPIRED` if the order was still waiting), end as
-    /// failed.
+    /// A charge that arrived after the order stopped waiting: put back the
+    /// stock committed for it, refund it, record `REFUNDED` (and `EXPIRED`
+    /// if the order was still waiting), end as failed.
     async fn refund_late(
         &self,
         state: &mut CheckoutState,
         txn_id: String,
     ) -> Result<(), CheckoutError> {
-        let saga = state.saga.clone().expect("the log exists");
         // Stock first: it does not depend on the gateway being reachable.
-        for line in &saga.lines {
-            let current = state.saga.as_ref().expect("the log exists");
-            if !current.committed.contains(&line.variant_id)
-                || current.returned.contains(&line.variant_id)
-            {
-                continue;
-            }
-            let mut next = current.clone();
-            next.returned.push(line.variant_id.clone());
-            let rider = next.rider()?;
-            let command = Command::Return {
-                checkout_id: saga.checkout_id.clone(),
-                quantity: line.quantity,
-            };
-            retrying!(
-                self.inventory
-                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
-                    .await
-            )?;
-            state.saga = Some(next);
-        }
+        self.return_stock(state).await?;
+        let saga = state.saga().clone();
         self.payments
             .refund(&saga.order_id)
             .await
             .map_err(|e| CheckoutError::Unavailable(format!("refund failed: {e}")))?;
-        let saga = state.saga.clone().expect("the log exists");
         let rider = saga.rider_at(Step::Failed)?;
         let reason = "the payment arrived after the order stopped waiting for it; it was refunded";
         // Expire the order if it is still waiting; otherwise (expired or
@@ -156,11 +131,12 @@ impl CheckoutEntity {
                 txn_id: Some(txn_id.clone()),
                 reason: Some(reason.into()),
             };
-            match retrying!(
+            match retrying(|| {
                 self.orders
                     .update(&saga.order_id, change.clone(), Some(rider.clone()))
-                    .await
-            ) {
+            })
+            .await
+            {
                 Ok(updated) => {
                     order = Some(updated);
                     break;
@@ -170,7 +146,35 @@ impl CheckoutEntity {
             }
         }
         state.order = order.or(state.order.take());
-        set_step(state, Step::Failed);
+        state.set_step(Step::Failed);
+        Ok(())
+    }
+
+    /// Puts every committed line not yet returned back on sale, each return
+    /// carrying the log with its line marked returned.
+    async fn return_stock(&self, state: &mut CheckoutState) -> Result<(), CheckoutError> {
+        let saga = state.saga().clone();
+        for line in &saga.lines {
+            let current = state.saga();
+            if !current.committed.contains(&line.variant_id)
+                || current.returned.contains(&line.variant_id)
+            {
+                continue;
+            }
+            let mut next = current.clone();
+            next.returned.push(line.variant_id.clone());
+            let rider = next.rider()?;
+            let command = Command::Return {
+                checkout_id: saga.checkout_id.clone(),
+                quantity: line.quantity,
+            };
+            retrying(|| {
+                self.inventory
+                    .change_with(&line.variant_id, command.clone(), Some(rider.clone()))
+            })
+            .await?;
+            state.saga = Some(next);
+        }
         Ok(())
     }
 }

@@ -12,8 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-use super::client::Caller;
-use super::seed::{Seed, ADJECTIVES, BRANDS, CATEGORIES, NOUNS};
+use crate::client::Caller;
+use crate::seed::{Seed, ADJECTIVES, BRANDS, CATEGORIES, NOUNS};
 
 /// A load scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -170,67 +170,85 @@ pub async fn step(
         }
         Scenario::Cart => {
             if worker.rng.gen_ratio(1, 5) {
-                caller
-                    .send("cart.get", since, caller.request(Method::GET, "/cart"))
-                    .await;
+                read_cart(caller, since).await;
             } else {
                 churn_cart(shared, caller, worker, since).await;
             }
         }
-        Scenario::Stock => {
-            caller.token = Some(shared.seed.seller.clone());
-            let path = format!("/items/{}/stock", shared.seed.items[0].id);
-            let request = caller
-                .request(Method::POST, &path)
-                .json(&json!({"delta": -1}));
-            let reply = caller.send("stock.update", since, request).await;
-            let tally = &shared.tally;
-            if reply.is(StatusCode::OK) {
-                tally.adjusted.fetch_add(1, Ordering::Relaxed);
-            } else if reply.status.is_none_or(|s| s.is_server_error()) {
-                tally.unknown.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        Scenario::Stock => take_one_unit(shared, caller, since).await,
         Scenario::Checkout | Scenario::Websocket => {
             let item = pick(shared, worker);
             buy(shared, caller, worker, &item, since).await;
         }
-        Scenario::FlashSale => {
-            let next = shared.next_buyer.fetch_add(1, Ordering::Relaxed);
-            let Some(token) = shared.seed.buyers.get(next) else {
-                return Next::Done;
-            };
-            caller.token = Some(token.clone());
-            worker.buyer = Some(next);
-            let hot = shared.seed.items[0].id.clone();
-            buy(shared, caller, worker, &hot, since).await;
-        }
-        Scenario::Mixed => {
-            let roll = worker.rng.gen_range(0..100);
-            match roll {
-                0..55 => view_item(shared, caller, worker, since).await,
-                55..80 => search(shared, caller, worker, since).await,
-                80..85 => {
-                    let prefix = &NOUNS[worker.rng.gen_range(0..NOUNS.len())][..3];
-                    let path = format!("/items/suggest?q={prefix}");
-                    caller
-                        .send("suggest", since, caller.request(Method::GET, &path))
-                        .await;
-                }
-                85..90 => {
-                    caller
-                        .send("cart.get", since, caller.request(Method::GET, "/cart"))
-                        .await;
-                }
-                90..96 => churn_cart(shared, caller, worker, since).await,
-                _ => {
-                    let item = pick(shared, worker);
-                    buy(shared, caller, worker, &item, since).await;
-                }
-            }
-        }
+        Scenario::FlashSale => return flash_sale_turn(shared, caller, worker, since).await,
+        Scenario::Mixed => mixed(shared, caller, worker, since).await,
     }
     Next::Continue
+}
+
+/// The stock scenario: the seller takes one unit of the one item.
+async fn take_one_unit(shared: &Shared, caller: &mut Caller, since: Instant) {
+    caller.token = Some(shared.seed.seller.clone());
+    let path = format!("/items/{}/stock", shared.seed.items[0].id);
+    let request = caller
+        .request(Method::POST, &path)
+        .json(&json!({"delta": -1}));
+    let reply = caller.send("stock.update", since, request).await;
+    let tally = &shared.tally;
+    if reply.is(StatusCode::OK) {
+        tally.adjusted.fetch_add(1, Ordering::Relaxed);
+    } else if reply.status.is_none_or(|s| s.is_server_error()) {
+        tally.unknown.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A flash sale: the next buyer who has not tried buys the hot item;
+/// `Done` once every buyer has tried.
+async fn flash_sale_turn(
+    shared: &Shared,
+    caller: &mut Caller,
+    worker: &mut Worker,
+    since: Instant,
+) -> Next {
+    let next = shared.next_buyer.fetch_add(1, Ordering::Relaxed);
+    let Some(token) = shared.seed.buyers.get(next) else {
+        return Next::Done;
+    };
+    caller.token = Some(token.clone());
+    worker.buyer = Some(next);
+    let hot = shared.seed.items[0].id.clone();
+    buy(shared, caller, worker, &hot, since).await;
+    Next::Continue
+}
+
+/// The mixed scenario's roll: mostly views and searches, some suggestions
+/// and cart reads and changes, a few purchases.
+async fn mixed(shared: &Shared, caller: &mut Caller, worker: &mut Worker, since: Instant) {
+    let roll = worker.rng.gen_range(0..100);
+    match roll {
+        0..55 => view_item(shared, caller, worker, since).await,
+        55..80 => search(shared, caller, worker, since).await,
+        80..85 => {
+            let prefix = &NOUNS[worker.rng.gen_range(0..NOUNS.len())][..3];
+            let path = format!("/items/suggest?q={prefix}");
+            caller
+                .send("suggest", since, caller.request(Method::GET, &path))
+                .await;
+        }
+        85..90 => read_cart(caller, since).await,
+        90..96 => churn_cart(shared, caller, worker, since).await,
+        _ => {
+            let item = pick(shared, worker);
+            buy(shared, caller, worker, &item, since).await;
+        }
+    }
+}
+
+/// The buyer reads their cart.
+async fn read_cart(caller: &mut Caller, since: Instant) {
+    caller
+        .send("cart.get", since, caller.request(Method::GET, "/cart"))
+        .await;
 }
 
 fn pick(shared: &Shared, worker: &mut Worker) -> String {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use super::stats::{Live, Stats};
+use crate::stats::{Live, Stats};
 
 /// No single request waits longer than this (checkout's own wait is 5 s by
 /// default), so a run always ends.

@@ -1,16 +1,18 @@
 //! A worker's life: when its iterations are due (closed loop, or an open
 //! loop at a fixed rate that counts latency from the due time), the loop
-//! that runs them, and the progress line.
+//! that runs them, the progress line, and the run of all the workers.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::client::{Caller, REQUEST_TIMEOUT};
-use super::report;
-use super::scenarios::{self, Next, Shared, Worker};
-use super::stats::Live;
+use crate::client::{Caller, Targets, REQUEST_TIMEOUT};
+use crate::options::{LoadOptions, Sizing};
+use crate::report;
+use crate::scenarios::{self, Next, Scenario, Shared, Worker};
+use crate::sockets::Listeners;
+use crate::stats::{Live, Stats};
 
 /// When a worker's iterations are due.
 pub struct Schedule {
@@ -127,4 +129,76 @@ pub fn progress_line(live: &Live, start: Instant, duration: Duration, last: u64)
         report::thousands(done.saturating_sub(last)),
         report::thousands(errors),
     )
+}
+
+/// What the workers did, once all came back.
+pub struct Ran {
+    /// Seconds from the start to the last worker's return.
+    pub secs: f64,
+    /// Every worker's records, merged.
+    pub stats: Stats,
+    /// The workers, for the read-back (the carts they set).
+    pub workers: Vec<Worker>,
+    /// Iterations that fell due and never went out, over all workers.
+    pub missed: u64,
+}
+
+/// Runs the sized workers over `targets` for the options' duration (at
+/// their rate, or closed loop) with the progress line; stops the sockets'
+/// recording when they are done, then prints the final progress line.
+pub async fn run_workers(
+    options: &LoadOptions,
+    sizing: &Sizing,
+    targets: &Targets,
+    shared: &Arc<Shared>,
+    live: &Arc<Live>,
+    listeners: Option<&Listeners>,
+) -> anyhow::Result<Ran> {
+    let Sizing {
+        buyers, workers, ..
+    } = *sizing;
+    let flash = shared.scenario == Scenario::FlashSale;
+    let duration = Duration::from_secs_f64(options.duration);
+    let start = Instant::now();
+    let end = start + duration;
+    let progress = tokio::spawn(progress(live.clone(), start, duration));
+    let mut tasks = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let caller = Caller::new(targets, n, live.clone());
+        let worker = Worker::new(n, workers, if flash { 0 } else { buyers }, options.seed);
+        let schedule = Schedule::new(options.rate, n, workers, start, end);
+        tasks.push(tokio::spawn(work(shared.clone(), caller, worker, schedule)));
+    }
+    // Every request has its own timeout, so workers end by then; anything
+    // still running after that is abandoned rather than waited for.
+    let joined = tokio::time::timeout(
+        duration + 2 * REQUEST_TIMEOUT + Duration::from_secs(5),
+        futures::future::join_all(tasks),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("workers did not stop in time"))?;
+    let secs = start.elapsed().as_secs_f64();
+    progress.abort();
+    if let Some(listeners) = listeners {
+        listeners.stop_recording();
+    }
+    let newline = if std::io::stderr().is_terminal() {
+        "\n"
+    } else {
+        ""
+    };
+    eprintln!("{newline}{}", progress_line(live, start, duration, 0));
+    let mut ran = Ran {
+        secs,
+        stats: Stats::default(),
+        workers: Vec::with_capacity(workers),
+        missed: 0,
+    };
+    for joined in joined {
+        let (caller, worker, late) = joined?;
+        ran.stats.merge(caller.stats);
+        ran.workers.push(worker);
+        ran.missed += late;
+    }
+    Ok(ran)
 }

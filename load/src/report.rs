@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::invariants::Check;
-use super::scenarios::Scenario;
-use super::stats::OpRow;
+use crate::invariants::Check;
+use crate::scenarios::Scenario;
+use crate::stats::OpRow;
 
 /// Everything a run measured and checked.
 #[derive(Debug, Serialize)]
@@ -82,6 +82,24 @@ impl Report {
     /// The report as a table.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        self.write_header(&mut out);
+        self.write_operations(&mut out);
+        if let Some(checkouts) = &self.checkouts {
+            checkouts.write(&mut out);
+        }
+        if let Some(sockets) = &self.sockets {
+            sockets.write(&mut out);
+        }
+        let _ = writeln!(out, "\ninvariants:");
+        for check in &self.invariants {
+            let verdict = if check.held { "held  " } else { "BROKEN" };
+            let _ = writeln!(out, "  [{verdict}] {}: {}", check.name, check.detail);
+        }
+        out
+    }
+
+    /// What ran, against what, and what was seeded.
+    fn write_header(&self, out: &mut String) {
         let mode = match self.rate {
             Some(rate) => format!("open loop at {} iterations/s", thousands(rate as u64)),
             None => "closed loop".to_owned(),
@@ -113,6 +131,10 @@ impl Report {
                 thousands(self.missed)
             );
         }
+    }
+
+    /// One line per operation: count, rate, latency, outcomes.
+    fn write_operations(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\n{:<12} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9}  outcomes",
@@ -137,48 +159,50 @@ impl Report {
                 outcomes.join(", ")
             );
         }
-        if let Some(c) = &self.checkouts {
-            let refused: Vec<String> = c
-                .refused
-                .iter()
-                .map(|(code, n)| format!("{code} ×{n}"))
-                .collect();
-            let orders: Vec<String> = c
-                .orders_by_status
-                .iter()
-                .map(|(status, n)| format!("{status} {}", thousands(*n)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "\ncheckouts: {} confirmed, {} payment failed, {} answered 202, {} refused{}, {} unanswered",
-                thousands(c.confirmed),
-                thousands(c.payment_failed),
-                thousands(c.accepted),
-                c.refused.values().sum::<u64>(),
-                if refused.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", refused.join(", "))
-                },
-                c.unanswered
-            );
-            let _ = writeln!(out, "orders in the API: {}", orders.join(", "));
-        }
-        if let Some(s) = &self.sockets {
-            let _ = writeln!(
-                out,
-                "websockets: {} open ({} failed), opened in {:.1} s",
-                thousands(s.opened as u64),
-                s.failed,
-                s.open_secs
-            );
-        }
-        let _ = writeln!(out, "\ninvariants:");
-        for check in &self.invariants {
-            let verdict = if check.held { "held  " } else { "BROKEN" };
-            let _ = writeln!(out, "  [{verdict}] {}: {}", check.name, check.detail);
-        }
-        out
+    }
+}
+
+impl CheckoutsReport {
+    /// The checkouts' answers, then the orders the API holds.
+    fn write(&self, out: &mut String) {
+        let refused: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(code, n)| format!("{code} ×{n}"))
+            .collect();
+        let orders: Vec<String> = self
+            .orders_by_status
+            .iter()
+            .map(|(status, n)| format!("{status} {}", thousands(*n)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\ncheckouts: {} confirmed, {} payment failed, {} answered 202, {} refused{}, {} unanswered",
+            thousands(self.confirmed),
+            thousands(self.payment_failed),
+            thousands(self.accepted),
+            self.refused.values().sum::<u64>(),
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", refused.join(", "))
+            },
+            self.unanswered
+        );
+        let _ = writeln!(out, "orders in the API: {}", orders.join(", "));
+    }
+}
+
+impl SocketsReport {
+    /// The sockets opened, failed, and how long opening took.
+    fn write(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "websockets: {} open ({} failed), opened in {:.1} s",
+            thousands(self.opened as u64),
+            self.failed,
+            self.open_secs
+        );
     }
 }
 

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::scenarios::lock;
-use super::stats::{Live, Stats};
+use crate::scenarios::lock;
+use crate::stats::{Live, Stats};
 
 /// Sockets opened at once.
 const WAVE: usize = 200;
@@ -50,78 +52,32 @@ impl Listeners {
         if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
             tracing::warn!(error = %e, "could not raise the open-file limit");
         }
-        let stats = Arc::new(Mutex::new(Stats::default()));
-        let recording = Arc::new(AtomicBool::new(true));
-        let confirmed: Arc<Vec<AtomicU64>> =
-            Arc::new(buyers.iter().map(|_| AtomicU64::new(0)).collect());
+        let heard = Heard {
+            stats: Arc::new(Mutex::new(Stats::default())),
+            recording: Arc::new(AtomicBool::new(true)),
+            confirmed: Arc::new(buyers.iter().map(|_| AtomicU64::new(0)).collect()),
+            live,
+        };
         let mut per_buyer = vec![0u64; buyers.len()];
         let (mut readers, mut failed) = (Vec::with_capacity(count), 0);
         let started = Instant::now();
         let indices: Vec<usize> = (0..count).collect();
         for wave in indices.chunks(WAVE) {
-            let opened = futures::future::join_all(wave.iter().map(|&i| {
-                let base = &bases[i % bases.len()];
-                let buyer = i % buyers.len();
-                let url = format!(
-                    "{}/ws?token={}",
-                    base.replacen("http", "ws", 1),
-                    buyers[buyer]
-                );
-                async move {
-                    let connect = tokio_tungstenite::connect_async(url);
-                    match tokio::time::timeout(Duration::from_secs(10), connect).await {
-                        Ok(Ok((socket, _))) => Some((buyer, socket)),
-                        _ => None,
-                    }
-                }
-            }))
-            .await;
-            for socket in opened {
-                let Some((buyer, mut socket)) = socket else {
+            for socket in open_wave(bases, buyers, wave).await {
+                let Some((buyer, socket)) = socket else {
                     failed += 1;
                     continue;
                 };
                 per_buyer[buyer] += 1;
-                let (stats, confirmed, live, recording) = (
-                    stats.clone(),
-                    confirmed.clone(),
-                    live.clone(),
-                    recording.clone(),
-                );
-                readers.push(tokio::spawn(async move {
-                    while let Some(Ok(frame)) = socket.next().await {
-                        let Message::Text(text) = frame else { continue };
-                        let arrived = OffsetDateTime::now_utc();
-                        let Ok(update) = serde_json::from_str::<serde_json::Value>(&text) else {
-                            continue;
-                        };
-                        if update["type"] != "order.updated" {
-                            continue;
-                        }
-                        let at = update["at"]
-                            .as_str()
-                            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
-                        let lag = at.map_or(Duration::ZERO, |at| {
-                            (arrived - at).try_into().unwrap_or(Duration::ZERO)
-                        });
-                        if recording.load(Ordering::Relaxed) {
-                            let status = update["status"].as_str().unwrap_or("?").to_owned();
-                            lock(&stats).record("ws.push", lag, status, false);
-                            live.count(false);
-                        }
-                        if update["status"] == "CONFIRMED" {
-                            confirmed[buyer].fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }));
+                readers.push(tokio::spawn(heard.clone().listen(buyer, socket)));
             }
         }
         Listeners {
             opened: readers.len(),
             readers,
-            stats,
-            recording,
-            confirmed,
+            stats: heard.stats,
+            recording: heard.recording,
+            confirmed: heard.confirmed,
             per_buyer,
             failed,
             open_secs: started.elapsed().as_secs_f64(),
@@ -161,5 +117,80 @@ impl Listeners {
             reader.abort();
         }
         lock(&self.stats).clone()
+    }
+}
+
+/// An open websocket.
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens the sockets numbered `wave` at once: each its buyer and socket,
+/// or `None` if it did not open within 10 s.
+async fn open_wave(
+    bases: &[String],
+    buyers: &[String],
+    wave: &[usize],
+) -> Vec<Option<(usize, Socket)>> {
+    futures::future::join_all(wave.iter().map(|&i| {
+        let base = &bases[i % bases.len()];
+        let buyer = i % buyers.len();
+        let url = format!(
+            "{}/ws?token={}",
+            base.replacen("http", "ws", 1),
+            buyers[buyer]
+        );
+        async move {
+            let connect = tokio_tungstenite::connect_async(url);
+            match tokio::time::timeout(Duration::from_secs(10), connect).await {
+                Ok(Ok((socket, _))) => Some((buyer, socket)),
+                _ => None,
+            }
+        }
+    }))
+    .await
+}
+
+/// What every socket's reader shares: where it records and counts the
+/// updates it hears.
+#[derive(Clone)]
+struct Heard {
+    stats: Arc<Mutex<Stats>>,
+    recording: Arc<AtomicBool>,
+    confirmed: Arc<Vec<AtomicU64>>,
+    live: Arc<Live>,
+}
+
+impl Heard {
+    /// Reads `buyer`'s socket until it closes, hearing each text frame.
+    async fn listen(self, buyer: usize, mut socket: Socket) {
+        while let Some(Ok(frame)) = socket.next().await {
+            let Message::Text(text) = frame else { continue };
+            self.hear(buyer, &text);
+        }
+    }
+
+    /// An `order.updated` frame: its lag from the update's `at` recorded
+    /// (while the workers run), a `CONFIRMED` counted for its buyer.
+    fn hear(&self, buyer: usize, text: &str) {
+        let arrived = OffsetDateTime::now_utc();
+        let Ok(update) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        if update["type"] != "order.updated" {
+            return;
+        }
+        let at = update["at"]
+            .as_str()
+            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
+        let lag = at.map_or(Duration::ZERO, |at| {
+            (arrived - at).try_into().unwrap_or(Duration::ZERO)
+        });
+        if self.recording.load(Ordering::Relaxed) {
+            let status = update["status"].as_str().unwrap_or("?").to_owned();
+            lock(&self.stats).record("ws.push", lag, status, false);
+            self.live.count(false);
+        }
+        if update["status"] == "CONFIRMED" {
+            self.confirmed[buyer].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -8,7 +8,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
-use super::client::Targets;
+use crate::client::Targets;
 
 /// Words item names and search terms are made of.
 pub const ADJECTIVES: &[&str] = &[
