@@ -61,10 +61,13 @@ pub struct CartLineBody {
     quantity: Option<i64>,
 }
 
+// `LineView` in the OpenAPI document (its name there since the first
+// release); `CartLineView` here, apart from the cart service's `LineView`.
 /// One cart line.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LineView {
+#[schema(as = LineView)]
+pub struct CartLineView {
     item_id: String,
     variant_id: String,
     name: String,
@@ -87,7 +90,7 @@ pub struct CartView {
     /// `cartToken` to `POST /sessions` to keep the cart when signing in.
     #[serde(skip_serializing_if = "Option::is_none")]
     cart_token: Option<String>,
-    lines: Vec<LineView>,
+    lines: Vec<CartLineView>,
     subtotal: i64,
     tax: i64,
     shipping: i64,
@@ -112,7 +115,7 @@ impl From<PricedCart> for CartView {
             lines: priced
                 .lines
                 .into_iter()
-                .map(|l| LineView {
+                .map(|l| CartLineView {
                     line_total: l.line.quantity.saturating_mul(l.current_price),
                     item_id: l.line.item_id,
                     variant_id: l.line.variant_id,

@@ -8,15 +8,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ApiError, Code, Problem, PROBLEM_JSON};
+use super::error::{ApiError, Problem, PROBLEM_JSON};
 use super::extract::{Json, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
-use crate::domain::order::{card_last4, Order};
-use crate::domain::FieldErrors;
-use crate::services::checkout::idempotency::{body_hash, Claim, StoredResponse, MAX_KEY_LEN};
+use crate::domain::order::Order;
+use crate::services::checkout::idempotency::StoredResponse;
 use crate::services::checkout::{
-    CheckoutInput, CheckoutReply, CheckoutService, CheckoutServiceError,
+    Answer, CheckoutInput, CheckoutReply, CheckoutServiceError, KeyedRequest,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -110,19 +109,11 @@ async fn checkout(
     headers: HeaderMap,
     Json(body): Json<CheckoutBody>,
 ) -> Result<Response, ApiError> {
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => match value.to_str() {
-            Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LEN => Some(key.to_owned()),
-            _ => {
-                return Err(ApiError::validation(FieldErrors::single(
-                    "Idempotency-Key",
-                    format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
-                )))
-            }
-        },
-    };
-    let hash = request_hash(&body);
+    let keyed = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|key| KeyedRequest::new(key.as_bytes(), &body))
+        .transpose()
+        .map_err(ApiError::validation)?;
     let input = CheckoutInput {
         cart_id: body.cart_id,
         amount: body.amount,
@@ -135,130 +126,27 @@ async fn checkout(
         shipping_address: body.shipping_address.map(Into::into),
     };
     let valid = input.validate().map_err(ApiError::validation)?;
-    let user = who.user_id;
-    let Some(key) = key else {
-        return Ok(render(
-            state
-                .checkout
-                .run(&user, valid, CheckoutService::fresh_ids())
-                .await,
-        )
-        .into_response());
-    };
-
-    let keys = &state.idempotency;
-    // Held until this handler returns or is dropped (client gone, timeout).
-    let Some(_hold) = keys.hold(&user, &key) else {
-        return Err(in_progress());
-    };
-    let claim = keys
-        .claim(
-            &user,
-            &key,
-            hash.clone(),
-            CheckoutService::fresh_ids(),
-            None,
-        )
+    let answer = state
+        .checkout
+        .checkout(&who.user_id, keyed, valid, render)
         .await?;
-    let ids = match claim {
-        Claim::Replay(stored) => return Ok(replay(stored)),
-        Claim::Mismatch => return Err(key_reused()),
-        Claim::Fresh {
-            checkout_id,
-            order_id,
-        } => (checkout_id, order_id),
-        Claim::Unanswered {
-            checkout_id,
-            order_id,
-        } => {
-            let checkouts = state.checkout.coordinators();
-            if checkouts.is_running(&checkout_id) || checkouts.is_unfinished(&checkout_id).await? {
-                return Err(in_progress());
-            }
-            // Left unanswered by a request that failed or a process that
-            // stopped, and its checkout has ended: answer with the order it
-            // made, or, if it made none, run the request now.
-            if let Some(order) = state.orders.actors().get(&order_id).await? {
-                let response = render(Ok(reply_for(order)));
-                keys.answer(&user, &key, &checkout_id, response.stored.clone())
-                    .await?;
-                return Ok(response.into_response());
-            }
-            match keys
-                .claim(
-                    &user,
-                    &key,
-                    hash,
-                    CheckoutService::fresh_ids(),
-                    Some(checkout_id),
-                )
-                .await?
-            {
-                Claim::Fresh {
-                    checkout_id,
-                    order_id,
-                } => (checkout_id, order_id),
-                Claim::Replay(stored) => return Ok(replay(stored)),
-                Claim::Mismatch => return Err(key_reused()),
-                Claim::Unanswered { .. } => return Err(in_progress()),
-            }
-        }
-    };
-    let checkout_id = ids.0.clone();
-    let result = state.checkout.run(&user, valid, ids).await;
-    let response = render(result);
-    if response.keep {
-        keys.answer(&user, &key, &checkout_id, response.stored.clone())
-            .await?;
-    } else if response.stored.status < 500 {
-        keys.release(&user, &key, &checkout_id).await?;
-    }
-    // After a 5xx the key stays unanswered: the next retry resolves it from
-    // what the checkout did.
-    Ok(response.into_response())
+    Ok(match answer {
+        Answer::Replay(stored) => replay(stored),
+        Answer::Ran(rendered) => rendered.into_response(),
+    })
 }
 
-/// The hash a key's body is compared by: the body with the card number cut
-/// to its last four digits (the key record must not hold a hash the full
-/// number could be recovered from).
-fn request_hash(body: &CheckoutBody) -> Vec<u8> {
-    let mut value = serde_json::to_value(body).unwrap_or_default();
-    if let Some(card) = value.pointer_mut("/paymentInfo/cardNo") {
-        let last4 = card.as_str().and_then(card_last4);
-        *card = serde_json::json!(last4);
-    }
-    body_hash(&serde_json::to_vec(&value).unwrap_or_default())
-}
-
-fn key_reused() -> ApiError {
-    ApiError::new(
-        Code::IdempotencyKeyReused,
-        "this Idempotency-Key was used with a different request body",
-    )
-}
-
-fn in_progress() -> ApiError {
-    ApiError::new(
-        Code::RequestInProgress,
-        "a request with this Idempotency-Key is still running; retry shortly",
-    )
-    .retry_after(1)
-}
-
-fn reply_for(order: Order) -> CheckoutReply {
-    if order.status == crate::domain::order::OrderStatus::PaymentPending {
-        CheckoutReply::Pending(order)
-    } else {
-        CheckoutReply::Final(order)
-    }
-}
-
-/// A rendered response, and whether a retry should get it again (Stripe
-/// keeps results of requests that ran, not conflicts or server errors).
+/// A rendered response: what is sent, and what a retry with the same key
+/// gets if the service keeps it (without `Retry-After`).
 struct Rendered {
     stored: StoredResponse,
-    keep: bool,
     retry_after: Option<HeaderValue>,
+}
+
+impl AsRef<StoredResponse> for Rendered {
+    fn as_ref(&self) -> &StoredResponse {
+        &self.stored
+    }
 }
 
 fn render(result: Result<CheckoutReply, CheckoutServiceError>) -> Rendered {
@@ -270,24 +158,20 @@ fn render(result: Result<CheckoutReply, CheckoutServiceError>) -> Rendered {
     match result {
         Ok(CheckoutReply::Final(order)) => Rendered {
             stored: json(StatusCode::CREATED, &order),
-            keep: true,
             retry_after: None,
         },
         Ok(CheckoutReply::Pending(order)) => Rendered {
             stored: json(StatusCode::ACCEPTED, &order),
-            keep: true,
             retry_after: None,
         },
         Err(failure) => {
             let error = ApiError::from(failure);
-            let code = error.code();
             Rendered {
                 stored: StoredResponse {
-                    status: code.status().as_u16(),
+                    status: error.code().status().as_u16(),
                     content_type: PROBLEM_JSON.into(),
                     body: error.body(),
                 },
-                keep: code != Code::CheckoutInProgress && code.status().is_client_error(),
                 retry_after: error
                     .retry_after_secs()
                     .map(|s| HeaderValue::from(s.max(1))),

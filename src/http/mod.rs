@@ -1,6 +1,15 @@
 //! HTTP: one module per resource, each exposing `router()`, merged here with
-//! the gateway layers. Handlers translate HTTP to service calls and back;
-//! they hold no locks and make no business decisions.
+//! the gateway layers. Handlers translate HTTP to service calls and back:
+//! parse, authorize, call one service or read model, render. They hold no
+//! locks, make no business decisions, and reach no sled tree or actor handle.
+//!
+//! - Resources: `users`, `sessions`, `items` (the catalog), `search`,
+//!   `cart`, `checkout`, `orders` (the buyer's), `seller_orders` (shipping
+//!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
+//!   `media`, `ops` (health, readiness, metrics, the document), `ws`.
+//! - Around them: [`error`] (the code table, problem+json, and the mapping
+//!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
+//!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;
@@ -17,6 +26,7 @@ mod orders;
 mod recommend;
 mod search;
 pub mod security;
+mod seller_orders;
 pub mod server;
 mod sessions;
 mod strict;
@@ -42,15 +52,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::actors::inventory::InventoryActors;
 use crate::config::Settings;
 use crate::services::account::AccountService;
 use crate::services::cart::CartService;
 use crate::services::catalog::CatalogService;
-use crate::services::checkout::idempotency::IdempotencyKeys;
 use crate::services::checkout::CheckoutService;
 use crate::services::order::OrderService;
-use crate::storage::Store;
+use crate::services::status::NodeStatus;
 use error::ApiError;
 use gateway::RateLimits;
 
@@ -75,17 +83,15 @@ impl std::ops::Deref for AppState {
 pub struct Services {
     /// The node's settings.
     pub settings: Arc<Settings>,
-    /// The node's storage.
-    pub store: Store,
+    /// What `/ready` reports of storage.
+    pub status: NodeStatus,
     /// Accounts and sessions.
     pub accounts: AccountService,
-    /// Stock per SKU (one actor each).
-    pub inventory: InventoryActors,
-    /// The seller catalog.
+    /// The seller catalog, with stock levels.
     pub catalog: CatalogService,
     /// Carts.
     pub carts: CartService,
-    /// Checkout (the saga coordinators).
+    /// Checkout, with `Idempotency-Key` replays.
     pub checkout: CheckoutService,
     /// Orders: the read path and changes.
     pub orders: OrderService,
@@ -101,8 +107,6 @@ pub struct Services {
     pub recommender: crate::services::recommend::Recommender,
     /// Item images.
     pub media: crate::services::media::MediaService,
-    /// `Idempotency-Key` results.
-    pub idempotency: IdempotencyKeys,
     /// Rate limits (`None` when disabled).
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Renders `/metrics`.
@@ -166,41 +170,9 @@ impl Modify for BearerAuth {
 /// The whole application: every resource's routes behind the gateway layers.
 /// `/metrics` is among them unless `admin_http` is set ([`admin_router`]).
 pub fn router(state: AppState) -> Router {
-    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
-    if state.settings.admin_http.is_none() {
-        api = api.merge(ops::metrics_router());
-    }
-    let (routes, mut openapi) = api
-        .merge(users::router())
-        .merge(sessions::router())
-        .merge(items::router())
-        .merge(search::router())
-        .merge(cart::router())
-        .merge(checkout::router())
-        .merge(orders::router())
-        .merge(ops::router())
-        .merge(ws::router())
-        .merge(notifications::router())
-        .merge(wishlist::router())
-        .merge(recommend::router())
-        .merge(media::router())
-        .split_for_parts();
-    openapi::complete(&mut openapi);
-    let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
-
+    let (routes, openapi_json) = api_routes(&state.settings);
     let request_id = HeaderName::from_static("x-request-id");
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |p| p.as_str());
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        tracing::info_span!("request", method = %request.method(), route, request_id = id)
-    });
+    let trace = TraceLayer::new_for_http().make_span_with(request_span);
     // Outermost first: ids exist before the span opens; the span covers
     // everything, including rejections by the inner layers.
     let gateway = ServiceBuilder::new()
@@ -241,6 +213,48 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(openapi_json));
     security::with_security_headers(routes.layer(gateway).with_state(state))
+}
+
+/// Every resource's routes, and the OpenAPI document they declare
+/// (completed with the gateway's answers), rendered once.
+fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    if settings.admin_http.is_none() {
+        api = api.merge(ops::metrics_router());
+    }
+    let (routes, mut openapi) = api
+        .merge(users::router())
+        .merge(sessions::router())
+        .merge(items::router())
+        .merge(search::router())
+        .merge(cart::router())
+        .merge(checkout::router())
+        .merge(orders::router())
+        .merge(seller_orders::router())
+        .merge(ops::router())
+        .merge(ws::router())
+        .merge(notifications::router())
+        .merge(wishlist::router())
+        .merge(recommend::router())
+        .merge(media::router())
+        .split_for_parts();
+    openapi::complete(&mut openapi);
+    let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    (routes, openapi_json)
+}
+
+/// The span each request is traced in: method, matched route, request id.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id = id)
 }
 
 /// The operators' listener (`admin_http`): `/metrics` alone, with request

@@ -7,12 +7,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ApiError, Code, Problem};
+use super::error::{ApiError, Problem};
 use super::extract::{page_size, Path, SignedIn};
 use super::AppState;
-use crate::domain::sealed::Sealer;
 use crate::domain::{FieldErrors, Timestamp};
-use crate::services::notifications::{Notification, NotificationsError};
+use crate::services::notifications::Notification;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,9 +39,9 @@ pub struct NotificationView {
 
 impl NotificationView {
     /// The view of `n`, with its public (sealed) id.
-    fn of(n: Notification, sealer: &Sealer) -> Self {
+    fn of(n: Notification, id: String) -> Self {
         NotificationView {
-            id: n.public_id(sealer),
+            id,
             kind: n.kind,
             order_id: n.order_id,
             status: n.status.as_str().to_owned(),
@@ -72,19 +71,6 @@ pub struct ListQuery {
     size: Option<String>,
 }
 
-impl From<NotificationsError> for ApiError {
-    fn from(e: NotificationsError) -> Self {
-        match e {
-            NotificationsError::InvalidCursor => ApiError::new(
-                Code::InvalidCursor,
-                "the cursor was not issued by this server",
-            ),
-            NotificationsError::NotFound => ApiError::not_found("notification"),
-            NotificationsError::Storage(e) => e.into(),
-        }
-    }
-}
-
 /// The caller's notifications, newest first (eventually consistent: fed by
 /// events).
 #[utoipa::path(get, path = "/notifications", tag = "live", security(("bearer" = [])), params(ListQuery),
@@ -112,7 +98,10 @@ async fn list_notifications(
     Ok(axum::Json(NotificationPage {
         items: items
             .into_iter()
-            .map(|n| NotificationView::of(n, state.store.sealer()))
+            .map(|n| {
+                let id = state.notifications.public_id(&n);
+                NotificationView::of(n, id)
+            })
             .collect(),
         next_cursor,
     }))

@@ -37,8 +37,8 @@ async fn health() -> impl IntoResponse {
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     // The search index is open before the listener binds, so a serving
     // node always has it; its lag is reported for operators.
-    if state.store.is_writable() {
-        let newest = *state.store.event_watch().borrow();
+    if state.status.accepts_writes() {
+        let newest = state.status.newest_event();
         let recommended = state.recommender.position();
         (
             StatusCode::OK,

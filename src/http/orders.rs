@@ -1,5 +1,5 @@
-//! `/orders`: the buyer's orders, cancellation, and the sellers' shipping;
-//! `/seller/orders`: a seller's orders, each showing only their part.
+//! `/orders`: the buyer's orders and cancellation (the sellers' side,
+//! shipping and `/seller/orders`, is in `seller_orders.rs`).
 
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{page_size, Path, SignedIn};
 use super::users::AddressBody;
 use super::AppState;
-use crate::domain::order::{Fulfilment, FulfilmentStatus, Order, OrderLine, OrderStatus};
+use crate::domain::order::{Fulfilment, Order, OrderLine, OrderStatus};
 use crate::domain::{FieldErrors, Timestamp};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -19,9 +19,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_orders))
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
-        .routes(routes!(ship_order))
-        .routes(routes!(deliver_order))
-        .routes(routes!(list_seller_orders))
 }
 
 /// One line of an order.
@@ -159,7 +156,7 @@ pub struct ListQuery {
     #[param(value_type = OrderStatusName, required = false, inline)]
     status: Option<String>,
     /// From the previous page's `nextCursor`.
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
     /// 1..=100, default 20.
     #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
     size: Option<String>,
@@ -214,7 +211,7 @@ async fn list_orders(
 
 /// The status filter and page size of a list query (422 for an unknown
 /// status or a size out of range).
-fn list_filters(query: &ListQuery) -> Result<(Option<OrderStatus>, usize), ApiError> {
+pub(super) fn list_filters(query: &ListQuery) -> Result<(Option<OrderStatus>, usize), ApiError> {
     let mut errors = FieldErrors::new();
     let status = match query.status.as_deref() {
         None => None,
@@ -262,153 +259,4 @@ async fn cancel_order(
 ) -> Result<axum::Json<OrderView>, ApiError> {
     let order = state.orders.cancel(&who.user_id, &id).await?;
     Ok(axum::Json(order.into()))
-}
-
-/// Marks the caller's part of the order shipped (a seller of an item in
-/// it); the order is `SHIPPED` once every seller's part is.
-#[utoipa::path(post, path = "/orders/{id}/ship", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
-    responses(
-        (status = 200, body = SellerOrderView),
-        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
-    ))]
-async fn ship_order(
-    state: State<AppState>,
-    who: SignedIn,
-    id: Path<String>,
-) -> Result<axum::Json<SellerOrderView>, ApiError> {
-    fulfil(state, who, id, FulfilmentStatus::Shipped).await
-}
-
-/// Marks the caller's part of the order delivered (a seller of an item in
-/// it); the order is `DELIVERED` once every seller's part is.
-#[utoipa::path(post, path = "/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
-    responses(
-        (status = 200, body = SellerOrderView),
-        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, description = "INVALID_TRANSITION", content_type = "application/problem+json"),
-    ))]
-async fn deliver_order(
-    state: State<AppState>,
-    who: SignedIn,
-    id: Path<String>,
-) -> Result<axum::Json<SellerOrderView>, ApiError> {
-    fulfil(state, who, id, FulfilmentStatus::Delivered).await
-}
-
-async fn fulfil(
-    State(state): State<AppState>,
-    SignedIn(who): SignedIn,
-    Path(id): Path<String>,
-    to: FulfilmentStatus,
-) -> Result<axum::Json<SellerOrderView>, ApiError> {
-    let order = state.orders.fulfil(&who.user_id, who.role, &id, to).await?;
-    Ok(axum::Json(SellerOrderView::new(order, &who.user_id)))
-}
-
-/// A seller's view of an order: their own lines and part, where to ship,
-/// and nothing of the payment or of other sellers.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SellerOrderView {
-    id: String,
-    /// The whole order's status (`CONFIRMED` until every seller has
-    /// shipped, and so on).
-    status: String,
-    /// Only this seller's lines.
-    lines: Vec<OrderLineView>,
-    /// The currency of the lines' prices.
-    currency: String,
-    /// Where to ship; only while the order is paid (`CONFIRMED`,
-    /// `SHIPPED`, `DELIVERED`), `null` otherwise.
-    shipping_address: Option<AddressBody>,
-    /// This seller's part only.
-    fulfilment: Vec<FulfilmentView>,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: Timestamp,
-}
-
-impl SellerOrderView {
-    /// `seller_id`'s view of `order`.
-    fn new(order: Order, seller_id: &str) -> Self {
-        SellerOrderView {
-            lines: order
-                .lines
-                .into_iter()
-                .filter(|l| l.seller_id == seller_id)
-                .map(OrderLineView::from)
-                .collect(),
-            fulfilment: order
-                .fulfilment
-                .into_iter()
-                .filter(|f| f.seller_id == seller_id)
-                .map(FulfilmentView::from)
-                .collect(),
-            id: order.id,
-            status: order.status.as_str().to_owned(),
-            currency: order.currency,
-            // Where to ship only once there is something to ship: a seller
-            // learns nothing of buyers whose orders were never paid (or were
-            // cancelled), not even that they tried.
-            shipping_address: matches!(
-                order.status,
-                OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered
-            )
-            .then(|| order.shipping_address.as_ref().map(AddressBody::from))
-            .flatten(),
-            created_at: order.created_at,
-            updated_at: order.updated_at,
-        }
-    }
-}
-
-/// A page of a seller's orders.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SellerOrderPage {
-    items: Vec<SellerOrderView>,
-    /// Pass as `cursor` for the next page; `null` on the last.
-    next_cursor: Option<String>,
-}
-
-/// The orders holding the caller's items, newest first, each showing only
-/// the caller's part. `status` filters on the whole order's status.
-#[utoipa::path(get, path = "/seller/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
-    responses(
-        (status = 200, body = SellerOrderPage),
-        (status = 400, body = Problem, description = "INVALID_CURSOR", content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, description = "not a seller", content_type = "application/problem+json"),
-        (status = 422, body = Problem, description = "unknown status, size out of range", content_type = "application/problem+json"),
-    ))]
-async fn list_seller_orders(
-    State(state): State<AppState>,
-    SignedIn(who): SignedIn,
-    Query(query): Query<ListQuery>,
-) -> Result<axum::Json<SellerOrderPage>, ApiError> {
-    let (status, size) = list_filters(&query)?;
-    let page = state
-        .orders
-        .list_for_seller(
-            &who.user_id,
-            who.role,
-            status,
-            query.cursor.as_deref(),
-            size,
-        )
-        .await?;
-    Ok(axum::Json(SellerOrderPage {
-        items: page
-            .orders
-            .into_iter()
-            .map(|o| SellerOrderView::new(o, &who.user_id))
-            .collect(),
-        next_cursor: page.next_cursor,
-    }))
 }

@@ -13,7 +13,7 @@ use super::extract::{page_size, Caller, Path};
 use super::search::ItemSummary;
 use super::AppState;
 use crate::domain::FieldErrors;
-use crate::services::recommend::{Pick, RecommendError};
+use crate::services::recommend::Pick;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,15 +83,6 @@ pub struct Related {
     /// Bought together (most often first), then similar; only active items
     /// with stock, never the item itself.
     items: Vec<Recommended>,
-}
-
-impl From<RecommendError> for ApiError {
-    fn from(e: RecommendError) -> Self {
-        match e {
-            RecommendError::Storage(e) => e.into(),
-            RecommendError::Search(e) => e.into(),
-        }
-    }
 }
 
 /// Who asks: a signed-in user, or anonymous. A token that is not valid is

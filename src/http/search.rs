@@ -8,13 +8,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ApiError, Code, Problem};
+use super::error::{ApiError, Problem};
 use super::extract::page_size;
 use super::AppState;
-use crate::domain::item::{Item, ItemStatus, MAX_PRICE};
+use crate::domain::item::{Item, MAX_PRICE};
 use crate::domain::FieldErrors;
-use crate::search::{SearchError, SearchRequest, Sort};
-use crate::storage::TreeName;
+use crate::search::{SearchRequest, Sort};
 
 /// Longest term accepted; longer text is cut (never refused: a search box
 /// must answer whatever is pasted into it).
@@ -179,18 +178,6 @@ impl SearchQuery {
     }
 }
 
-impl From<SearchError> for ApiError {
-    fn from(e: SearchError) -> Self {
-        match e {
-            SearchError::InvalidCursor => ApiError::new(
-                Code::InvalidCursor,
-                "the cursor was not issued by this server for this search",
-            ),
-            SearchError::Failed(cause) => ApiError::internal(cause),
-        }
-    }
-}
-
 /// The design's search: free text with filters, sort, facets and cursor
 /// pages; without a term, browsing.
 #[utoipa::path(get, path = "/items", tag = "catalog", params(SearchQuery),
@@ -231,7 +218,7 @@ pub(super) async fn summarize(
     item: Item,
     score: Option<f32>,
 ) -> Result<ItemSummary, ApiError> {
-    let available = available(state, &item).await?;
+    let available = state.catalog.available(&item).await?;
     Ok(ItemSummary::new(item, available, score))
 }
 
@@ -252,18 +239,10 @@ impl ItemSummary {
     }
 }
 
+/// The item if it is still for sale: the index may trail the catalog by a
+/// moment, and a withdrawn item is never shown.
 pub(super) async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {
-    Ok(state
-        .store
-        .get::<Item>(TreeName::Items, id.as_bytes())
-        .await?
-        .filter(|item| item.status == ItemStatus::Active))
-}
-
-async fn available(state: &AppState, item: &Item) -> Result<i64, ApiError> {
-    let variants = item.variants.iter().map(|v| v.id.clone()).collect();
-    let levels = state.inventory.levels(variants).await?;
-    Ok(levels.iter().map(|l| l.available).sum())
+    Ok(state.catalog.item_for_sale(id).await?)
 }
 
 /// `GET /items/suggest` query.

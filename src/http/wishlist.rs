@@ -11,8 +11,6 @@ use super::error::{ApiError, Problem};
 use super::extract::{Path, SignedIn};
 use super::search::{live_item, summarize, ItemSummary};
 use super::AppState;
-use crate::domain::FieldErrors;
-use crate::services::wishlist::WishlistError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,18 +24,6 @@ pub struct WishlistView {
     /// Item summaries, most recently added first (items no longer for sale
     /// are left out).
     items: Vec<ItemSummary>,
-}
-
-impl From<WishlistError> for ApiError {
-    fn from(e: WishlistError) -> Self {
-        match e {
-            WishlistError::ItemNotFound => ApiError::not_found("item"),
-            WishlistError::Full => {
-                ApiError::validation(FieldErrors::single("itemId", e.to_string()))
-            }
-            WishlistError::Storage(e) => e.into(),
-        }
-    }
 }
 
 /// The caller's wishlist.

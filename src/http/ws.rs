@@ -16,18 +16,18 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::SignedIn;
 use super::AppState;
-use crate::domain::item::{Item, ItemStatus};
 use crate::domain::looks_like_id;
-use crate::services::live::{Connection, Hub};
-use crate::storage::TreeName;
+use crate::services::live::Connection;
 
 /// Largest frame or message a client may send.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -77,99 +77,14 @@ async fn upgrade(
 }
 
 async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key: [u8; 32]) {
-    let hub = state.hub.clone();
-    let (connection, mut outbound) = hub.connect(&user_id, session_key);
-    let (mut sink, mut stream) = socket.split();
+    let (connection, outbound) = state.hub.connect(&user_id, session_key);
+    let (sink, mut stream) = socket.split();
     // Writes run in their own task, so a peer that stops reading blocks
     // only its writer; the hub sees the queue fill and evicts the socket.
-    let (replies, mut replies_rx) = tokio::sync::mpsc::channel::<Message>(16);
-    let writer = tokio::spawn(async move {
-        loop {
-            let message = tokio::select! {
-                biased;
-                reply = replies_rx.recv() => match reply {
-                    Some(message) => message,
-                    None => break,
-                },
-                pushed = outbound.recv() => match pushed {
-                    Some(text) => Message::Text(Utf8Bytes::from(&*text)),
-                    None => break,
-                },
-            };
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    // The first check runs at once: a sign-out that landed between the
-    // token check and `connect` above told no socket of this one.
-    let mut session = tokio::time::interval(SESSION_CHECK_EVERY);
-    let mut awaiting_pong = false;
-    let close = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))
-    };
-    let ending: Option<Message> = loop {
-        tokio::select! {
-            () = connection.evicted() => {
-                break Some(close(TRY_AGAIN_LATER, "too slow: messages were not read"));
-            }
-            () = connection.session_ended() => {
-                break Some(close(POLICY_VIOLATION, "the session has ended"));
-            }
-            frame = stream.next() => match frame {
-                None | Some(Ok(Message::Close(_))) => break None,
-                Some(Err(e)) => {
-                    let too_big = matches!(
-                        e.into_inner().downcast_ref::<tungstenite::Error>(),
-                        Some(tungstenite::Error::Capacity(_))
-                    );
-                    break too_big.then(|| close(TOO_BIG, "message over 64 KiB"));
-                }
-                Some(Ok(Message::Text(text))) => match command(&state, &hub, &connection, text.as_str()).await {
-                    Ok(Some(reply)) => {
-                        if replies.send(Message::Text(Utf8Bytes::from(reply))).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(()) => break Some(close(UNSUPPORTED_DATA, "frames must be JSON text")),
-                },
-                Some(Ok(Message::Binary(_))) => {
-                    break Some(close(UNSUPPORTED_DATA, "frames must be JSON text"));
-                }
-                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
-                Some(Ok(Message::Ping(_))) => {}
-            },
-            _ = ping.tick() => {
-                if awaiting_pong {
-                    break None;
-                }
-                awaiting_pong = true;
-                if replies.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
-            }
-            _ = session.tick() => {
-                let valid = state
-                    .accounts
-                    .session_is_valid(&session_key)
-                    .await
-                    .unwrap_or(true);
-                if !valid {
-                    break Some(close(POLICY_VIOLATION, "the session has ended"));
-                }
-            }
-            () = hub.stopped() => break Some(close(GOING_AWAY, "the node is shutting down")),
-        }
-    };
-    hub.disconnect(&connection);
+    let (replies, replies_rx) = mpsc::channel::<Message>(16);
+    let writer = tokio::spawn(write_frames(sink, replies_rx, outbound));
+    let ending = read_frames(&state, &connection, &mut stream, &replies, session_key).await;
+    state.hub.disconnect(&connection);
     if let Some(message) = ending {
         // Best effort: a peer that stopped reading may never take it.
         let _ = tokio::time::timeout(Duration::from_millis(200), replies.send(message)).await;
@@ -183,14 +98,165 @@ async fn serve(socket: WebSocket, state: AppState, user_id: String, session_key:
     }
 }
 
+/// The writer task: replies first (they answer what the client just
+/// sent), then the hub's pushes; ends after a close frame or a failed send.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut replies: mpsc::Receiver<Message>,
+    mut outbound: mpsc::Receiver<Arc<str>>,
+) {
+    loop {
+        let message = tokio::select! {
+            biased;
+            reply = replies.recv() => match reply {
+                Some(message) => message,
+                None => break,
+            },
+            pushed = outbound.recv() => match pushed {
+                Some(text) => Message::Text(Utf8Bytes::from(&*text)),
+                None => break,
+            },
+        };
+        let closing = matches!(message, Message::Close(_));
+        if sink.send(message).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// What the read loop does after an event.
+enum Next {
+    /// Keep reading.
+    Continue,
+    /// Stop; send this close frame first, if any.
+    End(Option<Message>),
+}
+
+/// The read loop: client frames, pings, session checks, eviction and
+/// shutdown, until one of them ends the socket; returns the close frame to
+/// send, if any.
+async fn read_frames(
+    state: &AppState,
+    connection: &Arc<Connection>,
+    stream: &mut SplitStream<WebSocket>,
+    replies: &mpsc::Sender<Message>,
+    session_key: [u8; 32],
+) -> Option<Message> {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    // The first check runs at once: a sign-out that landed between the
+    // token check and `connect` told no socket of this one.
+    let mut session = tokio::time::interval(SESSION_CHECK_EVERY);
+    let mut awaiting_pong = false;
+    loop {
+        let next = tokio::select! {
+            () = connection.evicted() => {
+                Next::End(Some(close(TRY_AGAIN_LATER, "too slow: messages were not read")))
+            }
+            () = connection.session_ended() => {
+                Next::End(Some(close(POLICY_VIOLATION, "the session has ended")))
+            }
+            frame = stream.next() => {
+                on_frame(state, connection, frame, replies, &mut awaiting_pong).await
+            }
+            _ = ping.tick() => ping_peer(replies, &mut awaiting_pong).await,
+            _ = session.tick() => check_session(state, &session_key).await,
+            () = state.hub.stopped() => {
+                Next::End(Some(close(GOING_AWAY, "the node is shutting down")))
+            }
+        };
+        if let Next::End(message) = next {
+            return message;
+        }
+    }
+}
+
+/// Handles one frame from the client (`None`: the stream ended).
+async fn on_frame(
+    state: &AppState,
+    connection: &Arc<Connection>,
+    frame: Option<Result<Message, axum::Error>>,
+    replies: &mpsc::Sender<Message>,
+    awaiting_pong: &mut bool,
+) -> Next {
+    match frame {
+        None | Some(Ok(Message::Close(_))) => Next::End(None),
+        Some(Err(e)) => {
+            let too_big = matches!(
+                e.into_inner().downcast_ref::<tungstenite::Error>(),
+                Some(tungstenite::Error::Capacity(_))
+            );
+            Next::End(too_big.then(|| close(TOO_BIG, "message over 64 KiB")))
+        }
+        Some(Ok(Message::Text(text))) => match command(state, connection, text.as_str()).await {
+            Ok(Some(reply)) => {
+                let sent = replies.send(Message::Text(Utf8Bytes::from(reply))).await;
+                if sent.is_err() {
+                    return Next::End(None);
+                }
+                Next::Continue
+            }
+            Ok(None) => Next::Continue,
+            Err(()) => Next::End(Some(close(UNSUPPORTED_DATA, "frames must be JSON text"))),
+        },
+        Some(Ok(Message::Binary(_))) => {
+            Next::End(Some(close(UNSUPPORTED_DATA, "frames must be JSON text")))
+        }
+        Some(Ok(Message::Pong(_))) => {
+            *awaiting_pong = false;
+            Next::Continue
+        }
+        Some(Ok(Message::Ping(_))) => Next::Continue,
+    }
+}
+
+/// Pings the peer, or ends the socket if it did not answer the last ping.
+async fn ping_peer(replies: &mpsc::Sender<Message>, awaiting_pong: &mut bool) -> Next {
+    if *awaiting_pong {
+        return Next::End(None);
+    }
+    *awaiting_pong = true;
+    if replies
+        .send(Message::Ping(Default::default()))
+        .await
+        .is_err()
+    {
+        return Next::End(None);
+    }
+    Next::Continue
+}
+
+/// Ends the socket if its session has ended (a failed check keeps it: the
+/// next one decides).
+async fn check_session(state: &AppState, session_key: &[u8; 32]) -> Next {
+    let valid = state
+        .accounts
+        .session_is_valid(session_key)
+        .await
+        .unwrap_or(true);
+    if valid {
+        Next::Continue
+    } else {
+        Next::End(Some(close(POLICY_VIOLATION, "the session has ended")))
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
 /// Handles one client command; `Ok(Some)` is a reply frame, `Err` means
 /// the frame was not a JSON object (the socket closes).
 async fn command(
     state: &AppState,
-    hub: &Hub,
     connection: &Arc<Connection>,
     text: &str,
 ) -> Result<Option<String>, ()> {
+    let hub = &state.hub;
     let Ok(Value::Object(message)) = serde_json::from_str::<Value>(text) else {
         return Err(());
     };
@@ -214,13 +280,9 @@ async fn command(
                     json!({"type": "unsubscribed", "topic": topic}).to_string(),
                 ));
             }
-            let exists = state
-                .store
-                .get::<Item>(TreeName::Items, item_id.as_bytes())
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|item| item.status == ItemStatus::Active);
+            // A failed read is answered like a missing item: the client may
+            // subscribe again.
+            let exists = matches!(state.catalog.item_for_sale(item_id).await, Ok(Some(_)));
             if !exists {
                 return error("NOT_FOUND", format!("no item {item_id} for sale"));
             }

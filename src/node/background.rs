@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::search::Search;
 use crate::services::account::AccountService;
-use crate::services::checkout::idempotency::IdempotencyKeys;
+use crate::services::checkout::CheckoutService;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
 use crate::storage::archiver::{archive_pass, ArchivePolicy};
@@ -56,7 +56,7 @@ impl Background {
         let upkeep = Upkeep {
             settings: settings.clone(),
             checkouts: actors.checkouts.clone(),
-            idempotency: services.idempotency.clone(),
+            checkout: services.checkout.clone(),
             orders: services.orders.clone(),
         };
         let archive = LogArchive {
@@ -100,7 +100,7 @@ async fn recover_deadlines(actors: NodeActors) {
 struct Upkeep {
     settings: Arc<Settings>,
     checkouts: CheckoutCoordinators,
-    idempotency: IdempotencyKeys,
+    checkout: CheckoutService,
     orders: OrderService,
 }
 
@@ -130,7 +130,7 @@ impl Upkeep {
     }
 
     async fn prune_keys(&self) {
-        match self.idempotency.prune().await {
+        match self.checkout.prune_expired_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(keys = n, "expired idempotency keys pruned"),
             Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed"),

@@ -32,7 +32,6 @@ use crate::search::Search;
 use crate::services::account::AccountService;
 use crate::services::cart::CartService;
 use crate::services::catalog::CatalogService;
-use crate::services::checkout::idempotency::IdempotencyKeys;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
@@ -68,7 +67,8 @@ pub struct NodeServices {
     pub catalog: CatalogService,
     /// Carts: pricing and the buyer's changes.
     pub carts: CartService,
-    /// Checkout: starts a coordinator and waits for its outcome.
+    /// Checkout: starts a coordinator and waits for its outcome; keeps
+    /// `Idempotency-Key` results.
     pub checkout: CheckoutService,
     /// Orders: the read path and changes.
     pub orders: OrderService,
@@ -76,8 +76,6 @@ pub struct NodeServices {
     pub wishlists: WishlistService,
     /// Item images.
     pub media: MediaService,
-    /// `Idempotency-Key` results.
-    pub idempotency: IdempotencyKeys,
 }
 
 /// The read models fed by the event log.

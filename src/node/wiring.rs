@@ -27,6 +27,7 @@ use crate::services::media::MediaService;
 use crate::services::notifications::Notifications;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
+use crate::services::status::NodeStatus;
 use crate::services::wishlist::WishlistService;
 use crate::storage::{Store, StoreOptions};
 
@@ -157,6 +158,8 @@ pub(super) fn services(
     let checkout = CheckoutService::new(
         actors.checkouts.clone(),
         carts.clone(),
+        actors.orders.clone(),
+        IdempotencyKeys::new(store.clone()),
         Duration::from_millis(settings.checkout_wait_ms),
     );
     NodeServices {
@@ -167,7 +170,6 @@ pub(super) fn services(
         orders: OrderService::new(store.clone(), actors.orders.clone()),
         wishlists: WishlistService::new(store.clone()),
         media: MediaService::new(&settings.data_dir),
-        idempotency: IdempotencyKeys::new(store.clone()),
     }
 }
 
@@ -203,9 +205,8 @@ pub(super) fn http_state(node: &Node) -> AppState {
     let read_models = node.read_models.clone();
     AppState::new(Services {
         settings: node.settings.clone(),
-        store: node.store.clone(),
+        status: NodeStatus::new(node.store.clone()),
         accounts: services.accounts,
-        inventory: node.actors.inventory.clone(),
         catalog: services.catalog,
         carts: services.carts,
         checkout: services.checkout,
@@ -216,7 +217,6 @@ pub(super) fn http_state(node: &Node) -> AppState {
         wishlists: services.wishlists,
         recommender: read_models.recommender,
         media: services.media,
-        idempotency: services.idempotency,
         rate_limits: None,
         metrics: node.metrics.clone(),
     })

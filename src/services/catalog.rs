@@ -6,7 +6,9 @@
 
 use crate::actors::inventory::{InventoryActors, InventoryError};
 use crate::actors::runtime::EntityError;
-use crate::domain::item::{self, Item, ItemInput, ItemPatch, PatchEffect, StockLevel, ValidPatch};
+use crate::domain::item::{
+    self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel, ValidPatch,
+};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
@@ -232,6 +234,24 @@ impl CatalogService {
     /// Stock levels of the given variants (the read model).
     pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, CatalogError> {
         Ok(self.inventory.levels(variant_ids).await?)
+    }
+
+    /// The item record if it is for sale (active); `None` for an unknown or
+    /// withdrawn item. One cache read, no stock.
+    pub async fn item_for_sale(&self, item_id: &str) -> Result<Option<Item>, CatalogError> {
+        match self.load(item_id).await {
+            Ok(item) => Ok(Some(item).filter(|item| item.status == ItemStatus::Active)),
+            Err(CatalogError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a buyer can get of `item` now, summed over its variants.
+    pub async fn available(&self, item: &Item) -> Result<i64, CatalogError> {
+        let levels = self
+            .levels(item.variants.iter().map(|v| v.id.clone()).collect())
+            .await?;
+        Ok(levels.iter().map(|l| l.available).sum())
     }
 
     async fn load(&self, item_id: &str) -> Result<Item, CatalogError> {

@@ -9,6 +9,7 @@
 //!   [`checkout::idempotency`] keeps `Idempotency-Key` results.
 //! - [`order`]: order history and order actions.
 //! - [`wishlist`], [`media`] (item images).
+//! - [`status`]: what `/ready` reports of storage.
 //! - Read models fed by the event log: [`live`] (the websocket hub),
 //!   [`notifications`] (the inbox and outbound channels), [`recommend`].
 
@@ -21,4 +22,5 @@ pub mod media;
 pub mod notifications;
 pub mod order;
 pub mod recommend;
+pub mod status;
 pub mod wishlist;

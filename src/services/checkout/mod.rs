@@ -1,17 +1,22 @@
 //! The checkout service: validates a request, checks the cart is the
 //! caller's, starts its coordinator and waits for the outcome up to
-//! `checkout_wait_ms`.
+//! `checkout_wait_ms`; with an `Idempotency-Key`, makes a retry safe
+//! ([`keyed`], over the key store in [`idempotency`]).
 
 pub mod idempotency;
+pub mod keyed;
 
 use std::time::Duration;
 
 use crate::actors::checkout::{CheckoutCoordinators, CheckoutError, CheckoutRequest, Progress};
+use crate::actors::order::{OrderActors, OrderError};
 use crate::domain::order::{card_last4, Order, OrderStatus};
 use crate::domain::user::{parse_address, Address, AddressInput};
 use crate::domain::{new_id, FieldErrors};
 use crate::services::cart::CartService;
 use crate::storage::StorageError;
+use idempotency::IdempotencyKeys;
+pub use keyed::{Answer, KeyedRequest};
 
 /// A checkout as received (`POST /checkout`), fields unchecked.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +120,17 @@ pub enum CheckoutReply {
     Pending(Order),
 }
 
+impl CheckoutReply {
+    /// The reply for a checkout that made `order`.
+    pub fn of(order: Order) -> Self {
+        if order.status == OrderStatus::PaymentPending {
+            CheckoutReply::Pending(order)
+        } else {
+            CheckoutReply::Final(order)
+        }
+    }
+}
+
 /// Why a checkout request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutServiceError {
@@ -124,6 +140,15 @@ pub enum CheckoutServiceError {
     /// The saga refused or failed.
     #[error(transparent)]
     Checkout(#[from] CheckoutError),
+    /// The `Idempotency-Key` was used with another request body.
+    #[error("the idempotency key was used with another request")]
+    KeyReused,
+    /// A request with this `Idempotency-Key` is still running.
+    #[error("a request with this idempotency key is still running")]
+    KeyInUse,
+    /// Reading the order an earlier request made failed.
+    #[error(transparent)]
+    Order(#[from] OrderError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -134,15 +159,26 @@ pub enum CheckoutServiceError {
 pub struct CheckoutService {
     checkouts: CheckoutCoordinators,
     carts: CartService,
+    /// Read when a key's earlier request was interrupted: did it make its order?
+    orders: OrderActors,
+    keys: IdempotencyKeys,
     wait: Duration,
 }
 
 impl CheckoutService {
     /// The service; callers wait up to `wait` for a final state.
-    pub fn new(checkouts: CheckoutCoordinators, carts: CartService, wait: Duration) -> Self {
+    pub fn new(
+        checkouts: CheckoutCoordinators,
+        carts: CartService,
+        orders: OrderActors,
+        keys: IdempotencyKeys,
+        wait: Duration,
+    ) -> Self {
         CheckoutService {
             checkouts,
             carts,
+            orders,
+            keys,
             wait,
         }
     }
@@ -152,13 +188,19 @@ impl CheckoutService {
         &self.checkouts
     }
 
+    /// Removes `Idempotency-Key` records past their 24 hours; returns how
+    /// many (the node's hourly sweep).
+    pub async fn prune_expired_keys(&self) -> Result<usize, StorageError> {
+        self.keys.prune().await
+    }
+
     /// Fresh checkout and order ids.
-    pub fn fresh_ids() -> (String, String) {
+    fn fresh_ids() -> (String, String) {
         (new_id(), new_id())
     }
 
     /// Runs `user_id`'s checkout as `ids` (checkout id, order id).
-    pub async fn run(
+    async fn run(
         &self,
         user_id: &str,
         checkout: ValidCheckout,

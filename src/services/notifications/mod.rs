@@ -167,6 +167,11 @@ impl Notifications {
         })
     }
 
+    /// The id clients see for `notification` (sealed with this node's key).
+    pub fn public_id(&self, notification: &Notification) -> String {
+        notification.public_id(self.store.sealer())
+    }
+
     /// Stops the notifier (what it wrote is durable; the rest is re-read).
     pub fn stop(&self) {
         self.stop.send_replace(true);

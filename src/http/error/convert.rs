@@ -1,14 +1,10 @@
-//! The one HTTP error type: every failure becomes RFC 9457 problem+json with
-//! a stable machine-readable `code`.
-//!
-//! [`Code`] is the single table from code to status; clients match on codes,
-//! never on messages. 5xx details are logged and replaced by a generic text,
-//! so internal error text never reaches a client.
+//! How each lower layer's errors become API errors: a code (and so a
+//! status) per variant, with the details a client may act on. This is
+//! mapping, not reading: no handler logic lives here.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::{ApiError, Code};
 use crate::actors::cart::CartError;
 use crate::actors::checkout::CheckoutError;
 use crate::actors::order::OrderError;
@@ -16,217 +12,16 @@ use crate::actors::runtime::EntityError;
 use crate::domain::cart::CartRuleError;
 use crate::domain::order::FulfilmentRefused;
 use crate::domain::FieldErrors;
+use crate::search::SearchError;
 use crate::services::account::AccountError;
 use crate::services::cart::CartServiceError;
 use crate::services::catalog::CatalogError;
 use crate::services::checkout::CheckoutServiceError;
+use crate::services::notifications::NotificationsError;
 use crate::services::order::OrderServiceError;
+use crate::services::recommend::RecommendError;
+use crate::services::wishlist::WishlistError;
 use crate::storage::StorageError;
-
-/// Content type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-macro_rules! codes {
-    ($($variant:ident => $status:ident, $code:literal, $title:literal;)*) => {
-        /// Every error code the API can answer with.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Code {
-            $(#[doc = $title] $variant,)*
-        }
-
-        impl Code {
-            /// Every code, for documentation and tests.
-            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
-
-            /// The HTTP status this code is sent with.
-            pub fn status(self) -> StatusCode {
-                match self { $(Code::$variant => StatusCode::$status,)* }
-            }
-
-            /// The stable string clients match on.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Code::$variant => $code,)* }
-            }
-
-            /// Short human-readable summary.
-            pub fn title(self) -> &'static str {
-                match self { $(Code::$variant => $title,)* }
-            }
-        }
-    };
-}
-
-codes! {
-    MalformedRequest => BAD_REQUEST, "MALFORMED_REQUEST", "Malformed request";
-    InvalidCursor => BAD_REQUEST, "INVALID_CURSOR", "Invalid cursor";
-    Unauthenticated => UNAUTHORIZED, "UNAUTHENTICATED", "Authentication required";
-    InvalidCredentials => UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid credentials";
-    Forbidden => FORBIDDEN, "FORBIDDEN", "Forbidden";
-    NotFound => NOT_FOUND, "NOT_FOUND", "Not found";
-    MethodNotAllowed => METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed";
-    EmailTaken => CONFLICT, "EMAIL_TAKEN", "Email already registered";
-    InsufficientStock => CONFLICT, "INSUFFICIENT_STOCK", "Insufficient stock";
-    ItemInactive => CONFLICT, "ITEM_INACTIVE", "Item inactive";
-    CheckoutInProgress => CONFLICT, "CHECKOUT_IN_PROGRESS", "Checkout in progress";
-    PriceChanged => CONFLICT, "PRICE_CHANGED", "Price changed";
-    OutOfStock => CONFLICT, "OUT_OF_STOCK", "Out of stock";
-    InvalidTransition => CONFLICT, "INVALID_TRANSITION", "Invalid transition";
-    RequestInProgress => CONFLICT, "REQUEST_IN_PROGRESS", "Request in progress";
-    IdempotencyKeyReused => UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused";
-    PayloadTooLarge => PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large";
-    RequestTimeout => REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "Request body timed out";
-    UriTooLong => URI_TOO_LONG, "URI_TOO_LONG", "URI too long";
-    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "HEADERS_TOO_LARGE", "Request headers too large";
-    UpgradeRequired => UPGRADE_REQUIRED, "UPGRADE_REQUIRED", "Upgrade required";
-    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type";
-    ValidationFailed => UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", "Validation failed";
-    EmptyCart => UNPROCESSABLE_ENTITY, "EMPTY_CART", "Empty cart";
-    RateLimited => TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests";
-    SignInThrottled => TOO_MANY_REQUESTS, "SIGN_IN_THROTTLED", "Too many failed sign-ins";
-    Internal => INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error";
-    Unavailable => SERVICE_UNAVAILABLE, "UNAVAILABLE", "Service unavailable";
-    Timeout => SERVICE_UNAVAILABLE, "TIMEOUT", "Request timed out";
-    Overloaded => SERVICE_UNAVAILABLE, "OVERLOADED", "Overloaded";
-}
-
-impl Code {
-    /// The code for a bare status produced outside our handlers (axum's own
-    /// 404/405, a layer's 413, ...).
-    pub fn for_status(status: StatusCode) -> Code {
-        match status.as_u16() {
-            401 => Code::Unauthenticated,
-            403 => Code::Forbidden,
-            404 => Code::NotFound,
-            405 => Code::MethodNotAllowed,
-            408 => Code::RequestTimeout,
-            504 => Code::Timeout,
-            413 => Code::PayloadTooLarge,
-            414 => Code::UriTooLong,
-            431 => Code::HeadersTooLarge,
-            415 => Code::UnsupportedMediaType,
-            422 => Code::ValidationFailed,
-            429 => Code::RateLimited,
-            503 => Code::Unavailable,
-            400..=499 => Code::MalformedRequest,
-            _ => Code::Internal,
-        }
-    }
-}
-
-/// An error response in the making.
-#[derive(Debug)]
-pub struct ApiError {
-    code: Code,
-    detail: String,
-    extra: Map<String, Value>,
-    retry_after_secs: Option<u64>,
-}
-
-impl ApiError {
-    /// An error with `code` and a client-facing `detail`.
-    pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            detail: detail.into(),
-            extra: Map::new(),
-            retry_after_secs: None,
-        }
-    }
-
-    /// 422 naming every bad field.
-    pub fn validation(errors: FieldErrors) -> Self {
-        let fields: Map<String, Value> = errors
-            .as_map()
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let names: Vec<&str> = errors.as_map().keys().map(String::as_str).collect();
-        ApiError::new(
-            Code::ValidationFailed,
-            format!("invalid fields: {}", names.join(", ")),
-        )
-        .with("errors", Value::Object(fields))
-    }
-
-    /// A 500 whose cause is logged, never sent.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        ApiError::new(Code::Internal, "the server could not complete the request")
-    }
-
-    /// 401 for a missing, unknown or expired token.
-    pub fn unauthenticated() -> Self {
-        ApiError::new(Code::Unauthenticated, "a valid bearer token is required")
-    }
-
-    /// 426 for a plain request to a websocket endpoint.
-    pub fn upgrade_required() -> Self {
-        ApiError::new(
-            Code::UpgradeRequired,
-            "this endpoint speaks the websocket protocol: send an upgrade request",
-        )
-    }
-
-    /// 404 for the generic "no such thing (visible to you)".
-    pub fn not_found(what: &str) -> Self {
-        ApiError::new(Code::NotFound, format!("{what} not found"))
-    }
-
-    /// Adds an extension member to the problem body.
-    pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
-        self
-    }
-
-    /// Sets `Retry-After`.
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after_secs = Some(secs);
-        self
-    }
-
-    /// The error's code.
-    pub fn code(&self) -> Code {
-        self.code
-    }
-}
-
-impl ApiError {
-    /// The problem+json body.
-    pub fn body(&self) -> String {
-        let mut body = json!({
-            "type": "about:blank",
-            "title": self.code.title(),
-            "status": self.code.status().as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if let Value::Object(map) = &mut body {
-            map.extend(self.extra.clone());
-        }
-        body.to_string()
-    }
-
-    /// The `Retry-After` seconds, if any.
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after_secs
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.code.status();
-        let mut response = (status, self.body()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        }
-        response
-    }
-}
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
@@ -336,6 +131,16 @@ impl From<CheckoutServiceError> for ApiError {
         match e {
             CheckoutServiceError::CartNotFound => ApiError::not_found("cart"),
             CheckoutServiceError::Checkout(e) => e.into(),
+            CheckoutServiceError::KeyReused => ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different request body",
+            ),
+            CheckoutServiceError::KeyInUse => ApiError::new(
+                Code::RequestInProgress,
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+            .retry_after(1),
+            CheckoutServiceError::Order(e) => e.into(),
             CheckoutServiceError::Storage(e) => e.into(),
         }
     }
@@ -457,20 +262,48 @@ impl From<EntityError> for ApiError {
     }
 }
 
-/// The problem+json body, for the OpenAPI document.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// Always `about:blank`.
-    #[serde(rename = "type")]
-    kind: String,
-    /// Summary of the code.
-    title: String,
-    /// HTTP status.
-    status: u16,
-    /// What went wrong, for humans.
-    detail: String,
-    /// Stable code clients match on (`VALIDATION_FAILED`, `NOT_FOUND`, ...).
-    code: String,
-    /// For `VALIDATION_FAILED`: field path → message.
-    errors: Option<std::collections::BTreeMap<String, String>>,
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server for this search",
+            ),
+            SearchError::Failed(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<NotificationsError> for ApiError {
+    fn from(e: NotificationsError) -> Self {
+        match e {
+            NotificationsError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server",
+            ),
+            NotificationsError::NotFound => ApiError::not_found("notification"),
+            NotificationsError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<RecommendError> for ApiError {
+    fn from(e: RecommendError) -> Self {
+        match e {
+            RecommendError::Storage(e) => e.into(),
+            RecommendError::Search(e) => e.into(),
+        }
+    }
+}
+
+impl From<WishlistError> for ApiError {
+    fn from(e: WishlistError) -> Self {
+        match e {
+            WishlistError::ItemNotFound => ApiError::not_found("item"),
+            WishlistError::Full => {
+                ApiError::validation(FieldErrors::single("itemId", e.to_string()))
+            }
+            WishlistError::Storage(e) => e.into(),
+        }
+    }
 }
