@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agora::config::{Overrides, Settings};
-use agora::node::{shutdown_signal, Listeners, Node};
+use agora::node::{offline, shutdown_signal, Listeners, Node};
 use clap::{Args, Parser, Subcommand};
 
 // sled allocates a fresh I/O buffer per flush and the saga many small
@@ -179,21 +179,17 @@ fn serve_command(args: ServeArgs) -> ExitCode {
 }
 
 fn reindex(args: StoreArgs) -> ExitCode {
-    offline(args, |dir, store| async move {
-        let count = agora::search::reindex(&dir, &store);
-        store.shutdown().await;
-        println!("search index rebuilt: {} items", count?);
+    offline(args, |settings| async move {
+        let count = offline::reindex(&settings).await?;
+        println!("search index rebuilt: {count} items");
         Ok(())
     })
 }
 
 fn rebuild(args: StoreArgs) -> ExitCode {
-    offline(args, |_, store| async move {
-        let started = std::time::Instant::now();
-        let applied = agora::services::recommend::rebuild(&store).await;
-        store.shutdown().await;
-        let applied = applied?;
-        let secs = started.elapsed().as_secs_f64();
+    offline(args, |settings| async move {
+        let (applied, took) = offline::rebuild_recommendations(&settings).await?;
+        let secs = took.as_secs_f64();
         println!(
             "recommendations rebuilt: {applied} events in {secs:.2} s ({:.0} events/s)",
             applied as f64 / secs.max(1e-9)
@@ -209,52 +205,25 @@ fn export(args: ExportArgs) -> ExitCode {
         limit,
         out,
     } = args;
-    offline(store, move |_, store| async move {
-        let trees = store.clone();
-        let archive = store.archive().clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let limit = limit.unwrap_or(u64::MAX);
-            trees.with_trees(|trees| match out {
-                Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-                    let mut out = std::io::BufWriter::new(file);
-                    let n = agora::export::export_events(trees, &archive, after, limit, &mut out)?;
-                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                    Ok::<_, anyhow::Error>(n)
-                }
-                None => {
-                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    match agora::export::export_events(trees, &archive, after, limit, &mut out) {
-                        Ok(n) => Ok(n),
-                        // A reader that stopped early (`| head`) is not an error.
-                        Err(agora::export::ExportError::Io(e))
-                            if e.kind() == std::io::ErrorKind::BrokenPipe =>
-                        {
-                            eprintln!("the reader closed the output early");
-                            std::process::exit(0)
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-            })
-        })
-        .await;
-        store.shutdown().await;
-        let written = written??;
-        eprintln!("exported {written} events");
+    let target = match out {
+        Some(path) => offline::ExportTarget::File(path),
+        None => offline::ExportTarget::Stdout,
+    };
+    offline(store, move |settings| async move {
+        let exported = offline::export(&settings, after, limit, target).await?;
+        if exported.cut_short {
+            eprintln!("the reader closed the output early");
+        } else {
+            eprintln!("exported {} events", exported.events);
+        }
         Ok(())
     })
 }
 
 fn event_stats(args: StoreArgs) -> ExitCode {
-    offline(args, |_, store| async move {
-        let counted = store.clone();
-        let stats =
-            tokio::task::spawn_blocking(move || agora::storage::archiver::log_stats(&counted))
-                .await;
-        store.shutdown().await;
-        println!("{}", serde_json::to_string(&stats??)?);
+    offline(args, |settings| async move {
+        let stats = offline::event_stats(&settings).await?;
+        println!("{}", serde_json::to_string(&stats)?);
         Ok(())
     })
 }
@@ -307,11 +276,11 @@ fn hand_over(mut command: std::process::Command) -> std::io::Result<ExitCode> {
     Ok(ExitCode::from(code.unwrap_or(1)))
 }
 
-/// Runs `command` on the node's storage, opened by this process (so the
-/// node must be stopped: sled holds a lock on its files).
+/// Runs an offline `command` (see `agora::node::offline`) with the
+/// settings of the node whose storage it works on.
 fn offline<F, Fut>(args: StoreArgs, command: F) -> ExitCode
 where
-    F: FnOnce(PathBuf, agora::storage::Store) -> Fut,
+    F: FnOnce(Settings) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let overrides = Overrides {
@@ -319,17 +288,7 @@ where
         ..Overrides::default()
     };
     private_files();
-    run(args.config, overrides, |settings| async move {
-        let dir = settings.data_dir.clone();
-        let options = agora::storage::StoreOptions::default();
-        let store = agora::storage::Store::open(&dir, options).map_err(|e| {
-            anyhow::anyhow!(
-                "opening storage in {} (is a node running on it?): {e}",
-                dir.display()
-            )
-        })?;
-        command(dir, store).await
-    })
+    run(args.config, overrides, command)
 }
 
 /// Everything this process creates (sled's files, the search index,

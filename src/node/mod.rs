@@ -11,9 +11,12 @@
 //! - `background.rs`: the recovery that runs before the first request, and
 //!   the timers (stalled checkouts, idempotency keys, archival, sessions);
 //! - `serve.rs`: the listeners, serving a started node until shutdown, and
-//!   the shutdown signal.
+//!   the shutdown signal;
+//! - `offline.rs`: the maintenance commands run on a stopped node's storage
+//!   (reindex, rebuild the recommendations, export the event log, its size).
 
 mod background;
+pub mod offline;
 mod serve;
 mod wiring;
 
