@@ -5,7 +5,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use agora::storage::events::{EventBody, EventConsumer};
+use agora::domain::event::EventBody;
+use agora::storage::events::EventConsumer;
 
 /// Waits until `check` holds, polling; generously bounded so a slow machine
 /// never fails a test (this is a wait, not a timing assertion).

@@ -17,15 +17,17 @@ use ractor::concurrency::JoinHandle;
 use ractor::RpcReplyPort;
 
 mod handle;
-mod stock;
 
+/// The stock rules live in the domain; the command keeps this path too, for
+/// the checkout coordinator that sends it.
+pub use crate::domain::stock::Command;
 pub use handle::InventoryActors;
-pub use stock::{Command, FinishedCheckout, Reservation, SkuStock};
 
 use super::runtime::{Entity, EntityError, EntityRef};
+use crate::domain::event::EventBody;
 use crate::domain::item::{StockLevel, MAX_QUANTITY};
+use crate::domain::stock::{SkuStock, StockError};
 use crate::domain::Timestamp;
-use crate::storage::events::EventBody;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// Why an inventory operation was refused.
@@ -64,6 +66,21 @@ pub enum InventoryError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<StockError> for InventoryError {
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::Insufficient { available } => InventoryError::Insufficient { available },
+            StockError::TooMuch => InventoryError::TooMuch,
+            StockError::InvalidQuantity => InventoryError::InvalidQuantity,
+            StockError::ReservationMismatch { quantity } => {
+                InventoryError::ReservationMismatch { quantity }
+            }
+            StockError::AlreadyFinished => InventoryError::AlreadyFinished,
+            StockError::NoReservation => InventoryError::NoReservation,
+        }
+    }
 }
 
 impl From<EntityError> for InventoryError {
@@ -190,7 +207,7 @@ impl Entity for InventoryEntity {
                 match stock.apply(&command, now) {
                     // A refusal changed nothing: answer at once.
                     Err(refusal) => {
-                        let _ = reply.send(Err(refusal));
+                        let _ = reply.send(Err(refusal.into()));
                     }
                     Ok(changed) => {
                         let level = stock.level();

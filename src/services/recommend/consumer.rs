@@ -10,8 +10,9 @@ use tokio::sync::watch;
 
 use super::keys;
 use super::model::{self, OrderFacts, Overlay};
+use crate::domain::event::Event;
 use crate::domain::order::Order;
-use crate::storage::events::{Event, EventConsumer};
+use crate::storage::events::EventConsumer;
 use crate::storage::{StorageError, Store, TreeName, Trees, Tx};
 
 /// The consumer's name (in logs; its offset is kept in its own tree).

@@ -17,10 +17,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::keys::*;
+use crate::domain::event::{Event, EventBody};
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::order::OrderStatus;
 use crate::domain::Timestamp;
-use crate::storage::events::{Event, EventBody};
 use crate::storage::{codec, Record, StorageError};
 
 /// Popularity and affinity halve in this time.
