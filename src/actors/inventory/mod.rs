@@ -197,32 +197,7 @@ impl Entity for InventoryEntity {
                 );
             }
             InventoryMsg::Change(command, rider, reply) => {
-                let Some(stock) = state.stock.as_mut() else {
-                    let _ = reply.send(Err(InventoryError::UnknownVariant));
-                    return Ok(());
-                };
-                let now = Timestamp::now();
-                // Lapsed holds go back first, even if their timer has not run.
-                state.dirty |= stock.release_expired(now);
-                match stock.apply(&command, now) {
-                    // A refusal changed nothing: answer at once.
-                    Err(refusal) => {
-                        let _ = reply.send(Err(refusal.into()));
-                    }
-                    Ok(changed) => {
-                        let level = stock.level();
-                        state.dirty |= changed || rider.is_some();
-                        state.riders.extend(rider);
-                        state.pending.push(Box::new(move |flushed| {
-                            let _ =
-                                reply.send(flushed.map(|()| level).map_err(InventoryError::from));
-                        }));
-                        if matches!(command, Command::Reserve { .. }) {
-                            arm_expiry(state, myself);
-                        }
-                        self.flush(state, myself).await?;
-                    }
-                }
+                self.change(state, myself, command, rider, reply).await?;
             }
             InventoryMsg::Flushed(ok) => {
                 state.flushing = false;
@@ -260,6 +235,43 @@ impl Entity for InventoryEntity {
 }
 
 impl InventoryEntity {
+    /// Applies a change in memory and queues its reply for the flush that
+    /// makes it durable; a refusal is answered at once.
+    async fn change(
+        &self,
+        state: &mut InventoryState,
+        myself: &EntityRef<Self>,
+        command: Command,
+        rider: Option<Rider>,
+        reply: RpcReplyPort<Result<StockLevel, InventoryError>>,
+    ) -> Result<(), EntityError> {
+        let Some(stock) = state.stock.as_mut() else {
+            let _ = reply.send(Err(InventoryError::UnknownVariant));
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        // Lapsed holds go back first, even if their timer has not run.
+        state.dirty |= stock.release_expired(now);
+        let changed = match stock.apply(&command, now) {
+            Ok(changed) => changed,
+            // A refusal changed nothing: answer at once.
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal.into()));
+                return Ok(());
+            }
+        };
+        let level = stock.level();
+        state.dirty |= changed || rider.is_some();
+        state.riders.extend(rider);
+        state.pending.push(Box::new(move |flushed| {
+            let _ = reply.send(flushed.map(|()| level).map_err(InventoryError::from));
+        }));
+        if matches!(command, Command::Reserve { .. }) {
+            arm_expiry(state, myself);
+        }
+        self.flush(state, myself).await
+    }
+
     /// Starts a flush of everything changed (or waiting) unless one is in
     /// flight; `Flushed` starts the next. The writer itself answers the
     /// waiting callers once the flush is durable, so no task sits between.
