@@ -34,34 +34,13 @@ pub fn event_json(trees: &Trees, event: &Event) -> Result<Value, StorageError> {
             status,
             payment_status,
         } => {
-            let mut data = json!({
+            let data = json!({
                 "orderId": order_id,
                 "userId": user_id,
                 "status": status.as_str(),
                 "paymentStatus": payment_status.as_str(),
             });
-            let order = match trees.get::<Order>(TreeName::Orders, order_id.as_bytes())? {
-                Some(order) => Some(order),
-                None => trees.get::<Order>(TreeName::OrderArchive, order_id.as_bytes())?,
-            };
-            if let Some(order) = order {
-                data["amount"] = json!(order.amount);
-                data["currency"] = json!(order.currency);
-                data["lines"] = order
-                    .lines
-                    .iter()
-                    .map(|l| {
-                        json!({
-                            "itemId": l.item_id,
-                            "variantId": l.variant_id,
-                            "sellerId": l.seller_id,
-                            "quantity": l.quantity,
-                            "unitPrice": l.unit_price,
-                        })
-                    })
-                    .collect();
-            }
-            data
+            with_order(trees, order_id, data)?
         }
         EventBody::WishlistAdded { user_id, item_id } => json!({
             "userId": user_id,
@@ -74,6 +53,34 @@ pub fn event_json(trees: &Trees, event: &Event) -> Result<Value, StorageError> {
         "type": event.body.kind(),
         "data": data,
     }))
+}
+
+/// `order.updated`'s data joined with its order's lines, amount and
+/// currency (the event names only the order), from the hot tree or the
+/// archive; unchanged if the order is in neither.
+fn with_order(trees: &Trees, order_id: &str, mut data: Value) -> Result<Value, StorageError> {
+    let order = match trees.get::<Order>(TreeName::Orders, order_id.as_bytes())? {
+        Some(order) => Some(order),
+        None => trees.get::<Order>(TreeName::OrderArchive, order_id.as_bytes())?,
+    };
+    if let Some(order) = order {
+        data["amount"] = json!(order.amount);
+        data["currency"] = json!(order.currency);
+        data["lines"] = order
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "itemId": l.item_id,
+                    "variantId": l.variant_id,
+                    "sellerId": l.seller_id,
+                    "quantity": l.quantity,
+                    "unitPrice": l.unit_price,
+                })
+            })
+            .collect();
+    }
+    Ok(data)
 }
 
 fn attributes(raw: &str) -> Value {
