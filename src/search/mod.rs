@@ -7,7 +7,7 @@
 //! - [`collect`]: one pass for the page (search-after), total and facets.
 //! - [`cursor`]: signed cursors.
 //! - [`index`]: the index on disk and its snapshots (open, rebuild, pins).
-//! - [`documents`]: item → document with its in-stock flag, the commit
+//! - `documents`: item → document with its in-stock flag, the commit
 //!   payload, and the full rebuild (shared by the index and the indexer).
 //! - [`indexer`]: the writer actor; [`feeder`]: what feeds it the log and
 //!   restarts it.

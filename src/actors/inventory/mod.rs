@@ -10,6 +10,10 @@
 //!
 //! Reads for item pages use the persisted record (the read model,
 //! [`InventoryActors::levels`]); they never queue behind reservations.
+//!
+//! The rules every change follows are pure and live in the domain
+//! ([`crate::domain::stock`]): this actor applies them, persists the result
+//! and announces it; `handle.rs` holds [`InventoryActors`], what callers use.
 
 use std::time::Duration;
 
