@@ -5,13 +5,14 @@
 
 use agora::actors::inventory::InventoryActors;
 use agora::actors::runtime::RegionSettings;
+use agora::domain::event::{Event, EventBody};
 use agora::domain::item::{ItemInput, VariantInput};
 use agora::domain::user::Role;
-use agora::export::event_json;
 use agora::services::account::Authenticated;
 use agora::services::catalog::CatalogService;
 use agora::storage::archiver::{archive_pass, ArchivePolicy};
-use agora::storage::events::{EventBody, EventConsumer};
+use agora::storage::event_json::event_json;
+use agora::storage::events::EventConsumer;
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 
 fn seller() -> Authenticated {
@@ -50,7 +51,7 @@ async fn list(store: &Store, names: &[&str]) -> Vec<String> {
 
 /// Every event as a short label: the item name for `item.created`, the new
 /// availability for `stock.changed` (each new item emits both, in that order).
-fn names(batch: &[agora::storage::events::Event]) -> Vec<String> {
+fn names(batch: &[Event]) -> Vec<String> {
     batch
         .iter()
         .map(|e| match &e.body {
@@ -62,7 +63,7 @@ fn names(batch: &[agora::storage::events::Event]) -> Vec<String> {
 }
 
 /// Only the item names, in order.
-fn created(batch: &[agora::storage::events::Event]) -> Vec<String> {
+fn created(batch: &[Event]) -> Vec<String> {
     names(batch)
         .into_iter()
         .filter(|n| !n.starts_with("stock="))
@@ -189,7 +190,7 @@ async fn a_refused_write_leaves_no_trace_in_the_log() {
 }
 
 /// Every event from `consumer` up to `end`.
-async fn read_to(consumer: &mut EventConsumer, end: u64) -> Vec<agora::storage::events::Event> {
+async fn read_to(consumer: &mut EventConsumer, end: u64) -> Vec<Event> {
     let mut events = Vec::new();
     while consumer.position() < end {
         events.extend(consumer.next_batch(7).await.unwrap());

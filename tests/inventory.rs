@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use agora::actors::inventory::{InventoryActors, InventoryError};
 use agora::actors::runtime::RegionSettings;
+use agora::domain::event::EventBody;
 use agora::domain::Timestamp;
-use agora::storage::events::{EventBody, EventConsumer};
+use agora::storage::events::EventConsumer;
 use agora::storage::{StorageError, Store, StoreOptions};
 use tempfile::TempDir;
 

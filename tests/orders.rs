@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use agora::actors::order::{Change, OrderActors, OrderError};
 use agora::actors::runtime::RegionSettings;
+use agora::domain::event::EventBody;
 use agora::domain::fulfilment::parts_for;
 use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
 use agora::domain::{new_id, Timestamp};
 use agora::payments::{Payments, SimulatedGateway};
-use agora::storage::events::{EventBody, EventConsumer};
+use agora::storage::events::EventConsumer;
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 use tempfile::TempDir;
 

@@ -2,6 +2,13 @@
 //! is reported together, so an operator fixes a file in one go.
 
 use super::Settings;
+use crate::storage::archive::MAX_SEGMENT_EVENTS;
+
+/// A setting's name, its value, and the lowest and highest it may be.
+type Bound = (&'static str, u64, u64, u64);
+
+/// Seconds in a day.
+const DAY: u64 = 86_400;
 
 impl Settings {
     /// Checks every rule at once and reports all violations together.
@@ -26,93 +33,123 @@ impl Settings {
 
     /// Numbers outside the range where they make sense.
     fn range_problems(&self, problems: &mut Vec<String>) {
-        let mut check = |name: &str, value: u64, low: u64, high: u64| {
+        let bounds = self
+            .runtime_bounds()
+            .into_iter()
+            .chain(self.request_bounds())
+            .chain(self.storage_bounds());
+        for (name, value, low, high) in bounds {
             if !(low..=high).contains(&value) {
                 problems.push(format!("{name} must be in {low}..={high}, got {value}"));
             }
-        };
-        const DAY: u64 = 86_400;
-        check("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000);
-        check("search_commit_ms", self.search_commit_ms, 10, 500);
-        check("search_cache_entries", self.search_cache_entries, 0, 65_536);
-        check(
-            "ws_queue_messages",
-            self.ws_queue_messages as u64,
-            1,
-            1_000_000,
-        );
-        check("archive_after_days", self.archive_after_days, 1, 36_500);
-        let window = self.risk.failed_payment_window_secs;
-        check("risk.failed_payment_window_secs", window, 1, 30 * DAY);
-        check("cart_ttl_days", self.cart_ttl_days, 1, 3_650);
-        check("entity_idle_secs", self.entity_idle_secs, 1, DAY);
-        check(
-            "actor_call_timeout_ms",
-            self.actor_call_timeout_ms,
-            1,
-            600_000,
-        );
-        check(
-            "actor_max_in_flight",
-            self.actor_max_in_flight,
-            1,
-            10_000_000,
-        );
-        check(
-            "rate_limit_per_sec",
-            self.rate_limit_per_sec.into(),
-            0,
-            1_000_000,
-        );
-        check(
-            "rate_limit_burst",
-            self.rate_limit_burst.into(),
-            0,
-            10_000_000,
-        );
-        check("request_timeout_ms", self.request_timeout_ms, 1, 600_000);
-        check("session_ttl_secs", self.session_ttl_secs, 1, 365 * DAY);
-        check("payment_ttl_secs", self.payment_ttl_secs, 1, 7 * DAY);
-        check("payment_latency_ms", self.payment_latency_ms, 0, 60_000);
-        check("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000);
-        check("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600);
-        let free = self.sign_in_free_failures.into();
-        check("sign_in_free_failures", free, 0, 1_000);
-        check(
-            "sign_in_first_wait_ms",
-            self.sign_in_first_wait_ms,
-            1,
-            3_600_000,
-        );
-        check(
-            "sign_in_longest_wait_secs",
-            self.sign_in_longest_wait_secs,
-            1,
-            DAY,
-        );
-        check(
-            "header_read_timeout_secs",
-            self.header_read_timeout_secs,
-            1,
-            3_600,
-        );
-        check(
-            "body_read_timeout_secs",
-            self.body_read_timeout_secs,
-            1,
-            3_600,
-        );
-        check("event_archive_secs", self.event_archive_secs, 0, DAY);
-        check("event_log_keep", self.event_log_keep, 1, 1_000_000_000);
-        let most = crate::storage::archive::MAX_SEGMENT_EVENTS;
-        check(
-            "event_archive_min_events",
-            self.event_archive_min_events,
-            1,
-            most,
-        );
-        check("read_cache_mb", self.read_cache_mb, 1, 65_536);
-        check("storage_cache_mb", self.storage_cache_mb, 8, 65_536);
+        }
+    }
+
+    /// The ranges of the services' and actors' settings.
+    fn runtime_bounds(&self) -> [Bound; 10] {
+        [
+            ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
+            ("search_commit_ms", self.search_commit_ms, 10, 500),
+            ("search_cache_entries", self.search_cache_entries, 0, 65_536),
+            (
+                "ws_queue_messages",
+                self.ws_queue_messages as u64,
+                1,
+                1_000_000,
+            ),
+            ("archive_after_days", self.archive_after_days, 1, 36_500),
+            (
+                "risk.failed_payment_window_secs",
+                self.risk.failed_payment_window_secs,
+                1,
+                30 * DAY,
+            ),
+            ("cart_ttl_days", self.cart_ttl_days, 1, 3_650),
+            ("entity_idle_secs", self.entity_idle_secs, 1, DAY),
+            (
+                "actor_call_timeout_ms",
+                self.actor_call_timeout_ms,
+                1,
+                600_000,
+            ),
+            (
+                "actor_max_in_flight",
+                self.actor_max_in_flight,
+                1,
+                10_000_000,
+            ),
+        ]
+    }
+
+    /// The ranges of the request path's settings: limits, timeouts, sessions,
+    /// payments and sign-in throttling.
+    fn request_bounds(&self) -> [Bound; 13] {
+        [
+            (
+                "rate_limit_per_sec",
+                self.rate_limit_per_sec.into(),
+                0,
+                1_000_000,
+            ),
+            (
+                "rate_limit_burst",
+                self.rate_limit_burst.into(),
+                0,
+                10_000_000,
+            ),
+            ("request_timeout_ms", self.request_timeout_ms, 1, 600_000),
+            ("session_ttl_secs", self.session_ttl_secs, 1, 365 * DAY),
+            ("payment_ttl_secs", self.payment_ttl_secs, 1, 7 * DAY),
+            ("payment_latency_ms", self.payment_latency_ms, 0, 60_000),
+            ("checkout_wait_ms", self.checkout_wait_ms, 0, 60_000),
+            ("shutdown_grace_secs", self.shutdown_grace_secs, 0, 3_600),
+            (
+                "sign_in_free_failures",
+                self.sign_in_free_failures.into(),
+                0,
+                1_000,
+            ),
+            (
+                "sign_in_first_wait_ms",
+                self.sign_in_first_wait_ms,
+                1,
+                3_600_000,
+            ),
+            (
+                "sign_in_longest_wait_secs",
+                self.sign_in_longest_wait_secs,
+                1,
+                DAY,
+            ),
+            (
+                "header_read_timeout_secs",
+                self.header_read_timeout_secs,
+                1,
+                3_600,
+            ),
+            (
+                "body_read_timeout_secs",
+                self.body_read_timeout_secs,
+                1,
+                3_600,
+            ),
+        ]
+    }
+
+    /// The ranges of the event log's and the caches' settings.
+    fn storage_bounds(&self) -> [Bound; 5] {
+        [
+            ("event_archive_secs", self.event_archive_secs, 0, DAY),
+            ("event_log_keep", self.event_log_keep, 1, 1_000_000_000),
+            (
+                "event_archive_min_events",
+                self.event_archive_min_events,
+                1,
+                MAX_SEGMENT_EVENTS,
+            ),
+            ("read_cache_mb", self.read_cache_mb, 1, 65_536),
+            ("storage_cache_mb", self.storage_cache_mb, 8, 65_536),
+        ]
     }
 
     /// Amounts, rates and fees that cannot be negative or over 100%.

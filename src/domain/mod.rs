@@ -5,11 +5,13 @@
 //! these types is where untrusted input becomes trusted.
 
 pub mod cart;
+pub mod event;
 pub mod fulfilment;
 mod ids;
 pub mod item;
 pub mod order;
 pub mod sealed;
+pub mod stock;
 pub mod text;
 mod time;
 pub mod user;

@@ -13,7 +13,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 use tokio::sync::watch;
 
 use super::cursor::CursorKey;
-use super::indexer::{self, Payload};
+use super::documents::{self, Payload};
 use super::schema::{self, Fields, SCHEMA_VERSION};
 use crate::storage::Store;
 
@@ -141,7 +141,7 @@ pub(super) fn open_index(data_dir: &Path, store: &Store) -> anyhow::Result<Share
         let offset = *store.event_watch().borrow();
         let mut writer = shared.index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
         let count = store
-            .with_trees(|trees| indexer::rebuild(&mut writer, &shared.fields, trees, offset))?;
+            .with_trees(|trees| documents::rebuild(&mut writer, &shared.fields, trees, offset))?;
         drop(writer);
         shared.reload()?;
         tracing::info!(items = count, "search index rebuilt");

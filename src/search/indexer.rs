@@ -19,27 +19,18 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tantivy::{IndexWriter, Term};
 
+use super::documents::{stocked, upsert, Payload};
 use super::index::Shared;
-use super::schema::{Fields, SCHEMA_VERSION};
-use crate::actors::inventory::SkuStock;
+use super::schema::SCHEMA_VERSION;
+use crate::domain::event::{Event, EventBody};
 use crate::domain::item::{Item, ItemStatus};
-use crate::storage::events::{Event, EventBody};
-use crate::storage::{StorageError, Store, TreeName, Trees};
+use crate::storage::{StorageError, Store, TreeName};
 
 /// Memory for tantivy's indexing buffer.
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 /// When only the offset moved (events that change no document), commit
 /// this rarely: it saves re-reading them after a restart, nothing more.
 const OFFSET_ONLY_COMMIT: Duration = Duration::from_secs(5);
-
-/// The commit payload: what the index holds.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct Payload {
-    /// [`SCHEMA_VERSION`] of the documents.
-    pub schema: u32,
-    /// Every event up to this sequence number is applied.
-    pub offset: u64,
-}
 
 /// Messages of the indexer.
 pub(super) enum IndexerMsg {
@@ -314,17 +305,6 @@ impl IndexerActor {
     }
 }
 
-fn upsert(
-    writer: &IndexWriter,
-    fields: &Fields,
-    item: &Item,
-    in_stock: bool,
-) -> tantivy::Result<()> {
-    writer.delete_term(Term::from_field_text(fields.id, &item.id));
-    writer.add_document(fields.document(item, in_stock))?;
-    Ok(())
-}
-
 /// An item whose facts a batch needs: see [`IndexerActor::facts`].
 type Wanted = (String, Option<Item>, Option<(String, i64)>);
 
@@ -334,53 +314,4 @@ pub(super) struct Fact {
     item: Option<Item>,
     /// Whether any variant has stock.
     stocked: bool,
-}
-
-/// Whether any variant of `item` has stock; `known` is one variant's
-/// available count as an event reported it.
-fn stocked(
-    trees: &Trees,
-    item: &Item,
-    known: Option<&(String, i64)>,
-) -> Result<bool, StorageError> {
-    for variant in &item.variants {
-        let available = match known {
-            Some((id, available)) if *id == variant.id => *available,
-            _ => trees
-                .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
-                .map_or(0, |s| s.level().available),
-        };
-        if available > 0 {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Re-adds every active item (blocking; the writer must be exclusive).
-/// Returns how many were indexed.
-pub(super) fn rebuild(
-    writer: &mut IndexWriter,
-    fields: &Fields,
-    trees: &Trees,
-    offset: u64,
-) -> Result<u64, anyhow::Error> {
-    writer.delete_all_documents()?;
-    let mut count = 0;
-    for entry in trees.tree(TreeName::Items).iter() {
-        let (_, bytes) = entry?;
-        let item: Item = crate::storage::codec::decode(&bytes)?;
-        if item.status != ItemStatus::Active {
-            continue;
-        }
-        writer.add_document(fields.document(&item, stocked(trees, &item, None)?))?;
-        count += 1;
-    }
-    let mut prepared = writer.prepare_commit()?;
-    prepared.set_payload(&serde_json::to_string(&Payload {
-        schema: SCHEMA_VERSION,
-        offset,
-    })?);
-    prepared.commit()?;
-    Ok(count)
 }

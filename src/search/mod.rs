@@ -7,8 +7,10 @@
 //! - [`collect`]: one pass for the page (search-after), total and facets.
 //! - [`cursor`]: signed cursors.
 //! - [`index`]: the index on disk and its snapshots (open, rebuild, pins).
-//! - [`indexer`]: the writer actor and the full rebuild; [`feeder`]: what
-//!   feeds it the log and restarts it.
+//! - `documents`: item → document with its in-stock flag, the commit
+//!   payload, and the full rebuild (shared by the index and the indexer).
+//! - [`indexer`]: the writer actor; [`feeder`]: what feeds it the log and
+//!   restarts it.
 //! - [`synonyms`]: the synonym groups.
 //! - [`sample`]: a deterministic sample catalog (benchmarks, relevance check).
 //!
@@ -26,6 +28,7 @@
 
 pub mod collect;
 pub mod cursor;
+mod documents;
 mod feeder;
 mod index;
 mod indexer;

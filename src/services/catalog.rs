@@ -6,13 +6,13 @@
 
 use crate::actors::inventory::{InventoryActors, InventoryError};
 use crate::actors::runtime::EntityError;
+use crate::domain::event::EventBody;
 use crate::domain::item::{
     self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel, ValidPatch,
 };
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
-use crate::storage::events::EventBody;
 use crate::storage::{StorageError, Store, TreeName, Tx};
 
 /// Why a catalog operation failed.

@@ -1,9 +1,9 @@
 //! Wishlists: per user, in sled; adding emits `wishlist.added` for the
 //! recommender.
 
+use crate::domain::event::EventBody;
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::{looks_like_id, Timestamp};
-use crate::storage::events::EventBody;
 use crate::storage::{StorageError, Store, TreeName};
 
 /// Most items on one wishlist.

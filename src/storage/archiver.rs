@@ -26,8 +26,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::storage::event_json::event_json;
 use crate::storage::events::read_after;
-use crate::storage::export::event_json;
 use crate::storage::{StorageError, Store, TreeName};
 
 pub use crate::storage::archive::MAX_SEGMENT_EVENTS;

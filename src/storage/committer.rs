@@ -22,8 +22,8 @@ use sled::{IVec, Transactional};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cache::ReadCache;
-use super::events::{Event, EventBody};
 use super::{codec, Record, StorageError, TreeName, Trees};
+use crate::domain::event::{Event, EventBody};
 use crate::domain::Timestamp;
 
 /// What the writer thread is asked to do.

@@ -5,7 +5,9 @@
 //!   that groups queued jobs into one multi-tree sled transaction and one
 //!   flush (group commit), then answers every job in the group. Being the only
 //!   writer is also what keeps the event log gap-free and in commit order.
-//! - [`events`]: the event log (transactional outbox) and its consumers.
+//! - [`events`]: the event log (transactional outbox) and its consumers;
+//!   [`event_json`]: one event as a JSON line (the archive's and the
+//!   export's form); [`export`]: the log as JSON lines.
 //! - [`archive`]: the log's older part, moved out of sled into compressed
 //!   JSON-lines segment files (read with the live log as one).
 //!
@@ -17,6 +19,7 @@ pub mod archiver;
 mod cache;
 pub mod codec;
 mod committer;
+pub mod event_json;
 pub mod events;
 pub mod export;
 mod records;

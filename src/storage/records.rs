@@ -2,9 +2,11 @@
 
 use super::{codec, Record, StorageError};
 use crate::domain::cart::Cart;
+use crate::domain::event::Event;
 use crate::domain::fulfilment::{parts_for, FulfilmentStatus};
 use crate::domain::item::Item;
 use crate::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
+use crate::domain::stock::{FinishedCheckout, Reservation, SkuStock};
 use crate::domain::user::{Address, Session, User};
 use crate::domain::Timestamp;
 
@@ -23,8 +25,38 @@ impl Record for Item {
     const VERSION: u8 = 1;
 }
 
-// `SkuStock` (the `stock` tree) is declared beside its owner,
-// `actors::inventory`.
+impl Record for SkuStock {
+    const KIND: &'static str = "sku-stock";
+    const VERSION: u8 = 2;
+
+    fn decode_legacy(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        (version == 1).then(|| {
+            codec::decode_body::<SkuStockV1>(Self::KIND, body).map(|v1| SkuStock {
+                item_id: v1.item_id,
+                available: v1.available,
+                sold: v1.sold,
+                reservations: v1.reservations,
+                finished: v1.finished,
+                returned: Vec::new(),
+            })
+        })
+    }
+}
+
+/// The stock format before returns existed (version 1).
+#[derive(bincode::Decode)]
+struct SkuStockV1 {
+    item_id: String,
+    available: i64,
+    sold: i64,
+    reservations: Vec<Reservation>,
+    finished: Vec<FinishedCheckout>,
+}
+
+impl Record for Event {
+    const KIND: &'static str = "event";
+    const VERSION: u8 = 1;
+}
 
 impl Record for Cart {
     const KIND: &'static str = "cart";

@@ -6,8 +6,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use agora::config::Settings;
+use agora::domain::event::EventBody;
 use agora::node::Node;
-use agora::storage::events::{EventBody, EventConsumer};
+use agora::storage::events::EventConsumer;
 
 /// Settings for a node in a test: its own data dir and a gateway that
 /// answers at once.

@@ -1,8 +1,9 @@
 //! The inventory's public surface: what callers use instead of messages.
 
-use super::{Command, InventoryEntity, InventoryError, InventoryMsg, SkuStock};
+use super::{InventoryEntity, InventoryError, InventoryMsg};
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
 use crate::domain::item::StockLevel;
+use crate::domain::stock::{Command, SkuStock};
 use crate::domain::Timestamp;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 

@@ -10,6 +10,10 @@
 //!
 //! Reads for item pages use the persisted record (the read model,
 //! [`InventoryActors::levels`]); they never queue behind reservations.
+//!
+//! The rules every change follows are pure and live in the domain
+//! ([`crate::domain::stock`]): this actor applies them, persists the result
+//! and announces it; `handle.rs` holds [`InventoryActors`], what callers use.
 
 use std::time::Duration;
 
@@ -17,15 +21,17 @@ use ractor::concurrency::JoinHandle;
 use ractor::RpcReplyPort;
 
 mod handle;
-mod stock;
 
+/// The stock rules live in the domain; the command keeps this path too, for
+/// the checkout coordinator that sends it.
+pub use crate::domain::stock::Command;
 pub use handle::InventoryActors;
-pub use stock::{Command, FinishedCheckout, Reservation, SkuStock};
 
 use super::runtime::{Entity, EntityError, EntityRef};
+use crate::domain::event::EventBody;
 use crate::domain::item::{StockLevel, MAX_QUANTITY};
+use crate::domain::stock::{SkuStock, StockError};
 use crate::domain::Timestamp;
-use crate::storage::events::EventBody;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 /// Why an inventory operation was refused.
@@ -64,6 +70,21 @@ pub enum InventoryError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<StockError> for InventoryError {
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::Insufficient { available } => InventoryError::Insufficient { available },
+            StockError::TooMuch => InventoryError::TooMuch,
+            StockError::InvalidQuantity => InventoryError::InvalidQuantity,
+            StockError::ReservationMismatch { quantity } => {
+                InventoryError::ReservationMismatch { quantity }
+            }
+            StockError::AlreadyFinished => InventoryError::AlreadyFinished,
+            StockError::NoReservation => InventoryError::NoReservation,
+        }
+    }
 }
 
 impl From<EntityError> for InventoryError {
@@ -180,32 +201,7 @@ impl Entity for InventoryEntity {
                 );
             }
             InventoryMsg::Change(command, rider, reply) => {
-                let Some(stock) = state.stock.as_mut() else {
-                    let _ = reply.send(Err(InventoryError::UnknownVariant));
-                    return Ok(());
-                };
-                let now = Timestamp::now();
-                // Lapsed holds go back first, even if their timer has not run.
-                state.dirty |= stock.release_expired(now);
-                match stock.apply(&command, now) {
-                    // A refusal changed nothing: answer at once.
-                    Err(refusal) => {
-                        let _ = reply.send(Err(refusal));
-                    }
-                    Ok(changed) => {
-                        let level = stock.level();
-                        state.dirty |= changed || rider.is_some();
-                        state.riders.extend(rider);
-                        state.pending.push(Box::new(move |flushed| {
-                            let _ =
-                                reply.send(flushed.map(|()| level).map_err(InventoryError::from));
-                        }));
-                        if matches!(command, Command::Reserve { .. }) {
-                            arm_expiry(state, myself);
-                        }
-                        self.flush(state, myself).await?;
-                    }
-                }
+                self.change(state, myself, command, rider, reply).await?;
             }
             InventoryMsg::Flushed(ok) => {
                 state.flushing = false;
@@ -243,6 +239,43 @@ impl Entity for InventoryEntity {
 }
 
 impl InventoryEntity {
+    /// Applies a change in memory and queues its reply for the flush that
+    /// makes it durable; a refusal is answered at once.
+    async fn change(
+        &self,
+        state: &mut InventoryState,
+        myself: &EntityRef<Self>,
+        command: Command,
+        rider: Option<Rider>,
+        reply: RpcReplyPort<Result<StockLevel, InventoryError>>,
+    ) -> Result<(), EntityError> {
+        let Some(stock) = state.stock.as_mut() else {
+            let _ = reply.send(Err(InventoryError::UnknownVariant));
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        // Lapsed holds go back first, even if their timer has not run.
+        state.dirty |= stock.release_expired(now);
+        let changed = match stock.apply(&command, now) {
+            Ok(changed) => changed,
+            // A refusal changed nothing: answer at once.
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal.into()));
+                return Ok(());
+            }
+        };
+        let level = stock.level();
+        state.dirty |= changed || rider.is_some();
+        state.riders.extend(rider);
+        state.pending.push(Box::new(move |flushed| {
+            let _ = reply.send(flushed.map(|()| level).map_err(InventoryError::from));
+        }));
+        if matches!(command, Command::Reserve { .. }) {
+            arm_expiry(state, myself);
+        }
+        self.flush(state, myself).await
+    }
+
     /// Starts a flush of everything changed (or waiting) unless one is in
     /// flight; `Flushed` starts the next. The writer itself answers the
     /// waiting callers once the flush is durable, so no task sits between.

@@ -20,12 +20,12 @@ use ractor::RpcReplyPort;
 use super::cart::CartActors;
 use super::inventory::InventoryActors;
 use super::runtime::{Entity, EntityError, EntityRef};
+use crate::domain::event::EventBody;
 use crate::domain::order::{
     FulfilmentRefused, FulfilmentStatus, InvalidTransition, Order, OrderStatus, PaymentStatus,
 };
 use crate::domain::Timestamp;
 use crate::payments::Payments;
-use crate::storage::events::EventBody;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 
 mod endings;

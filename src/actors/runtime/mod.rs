@@ -15,24 +15,30 @@
 //! the old actor before it decides to stop, or finds no slot and activates a
 //! fresh one, which cannot start while the old one still holds the slot. No
 //! message is lost and no two actors ever own one entity.
+//!
+//! Files: this one holds the contract (the [`Entity`] trait, the envelope,
+//! the errors and settings); `region.rs` the [`Region`] callers use;
+//! `registry.rs` the slots, their leases and the idle sweep; `host.rs` the
+//! ractor actor hosting one entity and the kind's supervisor.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use ractor::concurrency::JoinHandle;
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorId, ActorRef, MessagingErr, RpcReplyPort};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use ractor::ActorRef;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::storage::StorageError;
 
 mod host;
+mod region;
+mod registry;
 
 pub use host::SupervisorMsg;
-use host::{EntityActor, KindSupervisor};
+pub use region::Region;
+use registry::Shared;
 
 /// Why a call to an entity failed. Each maps to a 503 for HTTP callers.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -170,35 +176,6 @@ impl<E: Entity> EntityRef<E> {
     }
 }
 
-/// The region's idle sweep: every half idle period, each active entity is
-/// asked to check whether it has been idle long enough to passivate. One
-/// task per region rather than a ticker per actor: an entity that lives for
-/// one checkout would otherwise spawn (and cancel) a timer task of its own.
-async fn sweep_idle<E: Entity>(shared: std::sync::Weak<Shared<E>>) {
-    let every = match shared.upgrade() {
-        Some(shared) => (shared.settings.idle / 2).max(Duration::from_millis(5)),
-        None => return,
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let actors: Vec<_> = shared
-            .slots
-            .iter()
-            .filter_map(|slot| slot.value().actor.get().cloned())
-            .collect();
-        drop(shared);
-        for actor in actors {
-            let _ = actor.cast(Envelope::IdleCheck);
-        }
-    }
-}
-
 /// Tuning of a region.
 #[derive(Debug, Clone)]
 pub struct RegionSettings {
@@ -217,267 +194,5 @@ impl Default for RegionSettings {
             call_timeout: Duration::from_secs(5),
             max_in_flight: 50_000,
         }
-    }
-}
-
-/// One registry entry: the actor (once activated) and the calls leasing it.
-struct Slot<E: Entity> {
-    /// The entity's id, kept once here so a lease needs no copy of it.
-    id: String,
-    actor: OnceCell<ActorRef<Envelope<E::Msg>>>,
-    leases: AtomicUsize,
-}
-
-struct Shared<E: Entity> {
-    entity: E,
-    settings: RegionSettings,
-    /// Metric handles resolved once: a labelled lookup per message cost
-    /// measurable CPU on the hot path.
-    mailbox_wait: metrics::Histogram,
-    slots: DashMap<String, Arc<Slot<E>>>,
-    ids: DashMap<ActorId, String>,
-    supervisor: OnceLock<ActorCell>,
-    in_flight: Arc<Semaphore>,
-}
-
-/// The entities of one kind on this node. Cheap to clone.
-pub struct Region<E: Entity> {
-    shared: Arc<Shared<E>>,
-}
-
-impl<E: Entity> Clone for Region<E> {
-    fn clone(&self) -> Self {
-        Region {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// A call's hold on a slot. Dropping it (also when the caller's future is
-/// cancelled mid-activation) decrements the count and removes a slot that
-/// never got an actor, so abandoned activations leak nothing.
-struct Lease<E: Entity> {
-    slot: Arc<Slot<E>>,
-    shared: Arc<Shared<E>>,
-}
-
-impl<E: Entity> Drop for Lease<E> {
-    fn drop(&mut self) {
-        if self.slot.leases.fetch_sub(1, Ordering::AcqRel) == 1 && self.slot.actor.get().is_none() {
-            self.shared.slots.remove_if(&self.slot.id, |_, slot| {
-                Arc::ptr_eq(slot, &self.slot)
-                    && slot.actor.get().is_none()
-                    && slot.leases.load(Ordering::Acquire) == 0
-            });
-        }
-    }
-}
-
-impl<E: Entity> Region<E> {
-    /// Starts the kind's supervisor; entities activate on demand.
-    pub async fn start(entity: E, settings: RegionSettings) -> Result<Region<E>, EntityError> {
-        let permits = settings.max_in_flight.max(1);
-        let shared = Arc::new(Shared {
-            entity,
-            settings,
-            mailbox_wait: metrics::histogram!("agora_actor_mailbox_wait_seconds", "kind" => E::KIND),
-            slots: DashMap::new(),
-            ids: DashMap::new(),
-            supervisor: OnceLock::new(),
-            in_flight: Arc::new(Semaphore::new(permits)),
-        });
-        let supervisor = KindSupervisor {
-            shared: Arc::downgrade(&shared),
-        };
-        let (actor, _) = Actor::spawn(None, supervisor, ())
-            .await
-            .map_err(|e| EntityError::Unavailable(format!("{} supervisor: {e}", E::KIND)))?;
-        let _ = shared.supervisor.set(actor.get_cell());
-        tokio::spawn(sweep_idle(Arc::downgrade(&shared)));
-        Ok(Region { shared })
-    }
-
-    /// The entity behaviour (and whatever it holds, e.g. the store).
-    pub fn entity(&self) -> &E {
-        &self.shared.entity
-    }
-
-    /// Entities currently active on this node.
-    pub fn live(&self) -> usize {
-        self.shared.slots.len()
-    }
-
-    /// Sends a message built by `build` to entity `id` and waits for the reply.
-    ///
-    /// A message that could not be delivered because the actor had just
-    /// stopped is re-sent to a fresh activation (it was never handled); a
-    /// failure while handling, or no answer in time, is an error.
-    pub async fn call<T, F>(&self, id: &str, build: F) -> Result<T, EntityError>
-    where
-        T: Send + 'static,
-        F: Fn(RpcReplyPort<T>) -> E::Msg,
-    {
-        for _ in 0..3 {
-            let permit = self
-                .shared
-                .in_flight
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| {
-                    metrics::counter!("agora_actor_overloaded_total", "kind" => E::KIND)
-                        .increment(1);
-                    EntityError::Overloaded
-                })?;
-            let lease = self.lease(id);
-            let timeout = self.shared.settings.call_timeout;
-            let actor = match lease.slot.actor.get() {
-                Some(actor) => actor.clone(),
-                None => match tokio::time::timeout(timeout, self.activate_detached(id)).await {
-                    Ok(Ok(actor)) => actor,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(EntityError::Timeout),
-                },
-            };
-            let taken = Arc::new(AtomicBool::new(false));
-            let sent = actor
-                .call(
-                    |reply| {
-                        Envelope::Work(build(reply), Instant::now(), taken.clone(), Some(permit))
-                    },
-                    Some(timeout),
-                )
-                .await;
-            match sent {
-                Ok(CallResult::Success(value)) => return Ok(value),
-                Ok(CallResult::Timeout) => return Err(EntityError::Timeout),
-                Ok(CallResult::SenderError) if taken.load(Ordering::Acquire) => {
-                    return Err(EntityError::Unavailable(format!(
-                        "{} {id} failed while handling the call",
-                        E::KIND
-                    )))
-                }
-                // Never delivered, or dropped unhandled when the actor died:
-                // forget that actor and re-send to a fresh activation.
-                Ok(CallResult::SenderError)
-                | Err(MessagingErr::SendErr(_))
-                | Err(MessagingErr::ChannelClosed) => {
-                    drop(lease);
-                    self.forget(actor.get_id());
-                }
-                Err(e) => return Err(EntityError::Unavailable(e.to_string())),
-            }
-        }
-        Err(EntityError::Unavailable(format!(
-            "{} {id} kept stopping",
-            E::KIND
-        )))
-    }
-
-    /// Stops every entity and the supervisor.
-    pub async fn stop(&self) {
-        if let Some(supervisor) = self.shared.supervisor.get() {
-            supervisor
-                .stop_children_and_wait(None, Some(Duration::from_secs(5)))
-                .await;
-            supervisor.stop(None);
-        }
-    }
-
-    /// Takes a lease on `id`'s slot, creating the slot if needed. The count
-    /// goes up while the map's lock is held: see the module docs.
-    fn lease(&self, id: &str) -> Lease<E> {
-        let lease = |slot: Arc<Slot<E>>| Lease {
-            slot,
-            shared: self.shared.clone(),
-        };
-        if let Some(slot) = self.shared.slots.get(id) {
-            slot.leases.fetch_add(1, Ordering::AcqRel);
-            return lease(slot.clone());
-        }
-        let slot = self.shared.slots.entry(id.to_owned()).or_insert_with(|| {
-            Arc::new(Slot {
-                id: id.to_owned(),
-                actor: OnceCell::new(),
-                leases: AtomicUsize::new(0),
-            })
-        });
-        slot.leases.fetch_add(1, Ordering::AcqRel);
-        let slot = slot.clone();
-        lease(slot)
-    }
-
-    /// Activates `id` if it is not active, without sending it anything.
-    pub async fn touch(&self, id: &str) -> Result<(), EntityError> {
-        let lease = self.lease(id);
-        if lease.slot.actor.get().is_none() {
-            drop(lease);
-            self.activate_detached(id).await?;
-        }
-        Ok(())
-    }
-
-    /// Activates `id` in a task of its own that holds its own lease: a caller
-    /// that gives up (timeout, disconnect) cannot cancel an activation half
-    /// way and leave a started actor that no slot knows.
-    async fn activate_detached(&self, id: &str) -> Result<ActorRef<Envelope<E::Msg>>, EntityError> {
-        let (region, id) = (self.clone(), id.to_owned());
-        let lease = self.lease(&id);
-        let task = tokio::spawn(async move {
-            let activated = lease
-                .slot
-                .actor
-                .get_or_try_init(|| region.activate(&id))
-                .await
-                .cloned();
-            drop(lease);
-            activated
-        });
-        task.await
-            .map_err(|e| EntityError::Unavailable(format!("activation task failed: {e}")))?
-    }
-
-    async fn activate(&self, id: &str) -> Result<ActorRef<Envelope<E::Msg>>, EntityError> {
-        let supervisor = self
-            .shared
-            .supervisor
-            .get()
-            .cloned()
-            .ok_or_else(|| EntityError::Unavailable(format!("{} region stopped", E::KIND)))?;
-        let actor = EntityActor {
-            shared: self.shared.clone(),
-        };
-        let (actor, _) = Actor::spawn_linked(None, actor, id.to_owned(), supervisor)
-            .await
-            .map_err(|e| {
-                tracing::warn!(kind = E::KIND, id, error = %e, "activation failed");
-                EntityError::Unavailable(format!("{} {id} could not be activated", E::KIND))
-            })?;
-        Ok(actor)
-    }
-
-    fn forget(&self, actor: ActorId) {
-        self.shared.forget(actor);
-    }
-}
-
-impl<E: Entity> Shared<E> {
-    /// Drops the slot of a stopped actor (if it is still that actor's).
-    fn forget(&self, actor: ActorId) {
-        if let Some((_, id)) = self.ids.remove(&actor) {
-            self.slots.remove_if(&id, |_, slot| {
-                slot.actor.get().map(|a| a.get_id()) == Some(actor)
-            });
-            metrics::gauge!("agora_actors_live", "kind" => E::KIND).decrement(1.0);
-        }
-    }
-
-    /// Removes `id`'s slot if no call holds it and it is still `actor`'s.
-    fn try_passivate(&self, id: &str, actor: ActorId) -> bool {
-        self.slots
-            .remove_if(id, |_, slot| {
-                slot.leases.load(Ordering::Acquire) == 0
-                    && slot.actor.get().map(|a| a.get_id()) == Some(actor)
-            })
-            .is_some()
     }
 }

@@ -1,10 +1,14 @@
-//! Catalog items: the stored record, and (in `input` and `patch`) the rules that turn a
-//! seller's untrusted body into one.
+//! Catalog items: the stored record, and (in `input` and `patch`, with the
+//! field checks in `fields` and `attributes`) the rules that turn a seller's
+//! untrusted body into one.
 
+mod attributes;
+mod fields;
 mod input;
 mod patch;
 
-pub use input::{check_quantity, sku_key, validate_new_item, ItemInput, NewItem, VariantInput};
+pub use fields::{check_quantity, sku_key};
+pub use input::{validate_new_item, ItemInput, NewItem, VariantInput};
 pub use patch::{deactivation, validate_patch, ItemPatch, ItemStatusName, PatchEffect, ValidPatch};
 
 use super::Timestamp;

@@ -3,9 +3,8 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::input::{
-    check_attributes, check_description, check_name, check_price, check_tags, optional_label,
-};
+use super::attributes::check_attributes;
+use super::fields::{check_description, check_name, check_price, check_tags, optional_label};
 use super::{Item, ItemStatus};
 use crate::domain::{FieldErrors, Timestamp};
 

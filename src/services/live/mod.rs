@@ -17,7 +17,8 @@ use dashmap::DashMap;
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::storage::events::{Event, EventBody, EventConsumer};
+use crate::domain::event::{Event, EventBody};
+use crate::storage::events::EventConsumer;
 use crate::storage::Store;
 
 /// Most topics one socket may follow.

@@ -21,10 +21,11 @@ pub use outbound::{start_outbound, LoggingNotifier, OutboundNotifier};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::domain::event::{Event, EventBody};
 use crate::domain::order::{OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
 use crate::services::live::Hub;
-use crate::storage::events::{Event, EventBody, EventConsumer};
+use crate::storage::events::EventConsumer;
 use crate::storage::{Record, StorageError, Store, TreeName};
 
 /// The consumer's name (its offset's key).

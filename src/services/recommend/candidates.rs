@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::keys::{f64_value, user_prefix, BRAND, CATEGORY};
 use super::model;
-use super::{consumer::order_facts, keys, Reason};
-use crate::actors::inventory::SkuStock;
+use super::writes::order_facts;
+use super::{keys, Reason};
 use crate::domain::item::{Item, ItemStatus};
+use crate::domain::stock::SkuStock;
 use crate::domain::Timestamp;
 use crate::storage::{StorageError, TreeName, Trees};
 

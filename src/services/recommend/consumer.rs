@@ -1,7 +1,9 @@
-//! The recommender's consumer: batches computed off the writer and
-//! committed with their offset, paced catch-up, reset and rebuild.
+//! The recommender's consumer: the task that applies the log batch by
+//! batch (each write computed off the writer, in `writes.rs`), paced
+//! catch-up and the re-rank passes; reset and rebuild.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,18 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::keys;
-use super::model::{self, OrderFacts, Overlay};
-use crate::domain::order::Order;
-use crate::storage::events::{Event, EventConsumer};
-use crate::storage::{StorageError, Store, TreeName, Trees, Tx};
+use super::model;
+use super::writes::{apply_batch, rerank_some, MAX_WRITES};
+use crate::domain::event::Event;
+use crate::storage::events::EventConsumer;
+use crate::storage::{StorageError, Store, TreeName};
 
 /// The consumer's name (in logs; its offset is kept in its own tree).
 pub(super) const CONSUMER: &str = "recommender";
 /// Events read per batch.
 const BATCH: usize = 256;
-/// Most writes one batch stages: its write joins a group commit with
-/// checkout's writes, and a bounded batch keeps that group short.
-pub const MAX_WRITES: usize = 1_000;
 /// While events keep coming, the ranking keys of items bought meanwhile
 /// move at most this often (an item bought k times in between moves its
 /// keys once instead of k times); once the log is drained they move at
@@ -121,119 +121,6 @@ pub async fn rebuild(store: &Store) -> Result<u64, StorageError> {
     Ok(applied)
 }
 
-/// The facts of the orders `ids` (hot tree first, then the archive).
-pub(super) fn order_facts(
-    trees: &Trees,
-    ids: Vec<String>,
-) -> Result<HashMap<String, OrderFacts>, StorageError> {
-    let mut facts = HashMap::with_capacity(ids.len());
-    for id in ids {
-        let order = match trees.get::<Order>(TreeName::Orders, id.as_bytes())? {
-            Some(order) => Some(order),
-            None => trees.get::<Order>(TreeName::OrderArchive, id.as_bytes())?,
-        };
-        if let Some(order) = order {
-            let lines = order
-                .lines
-                .iter()
-                .map(|l| (l.item_id.clone(), l.quantity))
-                .collect();
-            facts.insert(
-                id,
-                OrderFacts {
-                    user_id: order.user_id,
-                    lines,
-                },
-            );
-        }
-    }
-    Ok(facts)
-}
-
-/// Applies events from the front of `events` (up to [`MAX_WRITES`] writes)
-/// and moves the offset past them, in one atomic write; returns how many
-/// were taken, and the items whose ranking keys now lag.
-///
-/// The changes are computed on the blocking pool from a snapshot of the
-/// tree: the recommender is its only writer, so the snapshot is current.
-/// The write job re-checks the stored offset (a reset in between would
-/// move it) and only stages the result: the single writer does no reads
-/// or computing for the recommender.
-async fn apply_batch(
-    store: &Store,
-    events: Arc<Vec<Event>>,
-    from: usize,
-) -> Result<(usize, HashSet<String>), StorageError> {
-    let wanted = model::confirmed_orders(&events[from..]);
-    let computed = store
-        .read(move |trees| {
-            let orders = order_facts(trees, wanted)?;
-            let tree = trees.tree(TreeName::Recommendations);
-            let before = keys::applied(tree)?;
-            let mut batch = Overlay::new(|key: &[u8]| Ok(tree.get(key)?.map(|v| v.to_vec())));
-            let (taken, _) = model::apply_events(&mut batch, &events[from..], &orders, MAX_WRITES)?;
-            Ok((before, taken, batch.into_writes()))
-        })
-        .await?;
-    let (before, taken, (writes, deferred)) = computed;
-    let writes = Arc::new(writes);
-    let current = store
-        .write(move |tx| {
-            let offset = tx
-                .get_raw(TreeName::Recommendations, &keys::offset_key())?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .map_or(0, u64::from_be_bytes);
-            if offset != before {
-                return Ok::<_, StorageError>(false);
-            }
-            stage(tx, &writes);
-            Ok(true)
-        })
-        .await?;
-    if !current {
-        return Err(StorageError::Codec {
-            kind: "recommender",
-            reason: "the offset moved while a batch was computed".into(),
-        });
-    }
-    Ok((taken, deferred))
-}
-
-/// Stages a batch's precomputed writes into the recommender's tree.
-fn stage(tx: &mut Tx<'_>, writes: &model::Writes) {
-    for (key, value) in writes {
-        match value {
-            Some(value) => tx.put_raw(TreeName::Recommendations, key.clone(), value.clone()),
-            None => tx.remove(TreeName::Recommendations, key.clone()),
-        }
-    }
-}
-
-/// Moves the ranking keys of `items` (up to [`MAX_WRITES`] writes) in
-/// one write, computed off the writer like a batch; returns the items left
-/// for the next call.
-async fn rerank_some(store: &Store, items: Vec<String>) -> Result<Vec<String>, StorageError> {
-    let computed = store
-        .read(move |trees| {
-            let tree = trees.tree(TreeName::Recommendations);
-            let mut batch = Overlay::new(|key: &[u8]| Ok(tree.get(key)?.map(|v| v.to_vec())));
-            let left = model::rerank(&mut batch, items, MAX_WRITES)?;
-            Ok((left, batch.into_writes().0))
-        })
-        .await?;
-    let (left, writes) = computed;
-    let count = writes.len();
-    let writes = Arc::new(writes);
-    store
-        .write(move |tx| {
-            stage(tx, &writes);
-            Ok::<_, StorageError>(())
-        })
-        .await?;
-    metrics::counter!("agora_recommender_rerank_writes_total").increment(count as u64);
-    Ok(left)
-}
-
 /// The items whose ranking keys lag (left by a node that stopped before
 /// it re-ranked them).
 async fn lagging_items(store: &Store) -> Result<HashSet<String>, StorageError> {
@@ -259,76 +146,86 @@ async fn lagging_items(store: &Store) -> Result<HashSet<String>, StorageError> {
         .await
 }
 
+/// The consumer task: applies the log to the aggregates until `stop`,
+/// publishing its position, and keeps the ranking keys moving.
 pub(super) async fn consume(
     store: Store,
-    mut consumer: EventConsumer,
+    consumer: EventConsumer,
     position: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut lagging = match lagging_items(&store).await {
-        Ok(lagging) => lagging,
-        Err(e) => {
-            tracing::warn!(error = %e, "recommender could not list the items it left unranked");
-            HashSet::new()
+    let mut run = Consuming::start(store, consumer, position, stop).await;
+    while let Some(events) = run.consumer.next_or_stop(BATCH, &mut run.stop).await {
+        if run.handle(events).await.is_break() {
+            return;
         }
-    };
-    if !lagging.is_empty() {
-        lagging = rerank(&store, lagging, true).await;
     }
-    // The pass under way (one write's worth per turn, so it never holds
-    // the writer long); items deferred meanwhile wait for the next pass.
-    let mut pass = HashSet::new();
-    let mut reranked_at = Instant::now();
-    while let Some(events) = consumer.next_or_stop(BATCH, &mut stop).await {
+}
+
+/// What the consumer task carries from one batch to the next.
+struct Consuming {
+    store: Store,
+    consumer: EventConsumer,
+    position: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+    /// Items whose ranking keys lag and that no pass has taken yet.
+    lagging: HashSet<String>,
+    /// The pass under way (one write's worth per turn, so it never holds
+    /// the writer long); items deferred meanwhile wait for the next pass.
+    pass: HashSet<String>,
+    /// When the last pass began.
+    reranked_at: Instant,
+}
+
+impl Consuming {
+    /// Re-ranks what a previous run left lagging before the first batch.
+    async fn start(
+        store: Store,
+        consumer: EventConsumer,
+        position: Arc<AtomicU64>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        let mut lagging = match lagging_items(&store).await {
+            Ok(lagging) => lagging,
+            Err(e) => {
+                tracing::warn!(error = %e, "recommender could not list the items it left unranked");
+                HashSet::new()
+            }
+        };
+        if !lagging.is_empty() {
+            lagging = rerank(&store, lagging, true).await;
+        }
+        Consuming {
+            store,
+            consumer,
+            position,
+            stop,
+            lagging,
+            pass: HashSet::new(),
+            reranked_at: Instant::now(),
+        }
+    }
+
+    /// Applies one batch read from the log, a write's worth at a time;
+    /// `Break` once asked to stop. A failed write reopens the consumer at
+    /// the durable offset and drops the rest of the batch.
+    async fn handle(&mut self, events: Vec<Event>) -> ControlFlow<()> {
         let catching_up = events.len() == BATCH;
         let events = Arc::new(events);
         let mut from = 0;
         while from < events.len() {
             let started = Instant::now();
-            match apply_batch(&store, events.clone(), from).await {
+            match apply_batch(&self.store, events.clone(), from).await {
                 Ok((taken, deferred)) => {
                     from += taken;
-                    lagging.extend(deferred);
-                    let last = events[from - 1].seq;
-                    // Drained: the rankings catch up before the consumer
-                    // says it has; otherwise they move every few seconds.
-                    let drained = last >= *store.event_watch().borrow();
-                    if drained || (pass.is_empty() && reranked_at.elapsed() >= RERANK_EVERY) {
-                        // A new pass: what lagged until now.
-                        pass.extend(std::mem::take(&mut lagging));
-                        reranked_at = Instant::now();
-                    }
-                    if !pass.is_empty() {
-                        pass = rerank(&store, pass, drained).await;
-                    }
-                    // Drained, the consumer says it is caught up only once
-                    // the rankings are: a failed re-rank write is retried
-                    // here, as no new event may come to retry it.
-                    while drained && !pass.is_empty() {
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = stop.wait_for(|s| *s) => return,
-                        }
-                        pass = rerank(&store, pass, true).await;
-                    }
-                    position.store(last, Ordering::Relaxed);
-                    metrics::counter!("agora_recommender_events_total").increment(taken as u64);
-                    metrics::gauge!("agora_recommender_offset").set(last as f64);
+                    self.lagging.extend(deferred);
+                    self.applied(taken, events[from - 1].seq).await?;
                 }
                 Err(e) => {
-                    // Read again from the durable offset.
                     tracing::warn!(error = %e, "recommender batch not written; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    match store
-                        .read(|trees| keys::applied(trees.tree(TreeName::Recommendations)))
-                        .await
-                    {
-                        Ok(offset) => consumer = EventConsumer::at(store.clone(), CONSUMER, offset),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "recommender cannot reopen its offset")
-                        }
-                    }
-                    break;
+                    self.reopen().await;
+                    return ControlFlow::Continue(());
                 }
             }
             // Behind: yield the writer as long as the batch held it, so a
@@ -337,8 +234,53 @@ pub(super) async fn consume(
                 let pause = started.elapsed().min(Duration::from_millis(200));
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = self.stop.wait_for(|s| *s) => return ControlFlow::Break(()),
                 }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// After a write that applied `taken` events up to `last`: moves the
+    /// rankings that are due, then publishes the position.
+    async fn applied(&mut self, taken: usize, last: u64) -> ControlFlow<()> {
+        // Drained: the rankings catch up before the consumer says it has;
+        // otherwise they move every few seconds.
+        let drained = last >= *self.store.event_watch().borrow();
+        if drained || (self.pass.is_empty() && self.reranked_at.elapsed() >= RERANK_EVERY) {
+            // A new pass: what lagged until now.
+            self.pass.extend(std::mem::take(&mut self.lagging));
+            self.reranked_at = Instant::now();
+        }
+        if !self.pass.is_empty() {
+            self.pass = rerank(&self.store, std::mem::take(&mut self.pass), drained).await;
+        }
+        // Drained, the consumer says it is caught up only once the rankings
+        // are: a failed re-rank write is retried here, as no new event may
+        // come to retry it.
+        while drained && !self.pass.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.stop.wait_for(|s| *s) => return ControlFlow::Break(()),
+            }
+            self.pass = rerank(&self.store, std::mem::take(&mut self.pass), true).await;
+        }
+        self.position.store(last, Ordering::Relaxed);
+        metrics::counter!("agora_recommender_events_total").increment(taken as u64);
+        metrics::gauge!("agora_recommender_offset").set(last as f64);
+        ControlFlow::Continue(())
+    }
+
+    /// Reads again from the durable offset (after a batch was not written).
+    async fn reopen(&mut self) {
+        match self
+            .store
+            .read(|trees| keys::applied(trees.tree(TreeName::Recommendations)))
+            .await
+        {
+            Ok(offset) => self.consumer = EventConsumer::at(self.store.clone(), CONSUMER, offset),
+            Err(e) => {
+                tracing::warn!(error = %e, "recommender cannot reopen its offset")
             }
         }
     }

@@ -24,7 +24,8 @@
 //!
 //! - [`keys`]: the layout of the aggregates; [`model`]: how an event
 //!   changes them; `consumer`: the consumer task, reset and rebuild;
-//!   `candidates`: candidate lists and a buyer's profile.
+//!   `writes`: one write (a batch of events, a re-rank chunk) computed off
+//!   the writer; `candidates`: candidate lists and a buyer's profile.
 
 mod candidates;
 mod consumer;
@@ -32,10 +33,12 @@ pub mod keys;
 pub mod model;
 #[cfg(test)]
 mod tests;
+mod writes;
 
 use candidates::{live_items, personal_candidates, recently_ordered, scan_keys, Candidate};
 use consumer::{consume, has_current_format, CONSUMER};
-pub use consumer::{rebuild, reset, MAX_WRITES};
+pub use consumer::{rebuild, reset};
+pub use writes::MAX_WRITES;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

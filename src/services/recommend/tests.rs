@@ -5,12 +5,12 @@
 use super::candidates::Profile;
 use super::keys::*;
 use super::model::*;
+use crate::domain::event::{Event, EventBody};
 use crate::domain::item::Variant;
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::order::OrderStatus;
 use crate::domain::order::PaymentStatus;
 use crate::domain::Timestamp;
-use crate::storage::events::{Event, EventBody};
 use crate::storage::StorageError;
 use std::collections::{HashMap, HashSet};
 

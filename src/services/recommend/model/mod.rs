@@ -13,20 +13,28 @@
 //! log's guarantee, a wishlist add counts once per user and item (`w`: a
 //! buyer toggling an item cannot inflate it), and an item's creation seeds
 //! its popularity only if the item is new.
+//!
+//! The decay arithmetic is in `decay.rs`; the batch's key-value view that
+//! stages writes over the stored tree ([`Overlay`]) in `overlay.rs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+mod decay;
+mod overlay;
+
+/// The epoch, for tests that place events in time.
+#[cfg(test)]
+pub(super) use decay::EPOCH_MS;
+pub use decay::{decayed_add, decayed_value, HALF_LIFE_DAYS};
+pub use overlay::{Kv, Overlay, Writes};
 
 use super::keys::*;
+use crate::domain::event::{Event, EventBody};
 use crate::domain::item::{Item, ItemStatus};
 use crate::domain::order::OrderStatus;
 use crate::domain::Timestamp;
-use crate::storage::events::{Event, EventBody};
 use crate::storage::{codec, Record, StorageError};
 
-/// Popularity and affinity halve in this time.
-pub const HALF_LIFE_DAYS: f64 = 7.0;
-/// Decay's time origin (2026-01-01T00:00:00Z).
-pub(super) const EPOCH_MS: i64 = 1_767_225_600_000;
 /// A confirmed order counts once per distinct item: `1 + ln(units)`.
 const ORDER_WEIGHT: f64 = 1.0;
 /// A wishlist add.
@@ -70,130 +78,6 @@ pub struct OrderFacts {
     pub user_id: String,
     /// (item id, units) per line.
     pub lines: Vec<(String, i64)>,
-}
-
-/// Reads and staged writes of one batch.
-pub trait Kv {
-    /// The value under `key`, including this batch's own writes.
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Stages `value` under `key`.
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
-    /// Stages the removal of `key`.
-    fn remove(&mut self, key: Vec<u8>);
-    /// Writes staged so far.
-    fn staged(&self) -> usize;
-    /// Starts one event's writes (so they can be undone alone).
-    fn begin(&mut self);
-    /// Drops the writes staged since [`Self::begin`].
-    fn undo(&mut self);
-    /// Notes that `item`'s ranking keys lag its popularity (for [`rerank`]).
-    fn defer(&mut self, item: &str);
-}
-
-/// A batch's net writes by key (`None` removes).
-pub type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
-
-/// A key's state in the overlay before an event touched it.
-type Prior = (Vec<u8>, Option<Option<Vec<u8>>>);
-
-/// A [`Kv`] that buffers a batch's writes in memory (reads see them) over
-/// a reader of the stored values; [`Self::into_writes`] hands them over.
-pub struct Overlay<R> {
-    read: R,
-    writes: Writes,
-    journal: Vec<Prior>,
-    deferred: HashSet<String>,
-}
-
-impl<R> Overlay<R>
-where
-    R: FnMut(&[u8]) -> Result<Option<Vec<u8>>, StorageError>,
-{
-    /// An empty batch over `read`.
-    pub fn new(read: R) -> Self {
-        Overlay {
-            read,
-            writes: HashMap::new(),
-            journal: Vec::new(),
-            deferred: HashSet::new(),
-        }
-    }
-
-    /// The batch's net writes (`None` removes), and the items whose
-    /// ranking keys it left behind their popularity.
-    pub fn into_writes(self) -> (Writes, HashSet<String>) {
-        (self.writes, self.deferred)
-    }
-}
-
-impl<R> Kv for Overlay<R>
-where
-    R: FnMut(&[u8]) -> Result<Option<Vec<u8>>, StorageError>,
-{
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.writes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => (self.read)(key),
-        }
-    }
-
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let prior = self.writes.insert(key.clone(), Some(value));
-        self.journal.push((key, prior));
-    }
-
-    fn remove(&mut self, key: Vec<u8>) {
-        let prior = self.writes.insert(key.clone(), None);
-        self.journal.push((key, prior));
-    }
-
-    fn staged(&self) -> usize {
-        self.writes.len()
-    }
-
-    fn begin(&mut self) {
-        self.journal.clear();
-    }
-
-    fn undo(&mut self) {
-        while let Some((key, prior)) = self.journal.pop() {
-            match prior {
-                Some(value) => self.writes.insert(key, value),
-                None => self.writes.remove(&key),
-            };
-        }
-    }
-
-    fn defer(&mut self, item: &str) {
-        if !self.deferred.contains(item) {
-            self.deferred.insert(item.to_owned());
-        }
-    }
-}
-
-// ---- decay ---------------------------------------------------------------
-
-fn half_lives(at: Timestamp) -> f64 {
-    (at.0 - EPOCH_MS) as f64 / (HALF_LIFE_DAYS * 86_400_000.0)
-}
-
-/// `ln(e^a + e^b)`, exact at −∞.
-fn log_add(a: f64, b: f64) -> f64 {
-    let (high, low) = if a >= b { (a, b) } else { (b, a) };
-    if low == f64::NEG_INFINITY {
-        return high;
-    }
-    high + (low - high).exp().ln_1p()
-}
-
-/// A decayed sum in ln scale plus `weight` observed at `at`.
-pub fn decayed_add(sum: f64, weight: f64, at: Timestamp) -> f64 {
-    log_add(sum, weight.ln() + half_lives(at) * std::f64::consts::LN_2)
-}
-
-/// A decayed sum's value as of `now` (for weighing, not ordering).
-pub fn decayed_value(sum: f64, now: Timestamp) -> f64 {
-    (sum - half_lives(now) * std::f64::consts::LN_2).exp()
 }
 
 // ---- applying events -----------------------------------------------------

@@ -1,4 +1,5 @@
-//! Carts: one actor per cart, serializing every change to it.
+//! Carts: one actor per cart, serializing every change to it (its handle,
+//! [`CartActors`], is in `handle.rs`).
 //!
 //! Forty devices changing one cart at once each see their line kept: the
 //! actor applies one change at a time and stores the cart before it answers.
@@ -12,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use ractor::RpcReplyPort;
 
-use super::runtime::{Entity, EntityError, EntityRef, Region, RegionSettings};
+mod handle;
+
+pub use handle::CartActors;
+
+use super::runtime::{Entity, EntityError, EntityRef};
 use crate::domain::cart::{Cart, CartLine, CartRuleError};
 use crate::domain::Timestamp;
 use crate::storage::{codec, Rider, StorageError, Store, TreeName};
@@ -146,106 +151,22 @@ impl Entity for CartEntity {
                     .filter(|c| !c.lines.is_empty() || c.user_id.is_some())));
             }
             CartMsg::SetLine(owner, line, reply) => {
-                let mut cart = state
-                    .cart
-                    .clone()
-                    .unwrap_or_else(|| new_cart(&state.id, &owner, now));
-                let result = match cart.set_line(line, now) {
-                    Ok(()) => self.save(state, cart).await,
-                    Err(refusal) => Err(refusal.into()),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.set_line(state, owner, line, now).await);
             }
             CartMsg::Clear(reply) => {
-                let result = match state.cart.clone() {
-                    Some(mut cart) if cart.checkout.is_none() => {
-                        cart.clear(now);
-                        self.save(state, cart).await.map(drop)
-                    }
-                    Some(_) => Err(CartRuleError::Locked.into()),
-                    None => Ok(()),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.clear(state, now).await);
             }
             CartMsg::Merge(owner, lines, caps, reply) => {
-                let mut cart = state
-                    .cart
-                    .clone()
-                    .unwrap_or_else(|| new_cart(&state.id, &owner, now));
-                let result = if cart.checkout.is_some() {
-                    Err(CartRuleError::Locked.into())
-                } else {
-                    cart.merge(lines, &caps, now);
-                    self.save(state, cart).await
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.merge(state, owner, lines, caps, now).await);
             }
             CartMsg::TakeLines(reply) => {
-                let result = match state.cart.clone() {
-                    Some(cart) if cart.checkout.is_some() => Err(CartRuleError::Locked.into()),
-                    Some(mut cart) if !cart.lines.is_empty() => {
-                        let lines = std::mem::take(&mut cart.lines);
-                        cart.updated_at = now;
-                        self.save(state, cart).await.map(|_| lines)
-                    }
-                    _ => Ok(Vec::new()),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.take_lines(state, now).await);
             }
             CartMsg::BeginCheckout(checkout, reply) => {
-                // The lock lives in memory only: a checkout interrupted by a
-                // crash is finished or compensated by its saga at start-up,
-                // which needs no lock, so persisting it would cost a write
-                // per checkout for nothing.
-                let result = match state.cart.as_mut() {
-                    Some(cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => {
-                        Ok(cart.clone())
-                    }
-                    Some(cart) if cart.checkout.is_some() => Err(CartError::InProgress),
-                    Some(cart) if cart.lines.is_empty() => Err(CartError::Empty),
-                    None => Err(CartError::Empty),
-                    Some(cart) => {
-                        cart.checkout = Some(checkout);
-                        state.locked_at = Some(Instant::now());
-                        Ok(cart.clone())
-                    }
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(begin_checkout(state, checkout));
             }
             CartMsg::EndCheckout(checkout, clear, rider, reply) => {
-                let result = match state.cart.clone() {
-                    // Held by this checkout, or by nobody (a lock lost in a
-                    // crash, when a resumed saga ends).
-                    Some(mut cart)
-                        if cart.checkout.is_none()
-                            || cart.checkout.as_deref() == Some(checkout.as_str()) =>
-                    {
-                        if clear {
-                            cart.clear(now);
-                        } else {
-                            cart.checkout = None;
-                        }
-                        if clear || rider.is_some() {
-                            self.save_with(state, cart, rider).await.map(drop)
-                        } else {
-                            state.cart = Some(cart);
-                            Ok(())
-                        }
-                    }
-                    // Another checkout's (or no cart): only the rider.
-                    _ => match rider {
-                        Some(rider) => self
-                            .store
-                            .write(move |tx| {
-                                tx.ride(&rider);
-                                Ok::<_, StorageError>(())
-                            })
-                            .await
-                            .map_err(CartError::from),
-                        None => Ok(()),
-                    },
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.end_checkout(state, &checkout, clear, rider, now).await);
             }
         }
         Ok(())
@@ -277,6 +198,130 @@ fn new_cart(id: &str, owner: &Owner, now: Timestamp) -> Cart {
         Owner::Guest => None,
     };
     Cart::new(id.to_owned(), user, now)
+}
+
+/// Locks the cart for `checkout` (idempotent per checkout).
+///
+/// The lock lives in memory only: a checkout interrupted by a crash is
+/// finished or compensated by its saga at start-up, which needs no lock, so
+/// persisting it would cost a write per checkout for nothing.
+fn begin_checkout(state: &mut CartState, checkout: String) -> Result<Cart, CartError> {
+    match state.cart.as_mut() {
+        Some(cart) if cart.checkout.as_deref() == Some(checkout.as_str()) => Ok(cart.clone()),
+        Some(cart) if cart.checkout.is_some() => Err(CartError::InProgress),
+        Some(cart) if cart.lines.is_empty() => Err(CartError::Empty),
+        None => Err(CartError::Empty),
+        Some(cart) => {
+            cart.checkout = Some(checkout);
+            state.locked_at = Some(Instant::now());
+            Ok(cart.clone())
+        }
+    }
+}
+
+/// One method per message that changes the cart.
+impl CartEntity {
+    async fn set_line(
+        &self,
+        state: &mut CartState,
+        owner: Owner,
+        line: CartLine,
+        now: Timestamp,
+    ) -> Result<Cart, CartError> {
+        let mut cart = state
+            .cart
+            .clone()
+            .unwrap_or_else(|| new_cart(&state.id, &owner, now));
+        cart.set_line(line, now)?;
+        self.save(state, cart).await
+    }
+
+    async fn clear(&self, state: &mut CartState, now: Timestamp) -> Result<(), CartError> {
+        match state.cart.clone() {
+            Some(mut cart) if cart.checkout.is_none() => {
+                cart.clear(now);
+                self.save(state, cart).await.map(drop)
+            }
+            Some(_) => Err(CartRuleError::Locked.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn merge(
+        &self,
+        state: &mut CartState,
+        owner: Owner,
+        lines: Vec<CartLine>,
+        caps: BTreeMap<String, i64>,
+        now: Timestamp,
+    ) -> Result<Cart, CartError> {
+        let mut cart = state
+            .cart
+            .clone()
+            .unwrap_or_else(|| new_cart(&state.id, &owner, now));
+        if cart.checkout.is_some() {
+            return Err(CartRuleError::Locked.into());
+        }
+        cart.merge(lines, &caps, now);
+        self.save(state, cart).await
+    }
+
+    async fn take_lines(
+        &self,
+        state: &mut CartState,
+        now: Timestamp,
+    ) -> Result<Vec<CartLine>, CartError> {
+        match state.cart.clone() {
+            Some(cart) if cart.checkout.is_some() => Err(CartRuleError::Locked.into()),
+            Some(mut cart) if !cart.lines.is_empty() => {
+                let lines = std::mem::take(&mut cart.lines);
+                cart.updated_at = now;
+                self.save(state, cart).await.map(|_| lines)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn end_checkout(
+        &self,
+        state: &mut CartState,
+        checkout: &str,
+        clear: bool,
+        rider: Option<Rider>,
+        now: Timestamp,
+    ) -> Result<(), CartError> {
+        match state.cart.clone() {
+            // Held by this checkout, or by nobody (a lock lost in a crash,
+            // when a resumed saga ends).
+            Some(mut cart)
+                if cart.checkout.is_none() || cart.checkout.as_deref() == Some(checkout) =>
+            {
+                if clear {
+                    cart.clear(now);
+                } else {
+                    cart.checkout = None;
+                }
+                if clear || rider.is_some() {
+                    self.save_with(state, cart, rider).await.map(drop)
+                } else {
+                    state.cart = Some(cart);
+                    Ok(())
+                }
+            }
+            // Another checkout's (or no cart): only the rider.
+            _ => match rider {
+                Some(rider) => self
+                    .store
+                    .write(move |tx| {
+                        tx.ride(&rider);
+                        Ok::<_, StorageError>(())
+                    })
+                    .await
+                    .map_err(CartError::from),
+                None => Ok(()),
+            },
+        }
+    }
 }
 
 impl CartEntity {
@@ -325,98 +370,5 @@ impl CartEntity {
                 cart.lines.clear();
             }
         }
-    }
-}
-
-/// The carts of this node. Cheap to clone.
-#[derive(Clone)]
-pub struct CartActors {
-    region: Region<CartEntity>,
-}
-
-impl CartActors {
-    /// Starts the cart region; carts idle for `ttl` are emptied.
-    pub async fn start(
-        store: Store,
-        ttl: Duration,
-        settings: RegionSettings,
-    ) -> Result<Self, EntityError> {
-        Ok(CartActors {
-            region: Region::start(CartEntity { store, ttl }, settings).await?,
-        })
-    }
-
-    /// The cart (`None` if it has no content and no owner yet).
-    pub async fn get(&self, cart_id: &str) -> Result<Option<Cart>, CartError> {
-        self.region.call(cart_id, CartMsg::Get).await?
-    }
-
-    /// Sets a line (quantity 0 removes it).
-    pub async fn set_line(
-        &self,
-        cart_id: &str,
-        owner: Owner,
-        line: CartLine,
-    ) -> Result<Cart, CartError> {
-        self.region
-            .call(cart_id, |reply| {
-                CartMsg::SetLine(owner.clone(), line.clone(), reply)
-            })
-            .await?
-    }
-
-    /// Removes every line.
-    pub async fn clear(&self, cart_id: &str) -> Result<(), CartError> {
-        self.region.call(cart_id, CartMsg::Clear).await?
-    }
-
-    /// Adds `lines` to the cart, capped per variant by `caps`.
-    pub async fn merge(
-        &self,
-        cart_id: &str,
-        owner: Owner,
-        lines: Vec<CartLine>,
-        caps: BTreeMap<String, i64>,
-    ) -> Result<Cart, CartError> {
-        self.region
-            .call(cart_id, |reply| {
-                CartMsg::Merge(owner.clone(), lines.clone(), caps.clone(), reply)
-            })
-            .await?
-    }
-
-    /// Empties the cart and returns its lines (refused while locked).
-    pub async fn take_lines(&self, cart_id: &str) -> Result<Vec<CartLine>, CartError> {
-        self.region.call(cart_id, CartMsg::TakeLines).await?
-    }
-
-    /// Locks the cart for `checkout` and returns its lines.
-    pub async fn begin_checkout(&self, cart_id: &str, checkout: &str) -> Result<Cart, CartError> {
-        self.region
-            .call(cart_id, |reply| {
-                CartMsg::BeginCheckout(checkout.to_owned(), reply)
-            })
-            .await?
-    }
-
-    /// Unlocks the cart held by `checkout`, emptying it when `clear`, and
-    /// writes `rider` with it.
-    pub async fn end_checkout(
-        &self,
-        cart_id: &str,
-        checkout: &str,
-        clear: bool,
-        rider: Option<Rider>,
-    ) -> Result<(), CartError> {
-        self.region
-            .call(cart_id, |reply| {
-                CartMsg::EndCheckout(checkout.to_owned(), clear, rider.clone(), reply)
-            })
-            .await?
-    }
-
-    /// Stops every cart actor.
-    pub async fn stop(&self) {
-        self.region.stop().await;
     }
 }

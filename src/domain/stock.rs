@@ -1,10 +1,9 @@
-//! The stock of one SKU and the rules every change follows. Pure: the actor
-//! in the parent module owns one of these and persists it.
+//! The stock of one SKU and the rules every change follows: pure, so the
+//! inventory actor (which owns one per SKU and persists it), the search
+//! indexer and the recommender all read the same type.
 
-use super::InventoryError;
 use crate::domain::item::{StockLevel, MAX_QUANTITY};
 use crate::domain::Timestamp;
-use crate::storage::{codec, Record, StorageError};
 
 /// How many finished checkouts a SKU remembers, so that a step retried soon
 /// after (a caller's retry) is a no-op. The checkout saga's own log, which
@@ -12,6 +11,35 @@ use crate::storage::{codec, Record, StorageError};
 /// longer gaps; this window is kept small because the whole record is
 /// rewritten on every flush of a hot SKU.
 const REMEMBERED_CHECKOUTS: usize = 128;
+
+/// Why a change to one SKU's stock was refused. A refusal changes nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StockError {
+    /// Not enough available stock.
+    #[error("only {available} available")]
+    Insufficient {
+        /// Current available stock.
+        available: i64,
+    },
+    /// The change would take stock above the maximum.
+    #[error("stock would exceed {MAX_QUANTITY}")]
+    TooMuch,
+    /// Quantities must be positive.
+    #[error("quantity must be at least 1")]
+    InvalidQuantity,
+    /// The checkout already holds a reservation of another quantity.
+    #[error("checkout already holds {quantity} of this variant")]
+    ReservationMismatch {
+        /// The quantity already reserved.
+        quantity: i64,
+    },
+    /// The checkout's reservation was already committed or released.
+    #[error("the checkout's reservation is already finished")]
+    AlreadyFinished,
+    /// Commit of a checkout that holds no reservation.
+    #[error("no reservation for that checkout")]
+    NoReservation,
+}
 
 /// One reservation held by a checkout.
 #[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
@@ -51,34 +79,6 @@ pub struct SkuStock {
     pub returned: Vec<String>,
 }
 
-/// The format before returns existed (version 1).
-#[derive(bincode::Decode)]
-struct SkuStockV1 {
-    item_id: String,
-    available: i64,
-    sold: i64,
-    reservations: Vec<Reservation>,
-    finished: Vec<FinishedCheckout>,
-}
-
-impl Record for SkuStock {
-    const KIND: &'static str = "sku-stock";
-    const VERSION: u8 = 2;
-
-    fn decode_legacy(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
-        (version == 1).then(|| {
-            codec::decode_body::<SkuStockV1>(Self::KIND, body).map(|v1| SkuStock {
-                item_id: v1.item_id,
-                available: v1.available,
-                sold: v1.sold,
-                reservations: v1.reservations,
-                finished: v1.finished,
-                returned: Vec::new(),
-            })
-        })
-    }
-}
-
 impl SkuStock {
     /// The public view: available, reserved, sold.
     pub fn level(&self) -> StockLevel {
@@ -87,6 +87,143 @@ impl SkuStock {
             reserved: self.reservations.iter().map(|r| r.quantity).sum(),
             sold: self.sold,
         }
+    }
+
+    /// Releases every reservation whose deadline is at or before `now`;
+    /// true if any was released.
+    pub fn release_expired(&mut self, now: Timestamp) -> bool {
+        let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reservations)
+            .into_iter()
+            .partition(|r| r.deadline <= now);
+        self.reservations = live;
+        for reservation in &expired {
+            self.available += reservation.quantity;
+        }
+        for reservation in expired.iter() {
+            self.finish(reservation.checkout_id.clone(), false);
+        }
+        !expired.is_empty()
+    }
+
+    /// Applies one command; `Ok(true)` if the state changed. A refusal
+    /// leaves the stock as it was.
+    pub fn apply(&mut self, command: &Command, now: Timestamp) -> Result<bool, StockError> {
+        match command {
+            Command::Reserve {
+                checkout_id,
+                quantity,
+                deadline,
+            } => self.reserve(checkout_id, *quantity, (*deadline).max(now)),
+            Command::Release { checkout_id } => Ok(self.release(checkout_id)),
+            Command::Commit { checkout_id } => self.commit(checkout_id),
+            Command::Return {
+                checkout_id,
+                quantity,
+            } => self.take_back(checkout_id, *quantity),
+            Command::Adjust { delta } => self.adjust(*delta),
+        }
+    }
+
+    /// Holds `quantity` for a checkout, all or nothing; the same hold again
+    /// is a no-op.
+    fn reserve(
+        &mut self,
+        checkout_id: &str,
+        quantity: i64,
+        deadline: Timestamp,
+    ) -> Result<bool, StockError> {
+        if quantity < 1 {
+            return Err(StockError::InvalidQuantity);
+        }
+        if let Some(held) = self
+            .reservations
+            .iter()
+            .find(|r| r.checkout_id == checkout_id)
+        {
+            return if held.quantity == quantity {
+                Ok(false)
+            } else {
+                Err(StockError::ReservationMismatch {
+                    quantity: held.quantity,
+                })
+            };
+        }
+        if self.finished(checkout_id).is_some() {
+            return Err(StockError::AlreadyFinished);
+        }
+        if self.available < quantity {
+            return Err(StockError::Insufficient {
+                available: self.available,
+            });
+        }
+        self.available -= quantity;
+        self.reservations.push(Reservation {
+            checkout_id: checkout_id.to_owned(),
+            quantity,
+            deadline,
+        });
+        Ok(true)
+    }
+
+    /// Gives a checkout's held units back; false if it holds none.
+    fn release(&mut self, checkout_id: &str) -> bool {
+        let Some(reservation) = self.take_reservation(checkout_id) else {
+            return false;
+        };
+        self.available += reservation.quantity;
+        self.finish(checkout_id.to_owned(), false);
+        true
+    }
+
+    /// Turns a checkout's hold into a sale; a repeated commit is a no-op.
+    fn commit(&mut self, checkout_id: &str) -> Result<bool, StockError> {
+        match self.take_reservation(checkout_id) {
+            Some(reservation) => {
+                self.sold += reservation.quantity;
+                self.finish(checkout_id.to_owned(), true);
+                Ok(true)
+            }
+            None => match self.finished(checkout_id) {
+                Some(true) => Ok(false),
+                Some(false) => Err(StockError::AlreadyFinished),
+                None => Err(StockError::NoReservation),
+            },
+        }
+    }
+
+    /// Puts a checkout's sold units back on sale; a repeated return is a
+    /// no-op.
+    fn take_back(&mut self, checkout_id: &str, quantity: i64) -> Result<bool, StockError> {
+        if self.returned.iter().any(|r| r == checkout_id) {
+            return Ok(false);
+        }
+        if quantity < 1 || quantity > self.sold {
+            return Err(StockError::InvalidQuantity);
+        }
+        self.sold -= quantity;
+        self.available += quantity;
+        self.returned.push(checkout_id.to_owned());
+        if self.returned.len() > REMEMBERED_CHECKOUTS {
+            let excess = self.returned.len() - REMEMBERED_CHECKOUTS;
+            self.returned.drain(..excess);
+        }
+        Ok(true)
+    }
+
+    /// A seller's restock or removal: never below zero, never above the
+    /// maximum (counting what is held).
+    fn adjust(&mut self, delta: i64) -> Result<bool, StockError> {
+        let available = self.available.saturating_add(delta);
+        if available < 0 {
+            return Err(StockError::Insufficient {
+                available: self.available,
+            });
+        }
+        if available.saturating_add(self.level().reserved) > MAX_QUANTITY {
+            return Err(StockError::TooMuch);
+        }
+        self.available = available;
+        Ok(delta != 0)
     }
 
     fn finish(&mut self, checkout_id: String, committed: bool) {
@@ -106,121 +243,6 @@ impl SkuStock {
             .rev()
             .find(|f| f.checkout_id == checkout_id)
             .map(|f| f.committed)
-    }
-
-    /// Releases every reservation whose deadline is at or before `now`.
-    pub(super) fn release_expired(&mut self, now: Timestamp) -> bool {
-        let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reservations)
-            .into_iter()
-            .partition(|r| r.deadline <= now);
-        self.reservations = live;
-        for reservation in &expired {
-            self.available += reservation.quantity;
-        }
-        for reservation in expired.iter() {
-            self.finish(reservation.checkout_id.clone(), false);
-        }
-        !expired.is_empty()
-    }
-
-    /// Applies one command; `Ok(true)` if the state changed.
-    pub(super) fn apply(
-        &mut self,
-        command: &Command,
-        now: Timestamp,
-    ) -> Result<bool, InventoryError> {
-        match command {
-            Command::Reserve {
-                checkout_id,
-                quantity,
-                deadline,
-            } => {
-                if *quantity < 1 {
-                    return Err(InventoryError::InvalidQuantity);
-                }
-                if let Some(held) = self
-                    .reservations
-                    .iter()
-                    .find(|r| &r.checkout_id == checkout_id)
-                {
-                    return if held.quantity == *quantity {
-                        Ok(false)
-                    } else {
-                        Err(InventoryError::ReservationMismatch {
-                            quantity: held.quantity,
-                        })
-                    };
-                }
-                if self.finished(checkout_id).is_some() {
-                    return Err(InventoryError::AlreadyFinished);
-                }
-                if self.available < *quantity {
-                    return Err(InventoryError::Insufficient {
-                        available: self.available,
-                    });
-                }
-                let deadline = (*deadline).max(now);
-                self.available -= quantity;
-                self.reservations.push(Reservation {
-                    checkout_id: checkout_id.clone(),
-                    quantity: *quantity,
-                    deadline,
-                });
-                Ok(true)
-            }
-            Command::Release { checkout_id } => match self.take_reservation(checkout_id) {
-                Some(reservation) => {
-                    self.available += reservation.quantity;
-                    self.finish(checkout_id.clone(), false);
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
-            Command::Commit { checkout_id } => match self.take_reservation(checkout_id) {
-                Some(reservation) => {
-                    self.sold += reservation.quantity;
-                    self.finish(checkout_id.clone(), true);
-                    Ok(true)
-                }
-                None if self.finished(checkout_id) == Some(true) => Ok(false),
-                None if self.finished(checkout_id) == Some(false) => {
-                    Err(InventoryError::AlreadyFinished)
-                }
-                None => Err(InventoryError::NoReservation),
-            },
-            Command::Return {
-                checkout_id,
-                quantity,
-            } => {
-                if self.returned.iter().any(|r| r == checkout_id) {
-                    return Ok(false);
-                }
-                if *quantity < 1 || *quantity > self.sold {
-                    return Err(InventoryError::InvalidQuantity);
-                }
-                self.sold -= quantity;
-                self.available += quantity;
-                self.returned.push(checkout_id.clone());
-                if self.returned.len() > REMEMBERED_CHECKOUTS {
-                    let excess = self.returned.len() - REMEMBERED_CHECKOUTS;
-                    self.returned.drain(..excess);
-                }
-                Ok(true)
-            }
-            Command::Adjust { delta } => {
-                let available = self.available.saturating_add(*delta);
-                if available < 0 {
-                    return Err(InventoryError::Insufficient {
-                        available: self.available,
-                    });
-                }
-                if available.saturating_add(self.level().reserved) > MAX_QUANTITY {
-                    return Err(InventoryError::TooMuch);
-                }
-                self.available = available;
-                Ok(*delta != 0)
-            }
-        }
     }
 
     fn take_reservation(&mut self, checkout_id: &str) -> Option<Reservation> {
