@@ -15,6 +15,9 @@ use agora::storage::event_json::event_json;
 use agora::storage::events::EventConsumer;
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 
+mod common;
+use common::reopen;
+
 fn seller() -> Authenticated {
     Authenticated {
         user_id: "seller-1".into(),
@@ -196,18 +199,6 @@ async fn read_to(consumer: &mut EventConsumer, end: u64) -> Vec<Event> {
         events.extend(consumer.next_batch(7).await.unwrap());
     }
     events
-}
-
-/// Opens the store again, waiting while the one just dropped still holds
-/// sled's file lock (its actors' threads finish a moment later).
-async fn reopen(dir: &std::path::Path) -> Store {
-    for _ in 0..50 {
-        if let Ok(store) = Store::open(dir, StoreOptions::default()) {
-            return store;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Store::open(dir, StoreOptions::default()).expect("opening storage")
 }
 
 #[tokio::test]

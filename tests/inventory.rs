@@ -9,11 +9,11 @@ use agora::actors::runtime::RegionSettings;
 use agora::domain::event::EventBody;
 use agora::domain::Timestamp;
 use agora::storage::events::EventConsumer;
-use agora::storage::{StorageError, Store, StoreOptions};
+use agora::storage::{StorageError, Store};
 use tempfile::TempDir;
 
 mod common;
-use common::{eventually, last_event};
+use common::{eventually, last_event, reopen};
 
 struct Node {
     dir: TempDir,
@@ -22,7 +22,7 @@ struct Node {
 }
 
 async fn node_at(dir: TempDir, idle: Duration) -> Node {
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = reopen(dir.path()).await;
     let settings = RegionSettings {
         idle,
         ..Default::default()

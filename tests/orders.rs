@@ -16,11 +16,11 @@ use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transit
 use agora::domain::{new_id, Timestamp};
 use agora::payments::{Payments, SimulatedGateway};
 use agora::storage::events::EventConsumer;
-use agora::storage::{StorageError, Store, StoreOptions, TreeName};
+use agora::storage::{StorageError, Store, TreeName};
 use tempfile::TempDir;
 
 mod common;
-use common::eventually;
+use common::{eventually, reopen};
 
 struct Node {
     dir: TempDir,
@@ -30,20 +30,7 @@ struct Node {
 }
 
 async fn node_at(dir: TempDir) -> Node {
-    // A node stopped just before may still hold sled's file lock for a
-    // moment while its background threads finish.
-    let mut attempts = 0;
-    let store = loop {
-        match Store::open(dir.path(), StoreOptions::default()) {
-            Ok(store) => break store,
-            Err(e) if attempts < 50 => {
-                attempts += 1;
-                tracing::debug!(error = %e, "storage still locked");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("opening storage: {e}"),
-        }
-    };
+    let store = reopen(dir.path()).await;
     let inventory = InventoryActors::start(store.clone(), RegionSettings::default())
         .await
         .unwrap();

@@ -9,6 +9,7 @@ use agora::config::Settings;
 use agora::domain::event::EventBody;
 use agora::node::Node;
 use agora::storage::events::EventConsumer;
+use agora::storage::{Store, StoreOptions};
 
 /// Settings for a node in a test: its own data dir and a gateway that
 /// answers at once.
@@ -55,4 +56,17 @@ pub async fn last_event(consumer: &mut EventConsumer) -> Option<EventBody> {
         last = batch.last().map(|e| e.body.clone()).or(last);
     }
     last
+}
+
+/// Opens the store under `dir`, waiting while one just stopped on the same
+/// files still holds sled's file lock (its flusher thread lets go a moment
+/// after the last handle is dropped).
+pub async fn reopen(dir: &std::path::Path) -> Store {
+    for _ in 0..50 {
+        if let Ok(store) = Store::open(dir, StoreOptions::default()) {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Store::open(dir, StoreOptions::default()).expect("opening storage")
 }
