@@ -12,7 +12,7 @@ use agora::services::account::Authenticated;
 use agora::services::catalog::CatalogService;
 use agora::storage::archiver::{archive_pass, ArchivePolicy};
 use agora::storage::event_json::event_json;
-use agora::storage::events::EventConsumer;
+use agora::storage::event_log::EventConsumer;
 use agora::storage::{StorageError, Store, StoreOptions, TreeName};
 
 mod common;

@@ -8,7 +8,7 @@ use agora::actors::inventory::{InventoryActors, InventoryError};
 use agora::actors::runtime::RegionSettings;
 use agora::domain::event::EventBody;
 use agora::domain::Timestamp;
-use agora::storage::events::EventConsumer;
+use agora::storage::event_log::EventConsumer;
 use agora::storage::{StorageError, Store};
 use tempfile::TempDir;
 

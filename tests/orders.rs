@@ -15,7 +15,7 @@ use agora::domain::fulfilment::parts_for;
 use agora::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
 use agora::domain::{new_id, Timestamp};
 use agora::payments::{Payments, SimulatedGateway};
-use agora::storage::events::EventConsumer;
+use agora::storage::event_log::EventConsumer;
 use agora::storage::{StorageError, Store, TreeName};
 use tempfile::TempDir;
 

@@ -147,7 +147,7 @@ pub struct Pricing {
 }
 
 /// A priced line: quantity × current price, and the category taxed.
-pub struct PricedLine<'a> {
+pub struct TaxableLine<'a> {
     /// Units.
     pub quantity: i64,
     /// Today's unit price.
@@ -171,7 +171,7 @@ pub struct Totals {
 
 impl Pricing {
     /// Totals for `lines` (the same numbers `GET /cart` shows and checkout charges).
-    pub fn totals<'a>(&self, lines: impl IntoIterator<Item = PricedLine<'a>>) -> Totals {
+    pub fn totals<'a>(&self, lines: impl IntoIterator<Item = TaxableLine<'a>>) -> Totals {
         let (mut subtotal, mut tax, mut any) = (0i64, 0i64, false);
         for line in lines {
             any = true;
@@ -258,7 +258,7 @@ impl Pricing {
             };
             priced.push(view);
         }
-        let totals = self.totals(priced.iter().zip(&categories).map(|(l, c)| PricedLine {
+        let totals = self.totals(priced.iter().zip(&categories).map(|(l, c)| TaxableLine {
             quantity: l.line.quantity,
             current_price: l.current_price,
             category: c.as_deref(),
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_original_design_total_holds_with_default_pricing() {
-        let totals = Pricing::default().totals([PricedLine {
+        let totals = Pricing::default().totals([TaxableLine {
             quantity: 2,
             current_price: 999,
             category: None,
@@ -311,12 +311,12 @@ mod tests {
             free_shipping_from: 50_000,
         };
         let small = pricing.totals([
-            PricedLine {
+            TaxableLine {
                 quantity: 1,
                 current_price: 10_000,
                 category: Some("electronics"),
             },
-            PricedLine {
+            TaxableLine {
                 quantity: 1,
                 current_price: 10_000,
                 category: Some("books"),
@@ -331,7 +331,7 @@ mod tests {
                 total: 24_500
             }
         );
-        let large = pricing.totals([PricedLine {
+        let large = pricing.totals([TaxableLine {
             quantity: 5,
             current_price: 10_000,
             category: None,

@@ -100,7 +100,7 @@ pub struct Services {
     /// Live updates: the websocket hub.
     pub hub: crate::services::live::Hub,
     /// The notifications inbox.
-    pub notifications: crate::services::notifications::Notifications,
+    pub notifications: crate::services::notifications::Inbox,
     /// Wishlists.
     pub wishlists: crate::services::wishlist::WishlistService,
     /// Recommendations.

@@ -38,7 +38,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
-use crate::services::notifications::Notifications;
+use crate::services::notifications::Inbox;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
 use crate::services::wishlist::WishlistService;
@@ -89,7 +89,7 @@ pub struct ReadModels {
     /// Live updates: the websocket hub.
     pub hub: Hub,
     /// The notifications inbox and outbound channels.
-    pub notifications: Notifications,
+    pub notifications: Inbox,
     /// Recommendations.
     pub recommender: Recommender,
 }

@@ -24,7 +24,7 @@ use crate::services::checkout::idempotency::IdempotencyKeys;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
-use crate::services::notifications::Notifications;
+use crate::services::notifications::Inbox;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
 use crate::services::status::NodeStatus;
@@ -188,7 +188,7 @@ pub(super) async fn start_read_models(
     .await
     .context("opening the search index")?;
     let hub = Hub::start(store.clone(), settings.ws_queue_messages);
-    let notifications = Notifications::start(store.clone(), hub.clone()).await?;
+    let notifications = Inbox::start(store.clone(), hub.clone()).await?;
     let recommender =
         Recommender::start(store.clone(), search.clone(), settings.recommender_paused).await?;
     Ok(ReadModels {

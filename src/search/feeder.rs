@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::index::{IndexState, Shared};
 use super::indexer::{IndexerActor, IndexerMsg};
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::Store;
 
 /// Most events handed over at once.

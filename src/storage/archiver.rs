@@ -21,13 +21,13 @@
 //! than read the archive later: holding back is the safe default, and the
 //! report names the consumer at the floor (the node warns when it holds
 //! the live log past twice its usual size). Any reader still reads across
-//! the boundary (see [`crate::storage::events::EventConsumer`]).
+//! the boundary (see [`crate::storage::event_log::EventConsumer`]).
 
 use std::io::Write;
 use std::sync::Arc;
 
 use crate::storage::event_json::event_json;
-use crate::storage::events::read_after;
+use crate::storage::event_log::read_after;
 use crate::storage::{StorageError, Store, TreeName};
 
 pub use crate::storage::archive::MAX_SEGMENT_EVENTS;

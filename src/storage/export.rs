@@ -17,7 +17,7 @@ use std::io::{self, Write};
 
 use crate::storage::archive::Archive;
 use crate::storage::event_json::event_json;
-use crate::storage::events::read_after;
+use crate::storage::event_log::read_after;
 use crate::storage::{StorageError, TreeName, Trees};
 
 /// Events read per chunk.

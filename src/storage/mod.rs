@@ -20,7 +20,7 @@ mod cache;
 pub mod codec;
 mod committer;
 pub mod event_json;
-pub mod events;
+pub mod event_log;
 pub mod export;
 mod records;
 mod trees;
@@ -140,7 +140,7 @@ impl Store {
         let archived = archive
             .archived_through()
             .map_err(|e| StorageError::Io(Arc::new(sled::Error::Io(e))))?;
-        let last_seq = events::last_sequence(&trees)?.max(archived);
+        let last_seq = event_log::last_sequence(&trees)?.max(archived);
         let (writes, queue) = mpsc::channel(options.queue_depth);
         let (event_tx, last_event) = watch::channel(last_seq);
         let cache = Arc::new(ReadCache::new(options.read_cache_bytes));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use agora::config::Settings;
 use agora::domain::event::EventBody;
 use agora::node::Node;
-use agora::storage::events::EventConsumer;
+use agora::storage::event_log::EventConsumer;
 use agora::storage::{Store, StoreOptions};
 
 /// Settings for a node in a test: its own data dir and a gateway that

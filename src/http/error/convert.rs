@@ -17,7 +17,7 @@ use crate::services::account::AccountError;
 use crate::services::cart::CartServiceError;
 use crate::services::catalog::CatalogError;
 use crate::services::checkout::CheckoutServiceError;
-use crate::services::notifications::NotificationsError;
+use crate::services::notifications::InboxError;
 use crate::services::order::OrderServiceError;
 use crate::services::recommend::RecommendError;
 use crate::services::wishlist::WishlistError;
@@ -274,15 +274,15 @@ impl From<SearchError> for ApiError {
     }
 }
 
-impl From<NotificationsError> for ApiError {
-    fn from(e: NotificationsError) -> Self {
+impl From<InboxError> for ApiError {
+    fn from(e: InboxError) -> Self {
         match e {
-            NotificationsError::InvalidCursor => ApiError::new(
+            InboxError::InvalidCursor => ApiError::new(
                 Code::InvalidCursor,
                 "the cursor was not issued by this server",
             ),
-            NotificationsError::NotFound => ApiError::not_found("notification"),
-            NotificationsError::Storage(e) => e.into(),
+            InboxError::NotFound => ApiError::not_found("notification"),
+            InboxError::Storage(e) => e.into(),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::domain::event::{Event, EventBody};
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::Store;
 
 /// Most topics one socket may follow.

@@ -13,8 +13,8 @@
 //! the same events through a consumer of its own (at least once); the
 //! built-in one writes to the log ([`outbound`]).
 
-mod id;
 mod outbound;
+mod public_id;
 
 pub use outbound::{start_outbound, LoggingNotifier, OutboundNotifier};
 
@@ -25,7 +25,7 @@ use crate::domain::event::{Event, EventBody};
 use crate::domain::order::{OrderStatus, PaymentStatus};
 use crate::domain::Timestamp;
 use crate::services::live::Hub;
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::{Record, StorageError, Store, TreeName};
 
 /// The consumer's name (its offset's key).
@@ -87,7 +87,7 @@ impl Notification {
 
     /// The id clients see: opaque, unguessable, and the same every time.
     pub fn public_id(&self, sealer: &crate::domain::sealed::Sealer) -> String {
-        id::seal_id(sealer, self.seq)
+        public_id::seal_id(sealer, self.seq)
     }
 
     /// The sequence number as 16 hex digits: for logs and for an outbound
@@ -132,7 +132,7 @@ fn message(order_id: &str, status: OrderStatus, payment: PaymentStatus) -> Strin
 
 /// Why an inbox request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum NotificationsError {
+pub enum InboxError {
     /// The cursor was not issued by this server.
     #[error("invalid cursor")]
     InvalidCursor,
@@ -146,14 +146,14 @@ pub enum NotificationsError {
 
 /// The inbox service. Cheap to clone.
 #[derive(Clone)]
-pub struct Notifications {
+pub struct Inbox {
     store: Store,
     stop: std::sync::Arc<watch::Sender<bool>>,
 }
 
-impl Notifications {
+impl Inbox {
     /// Starts the notifier (from its durable offset) and returns the inbox.
-    pub async fn start(store: Store, hub: Hub) -> Result<Notifications, StorageError> {
+    pub async fn start(store: Store, hub: Hub) -> Result<Inbox, StorageError> {
         let consumer = EventConsumer::open(store.clone(), CONSUMER).await?;
         let (stop, stopping) = watch::channel(false);
         start_outbound(
@@ -162,7 +162,7 @@ impl Notifications {
             stopping.clone(),
         );
         tokio::spawn(notify(store.clone(), consumer, hub, stopping));
-        Ok(Notifications {
+        Ok(Inbox {
             store,
             stop: std::sync::Arc::new(stop),
         })
@@ -184,11 +184,11 @@ impl Notifications {
         user_id: &str,
         cursor: Option<&str>,
         size: usize,
-    ) -> Result<(Vec<Notification>, Option<String>), NotificationsError> {
+    ) -> Result<(Vec<Notification>, Option<String>), InboxError> {
         let sealer = self.store.sealer().clone();
         let after = match cursor {
             Some(cursor) => {
-                Some(id::open_cursor(&sealer, cursor).ok_or(NotificationsError::InvalidCursor)?)
+                Some(public_id::open_cursor(&sealer, cursor).ok_or(InboxError::InvalidCursor)?)
             }
             None => None,
         };
@@ -221,22 +221,22 @@ impl Notifications {
             })
             .await?;
         let next = more
-            .then(|| items.last().map(|n| id::seal_cursor(&sealer, n.seq)))
+            .then(|| items.last().map(|n| public_id::seal_cursor(&sealer, n.seq)))
             .flatten();
         Ok((items, next))
     }
 
     /// Marks one of the user's notifications read (idempotent).
-    pub async fn mark_read(&self, user_id: &str, id: &str) -> Result<(), NotificationsError> {
+    pub async fn mark_read(&self, user_id: &str, id: &str) -> Result<(), InboxError> {
         // A forged, edited or pre-sealing (hex) id names nothing.
-        let seq = id::open_id(self.store.sealer(), id).ok_or(NotificationsError::NotFound)?;
+        let seq = public_id::open_id(self.store.sealer(), id).ok_or(InboxError::NotFound)?;
         let key = key(user_id, seq);
         self.store
             .write(move |tx| {
                 let Some(mut notification) =
                     tx.get::<Notification>(TreeName::Notifications, &key)?
                 else {
-                    return Err(NotificationsError::NotFound);
+                    return Err(InboxError::NotFound);
                 };
                 if !notification.read {
                     notification.read = true;

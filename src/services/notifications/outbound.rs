@@ -5,7 +5,7 @@
 use tokio::sync::watch;
 
 use super::Notification;
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::Store;
 
 /// Where notifications go besides the inbox and the sockets: e-mail, SMS,

@@ -14,7 +14,7 @@ use super::keys;
 use super::model;
 use super::writes::{apply_batch, rerank_some, MAX_WRITES};
 use crate::domain::event::Event;
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::{StorageError, Store, TreeName};
 
 /// The consumer's name (in logs; its offset is kept in its own tree).

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 use crate::domain::item::Item;
 use crate::search::{Search, SearchError, SearchRequest};
-use crate::storage::events::EventConsumer;
+use crate::storage::event_log::EventConsumer;
 use crate::storage::{StorageError, Store, TreeName};
 use candidates::Profile;
 
