@@ -88,7 +88,7 @@ impl<'de> de::Deserializer<'de> for Strict {
                 }
             }
             Value::String(s) => visitor.visit_string(s),
-            Value::Array(items) => visitor.visit_seq(Items(items.into_iter())),
+            Value::Array(items) => visitor.visit_seq(ArrayValues(items.into_iter())),
             Value::Object(fields) => visitor.visit_map(Fields {
                 fields: fields.into_iter(),
                 pending: None,
@@ -169,9 +169,9 @@ fn unexpected(value: &Value) -> de::Unexpected<'_> {
 }
 
 /// An array's items, each deserialized strictly.
-struct Items(std::vec::IntoIter<Value>);
+struct ArrayValues(std::vec::IntoIter<Value>);
 
-impl<'de> SeqAccess<'de> for Items {
+impl<'de> SeqAccess<'de> for ArrayValues {
     type Error = serde_json::Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
