@@ -7,6 +7,7 @@ use std::time::Duration;
 use agora::actors::inventory::{InventoryActors, InventoryError};
 use agora::actors::runtime::RegionSettings;
 use agora::domain::event::EventBody;
+use agora::domain::stock::StockError;
 use agora::domain::Timestamp;
 use agora::storage::event_log::EventConsumer;
 use agora::storage::{StorageError, Store};
@@ -83,7 +84,7 @@ async fn a_thousand_buyers_for_a_hundred_units_get_exactly_a_hundred() {
     for buyer in buyers {
         match buyer.await.unwrap() {
             Ok(_) => won += 1,
-            Err(InventoryError::Insufficient { available: 0 }) => {}
+            Err(InventoryError::Refused(StockError::Insufficient { available: 0 })) => {}
             Err(other) => panic!("unexpected refusal: {other}"),
         }
     }
@@ -114,7 +115,9 @@ async fn every_step_is_idempotent_per_checkout() {
     );
     assert!(matches!(
         inventory.reserve("sku", "c1", 5, soon(60_000), None).await,
-        Err(InventoryError::ReservationMismatch { quantity: 3 })
+        Err(InventoryError::Refused(StockError::ReservationMismatch {
+            quantity: 3
+        }))
     ));
     let sold = inventory.commit("sku", "c1").await.unwrap();
     assert_eq!((sold.available, sold.reserved, sold.sold), (7, 0, 3));
@@ -130,7 +133,7 @@ async fn every_step_is_idempotent_per_checkout() {
     );
     assert!(matches!(
         inventory.reserve("sku", "c1", 3, soon(60_000), None).await,
-        Err(InventoryError::AlreadyFinished)
+        Err(InventoryError::Refused(StockError::AlreadyFinished))
     ));
 
     inventory
@@ -142,11 +145,11 @@ async fn every_step_is_idempotent_per_checkout() {
     assert_eq!((released.available, released.reserved), (7, 0));
     assert!(matches!(
         inventory.commit("sku", "c2").await,
-        Err(InventoryError::AlreadyFinished)
+        Err(InventoryError::Refused(StockError::AlreadyFinished))
     ));
     assert!(matches!(
         inventory.commit("sku", "nobody").await,
-        Err(InventoryError::NoReservation)
+        Err(InventoryError::Refused(StockError::NoReservation))
     ));
 }
 
@@ -160,7 +163,9 @@ async fn restocking_never_goes_below_zero() {
         .unwrap();
     assert!(matches!(
         node.inventory.adjust("sku", -4).await,
-        Err(InventoryError::Insufficient { available: 3 })
+        Err(InventoryError::Refused(StockError::Insufficient {
+            available: 3
+        }))
     ));
     let level = node.inventory.adjust("sku", -3).await.unwrap();
     assert_eq!(
@@ -198,7 +203,7 @@ async fn an_expired_reservation_is_released_by_the_actor_and_announced() {
     assert_eq!((level.available, level.reserved), (3, 1));
     assert!(matches!(
         node.inventory.commit("sku", "c1").await,
-        Err(InventoryError::AlreadyFinished)
+        Err(InventoryError::Refused(StockError::AlreadyFinished))
     ));
     match last_event(&mut consumer).await {
         Some(EventBody::StockChanged {

@@ -10,6 +10,7 @@ use crate::domain::event::EventBody;
 use crate::domain::item::{
     self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel, ValidPatch,
 };
+use crate::domain::stock::StockError;
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
@@ -44,13 +45,15 @@ pub enum CatalogError {
 impl From<InventoryError> for CatalogError {
     fn from(e: InventoryError) -> Self {
         match e {
-            InventoryError::Insufficient { available } => {
+            InventoryError::Refused(StockError::Insufficient { available }) => {
                 CatalogError::InsufficientStock { available }
             }
-            InventoryError::TooMuch => CatalogError::Invalid(FieldErrors::single(
-                "delta",
-                format!("stock would exceed {}", item::MAX_QUANTITY),
-            )),
+            InventoryError::Refused(StockError::TooMuch) => {
+                CatalogError::Invalid(FieldErrors::single(
+                    "delta",
+                    format!("stock would exceed {}", item::MAX_QUANTITY),
+                ))
+            }
             InventoryError::UnknownVariant => CatalogError::NotFound,
             InventoryError::Storage(e) => CatalogError::Storage(e),
             InventoryError::Unavailable(e) => CatalogError::Unavailable(e),

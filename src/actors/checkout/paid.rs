@@ -8,6 +8,7 @@ use super::{CheckoutEntity, CheckoutError, CheckoutState};
 use crate::actors::inventory::{Command, InventoryError};
 use crate::actors::order::{Change, OrderError};
 use crate::domain::order::{OrderStatus, PaymentStatus};
+use crate::domain::stock::StockError;
 
 impl CheckoutEntity {
     /// The gateway charged: commit every line's stock, then confirm the
@@ -97,7 +98,10 @@ impl CheckoutEntity {
             .await
             {
                 Ok(_) => state.saga = Some(next),
-                Err(InventoryError::AlreadyFinished | InventoryError::NoReservation) => {}
+                Err(
+                    InventoryError::Refused(StockError::AlreadyFinished)
+                    | InventoryError::Refused(StockError::NoReservation),
+                ) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -7,6 +7,7 @@ use super::{CheckoutEntity, CheckoutError, CheckoutRequest, CheckoutState, Progr
 use crate::actors::inventory::InventoryError;
 use crate::actors::order::{Change, OrderError};
 use crate::domain::order::{NewOrder, Order, OrderStatus, PaymentStatus};
+use crate::domain::stock::StockError;
 use crate::domain::Timestamp;
 
 impl CheckoutEntity {
@@ -31,12 +32,14 @@ impl CheckoutEntity {
                 .await;
             match reserved {
                 Ok(_) => {}
-                Err(InventoryError::Insufficient { available }) => short.push(ShortLine {
-                    item_id: line.item_id.clone(),
-                    variant_id: line.variant_id.clone(),
-                    requested: line.quantity,
-                    available,
-                }),
+                Err(InventoryError::Refused(StockError::Insufficient { available })) => {
+                    short.push(ShortLine {
+                        item_id: line.item_id.clone(),
+                        variant_id: line.variant_id.clone(),
+                        requested: line.quantity,
+                        available,
+                    })
+                }
                 Err(e) => {
                     self.release_and_unlock(state).await?;
                     return Err(e.into());

@@ -29,7 +29,7 @@ pub use handle::InventoryActors;
 
 use super::runtime::{Entity, EntityError, EntityRef};
 use crate::domain::event::EventBody;
-use crate::domain::item::{StockLevel, MAX_QUANTITY};
+use crate::domain::item::StockLevel;
 use crate::domain::stock::{SkuStock, StockError};
 use crate::domain::Timestamp;
 use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
@@ -37,54 +37,18 @@ use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 /// Why an inventory operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InventoryError {
-    /// Not enough available stock.
-    #[error("only {available} available")]
-    Insufficient {
-        /// Current available stock.
-        available: i64,
-    },
-    /// The change would take stock above the maximum.
-    #[error("stock would exceed {MAX_QUANTITY}")]
-    TooMuch,
-    /// Quantities must be positive.
-    #[error("quantity must be at least 1")]
-    InvalidQuantity,
+    /// The SKU's rules refused the change; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] StockError),
     /// No stock record for that variant.
     #[error("unknown variant")]
     UnknownVariant,
-    /// The checkout already holds a reservation of another quantity.
-    #[error("checkout already holds {quantity} of this variant")]
-    ReservationMismatch {
-        /// The quantity already reserved.
-        quantity: i64,
-    },
-    /// The checkout's reservation was already committed or released.
-    #[error("the checkout's reservation is already finished")]
-    AlreadyFinished,
-    /// Commit of a checkout that holds no reservation.
-    #[error("no reservation for that checkout")]
-    NoReservation,
     /// The SKU's actor was overloaded, too slow, or failed.
     #[error("inventory unavailable: {0}")]
     Unavailable(EntityError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-impl From<StockError> for InventoryError {
-    fn from(e: StockError) -> Self {
-        match e {
-            StockError::Insufficient { available } => InventoryError::Insufficient { available },
-            StockError::TooMuch => InventoryError::TooMuch,
-            StockError::InvalidQuantity => InventoryError::InvalidQuantity,
-            StockError::ReservationMismatch { quantity } => {
-                InventoryError::ReservationMismatch { quantity }
-            }
-            StockError::AlreadyFinished => InventoryError::AlreadyFinished,
-            StockError::NoReservation => InventoryError::NoReservation,
-        }
-    }
 }
 
 impl From<EntityError> for InventoryError {
