@@ -131,25 +131,63 @@ impl Default for RiskRules {
     }
 }
 
-/// The static cluster membership (`[cluster]` in `cluster.toml`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The static cluster membership (`[cluster]` in `cluster.toml`). With no
+/// `nats`, the node runs alone: no NATS, no peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// Shared secret (cookie) nodes authenticate each other with.
-    pub secret: Option<String>,
+    /// The NATS server(s) the nodes meet on (JetStream enabled, ≥ 2.11):
+    /// one URL, or a list of a NATS cluster's URLs. Empty: a single node.
+    #[serde(deserialize_with = "one_or_many")]
+    pub nats: Vec<String>,
+    /// Shards entities are placed in (fixed for the cluster's life: an id
+    /// carries its shard).
+    pub shards: u32,
     /// Every node, this one included.
     pub nodes: Vec<NodeSettings>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            nats: Vec::new(),
+            shards: DEFAULT_SHARDS,
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// Whether this node is one of a cluster (it has NATS to meet on).
+    pub fn is_clustered(&self) -> bool {
+        !self.nats.is_empty()
+    }
+}
+
+/// Shards when `cluster.shards` is not set.
+pub const DEFAULT_SHARDS: u32 = 1024;
+
+/// Reads a string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    })
 }
 
 /// One node of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSettings {
-    /// Node id.
+    /// Node id: letters, digits, `-` and `_` (it names NATS subjects).
     pub id: String,
-    /// Address for node-to-node traffic.
-    pub cluster: SocketAddr,
-    /// The node's HTTP address.
+    /// The node's public HTTP address (for operators and redirects).
     pub http: SocketAddr,
 }
 

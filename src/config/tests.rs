@@ -98,3 +98,54 @@ fn the_admin_listener_is_off_by_default_and_set_by_environment_or_flag() {
         .to_string();
     assert!(message.contains("admin_http"), "{message}");
 }
+
+fn from_file(text: &str) -> Result<Settings, String> {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    Settings::load_from(Some(file.path()), &[], &Overrides::default()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_cluster_takes_one_nats_url_or_a_list_and_defaults_to_1024_shards() {
+    let one = from_file(
+        "node_id = \"a\"\n[cluster]\nnats = \"nats://127.0.0.1:4222\"\n\
+         [[cluster.nodes]]\nid = \"a\"\nhttp = \"127.0.0.1:8081\"\n\
+         [[cluster.nodes]]\nid = \"b\"\nhttp = \"127.0.0.1:8082\"\n",
+    )
+    .unwrap();
+    assert_eq!(one.cluster.nats, vec!["nats://127.0.0.1:4222"]);
+    assert_eq!(one.cluster.shards, 1024);
+    assert!(one.cluster.is_clustered());
+    let many = from_file(
+        "node_id = \"a\"\n[cluster]\nnats = [\"nats://h1:4222\", \"tls://h2:4222\"]\n\
+         [[cluster.nodes]]\nid = \"a\"\nhttp = \"127.0.0.1:8081\"\n",
+    )
+    .unwrap();
+    assert_eq!(many.cluster.nats.len(), 2);
+    assert!(
+        !Settings::default().cluster.is_clustered(),
+        "a single node by default"
+    );
+}
+
+#[test]
+fn a_cluster_refuses_ids_nats_cannot_route_peers_without_nats_and_too_many_shards() {
+    let problem = from_file(
+        "node_id = \"a.b\"\n[cluster]\nshards = 70000\n\
+         [[cluster.nodes]]\nid = \"a.b\"\nhttp = \"127.0.0.1:8081\"\n\
+         [[cluster.nodes]]\nid = \"c\"\nhttp = \"127.0.0.1:8082\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        problem.contains("cluster.nodes: id \"a.b\" must be"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("cluster.shards must be between 1 and 65536"),
+        "{problem}"
+    );
+    assert!(problem.contains("cluster.nats is not set"), "{problem}");
+    let problem = from_file("[cluster]\nnats = \"http://x:4222\"\n").unwrap_err();
+    assert!(problem.contains("is not a nats://"), "{problem}");
+    assert!(problem.contains("cluster.nodes is empty"), "{problem}");
+}

@@ -191,13 +191,28 @@ impl Settings {
         }
     }
 
-    /// Node ids listed twice, or this node missing from the list.
+    /// Node ids that cannot name a NATS subject or are listed twice, this
+    /// node missing from the list, a shard count ids cannot carry, and
+    /// peers with no NATS to meet on.
     fn cluster_problems(&self, problems: &mut Vec<String>) {
-        let nodes = &self.cluster.nodes;
+        let cluster = &self.cluster;
+        let nodes = &cluster.nodes;
         for (i, node) in nodes.iter().enumerate() {
+            if !is_node_id(&node.id) {
+                problems.push(format!(
+                    "cluster.nodes: id {:?} must be 1 to 64 letters, digits, '-' or '_'",
+                    node.id
+                ));
+            }
             if nodes[..i].iter().any(|other| other.id == node.id) {
                 problems.push(format!("cluster.nodes: id {:?} appears twice", node.id));
             }
+        }
+        if !is_node_id(&self.node_id) {
+            problems.push(format!(
+                "node_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
+                self.node_id
+            ));
         }
         if !nodes.is_empty() && !nodes.iter().any(|n| n.id == self.node_id) {
             problems.push(format!(
@@ -205,5 +220,39 @@ impl Settings {
                 self.node_id
             ));
         }
+        if !(1..=MAX_SHARDS).contains(&cluster.shards) {
+            problems.push(format!(
+                "cluster.shards must be between 1 and {MAX_SHARDS} (got {})",
+                cluster.shards
+            ));
+        }
+        for url in &cluster.nats {
+            let scheme = url.split("://").next().unwrap_or("");
+            if !url.contains("://") || !["nats", "tls", "ws", "wss"].contains(&scheme) {
+                problems.push(format!(
+                    "cluster.nats: {url:?} is not a nats://, tls://, ws:// or wss:// URL"
+                ));
+            }
+        }
+        if nodes.len() > 1 && cluster.nats.is_empty() {
+            problems.push(format!(
+                "cluster.nodes lists {} nodes but cluster.nats is not set: nodes meet on NATS",
+                nodes.len()
+            ));
+        }
+        if !cluster.nats.is_empty() && nodes.is_empty() {
+            problems.push("cluster.nats is set but cluster.nodes is empty".into());
+        }
     }
+}
+
+/// Most shards: an id carries its shard in 16 bits.
+const MAX_SHARDS: u32 = 65_536;
+
+/// A node id names NATS subjects, so it holds no dots, spaces or wildcards.
+fn is_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
