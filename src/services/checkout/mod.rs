@@ -12,7 +12,7 @@ use crate::actors::checkout::{CheckoutCoordinators, CheckoutError, CheckoutReque
 use crate::actors::order::{OrderActors, OrderError};
 use crate::domain::order::{card_last4, Order, OrderStatus};
 use crate::domain::user::{parse_address, Address, AddressInput};
-use crate::domain::{new_id, FieldErrors};
+use crate::domain::{new_id_beside, FieldErrors};
 use crate::services::cart::CartService;
 use crate::storage::StorageError;
 use idempotency::IdempotencyKeys;
@@ -194,9 +194,10 @@ impl CheckoutService {
         self.keys.prune().await
     }
 
-    /// Fresh checkout and order ids.
-    fn fresh_ids() -> (String, String) {
-        (new_id(), new_id())
+    /// Fresh checkout and order ids, placed with the buyer (in the
+    /// buyer's shard, so their coordinator and order live on its node).
+    fn fresh_ids(user_id: &str) -> (String, String) {
+        (new_id_beside(user_id), new_id_beside(user_id))
     }
 
     /// Runs `user_id`'s checkout as `ids` (checkout id, order id).
