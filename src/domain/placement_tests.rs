@@ -1,3 +1,7 @@
+//! Unit tests of [`Placement`]: pinned hash values, one owner per shard,
+//! the same answer on every node, balance, minimal movement, and ids that
+//! carry their shard.
+
 use std::collections::HashMap;
 
 use super::*;

@@ -249,3 +249,20 @@ impl CheckoutService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CheckoutService;
+    use crate::domain::{new_id, placement_key};
+
+    #[test]
+    fn a_checkout_and_its_order_are_placed_with_the_buyer() {
+        for _ in 0..8 {
+            let buyer = new_id();
+            let (checkout, order) = CheckoutService::fresh_ids(&buyer);
+            assert_eq!(placement_key(&checkout), placement_key(&buyer));
+            assert_eq!(placement_key(&order), placement_key(&buyer));
+            assert_ne!(checkout, order);
+        }
+    }
+}
