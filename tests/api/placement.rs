@@ -141,3 +141,49 @@ async fn three_nodes_of_one_cluster_place_every_id_alike_and_across_all_three() 
         "48 random ids land on every node"
     );
 }
+
+#[tokio::test]
+async fn a_guests_lines_merged_at_sign_in_land_in_a_cart_in_the_buyers_shard() {
+    let app = server(&[]).await;
+    let shop = Shop::open(&app, 999, 100).await;
+    let guest = app
+        .patch(
+            "/cart",
+            None,
+            &json!({"itemId": shop.item_id, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(guest.status(), StatusCode::OK);
+    let guest: Value = guest.json().await.unwrap();
+    let email = format!("placed-{}@example.com", crate::helpers::ulid_like());
+    app.register(&email, "correct horse", "buyer").await;
+    let session = app
+        .post(
+            "/sessions",
+            None,
+            &json!({"email": email, "password": "correct horse", "cartToken": guest["cartToken"]}),
+        )
+        .await;
+    assert_eq!(session.status(), StatusCode::CREATED);
+    let token = session.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = app.get("/users/me", Some(&token)).await;
+    let user_id = me.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cart = app
+        .get("/cart", Some(&token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(cart["lines"][0]["quantity"], 2, "the guest's lines merged");
+    assert_ne!(cart["id"], guest["id"], "into the buyer's own cart");
+    assert_eq!(
+        app.placement("cart", cart["id"].as_str().unwrap()).await["shard"],
+        app.placement("user", &user_id).await["shard"]
+    );
+}
