@@ -12,6 +12,8 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::placement::Placement;
+
 /// Every setting of a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -161,6 +163,15 @@ impl ClusterSettings {
     /// Whether this node is one of a cluster (it has NATS to meet on).
     pub fn is_clustered(&self) -> bool {
         !self.nats.is_empty()
+    }
+}
+
+impl Settings {
+    /// Where entities live: the cluster's shards over its nodes, or this
+    /// node alone when no nodes are listed.
+    pub fn placement(&self) -> Placement {
+        let nodes: Vec<String> = self.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+        Placement::new(self.cluster.shards, &nodes, &self.node_id)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fulfilment;
 mod ids;
 pub mod item;
 pub mod order;
+pub mod placement;
 pub mod sealed;
 pub mod stock;
 pub mod text;
@@ -17,6 +18,6 @@ mod time;
 pub mod user;
 mod validation;
 
-pub use ids::{looks_like_id, new_id};
+pub use ids::{looks_like_id, new_id, new_id_beside, new_id_in, placement_key};
 pub use time::Timestamp;
 pub use validation::FieldErrors;

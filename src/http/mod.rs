@@ -6,7 +6,8 @@
 //! - Resources: `users`, `sessions`, `items` (the catalog), `search`,
 //!   `cart`, `checkout`, `orders` (the buyer's), `seller_orders` (shipping
 //!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
-//!   `media`, `ops` (health, readiness, metrics, the document), `ws`.
+//!   `media`, `ops` (health, readiness, metrics, the document),
+//!   `placement` (which node owns an entity), `ws`.
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
 //!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
 //!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
@@ -23,6 +24,7 @@ mod notifications;
 mod openapi;
 mod ops;
 mod orders;
+mod placement;
 mod recommend;
 mod search;
 pub mod security;
@@ -232,6 +234,7 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
         .merge(orders::router())
         .merge(seller_orders::router())
         .merge(ops::router())
+        .merge(placement::router())
         .merge(ws::router())
         .merge(notifications::router())
         .merge(wishlist::router())

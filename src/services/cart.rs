@@ -19,7 +19,7 @@ use crate::domain::cart::{
     Cart, CartLine, PricedCartLine, PricedLines, Pricing, Totals, MAX_LINE_QUANTITY,
 };
 use crate::domain::item::{Item, ItemStatus};
-use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::domain::{new_id, new_id_beside, FieldErrors, Timestamp};
 use crate::services::catalog::{CatalogError, CatalogService};
 use crate::storage::{StorageError, Store, TreeName};
 
@@ -298,7 +298,8 @@ impl CartService {
                 if let Some(id) = self.cart_of(user).await? {
                     return Ok((id, None, owner));
                 }
-                let (user, candidate) = (user.clone(), new_id());
+                // Placed with the buyer; a guest cart keeps a random shard.
+                let (user, candidate) = (user.clone(), new_id_beside(user));
                 // In one write job, so two devices' first changes share one cart.
                 let id = self
                     .store

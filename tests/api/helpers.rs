@@ -248,6 +248,12 @@ impl TestApp {
         }
         request.send().await.unwrap()
     }
+
+    /// `GET /cluster/placement/{kind}/{id}` expecting 200; returns the body.
+    pub async fn placement(&self, kind: &str, id: &str) -> Value {
+        self.get_json(&format!("/cluster/placement/{kind}/{id}"))
+            .await
+    }
 }
 
 /// A real 1x1 RGBA PNG (valid chunks and checksums).

@@ -18,6 +18,7 @@ mod load;
 mod media;
 mod operations;
 mod orders;
+mod placement;
 mod recommend;
 mod saga;
 mod search;

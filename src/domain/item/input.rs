@@ -11,7 +11,7 @@ use super::fields::{
     check_tags, check_unique_skus, optional_label, required,
 };
 use super::{Item, ItemStatus, Variant, DEFAULT_CURRENCY, MAX_VARIANTS};
-use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::domain::{new_id, new_id_beside, FieldErrors, Timestamp};
 
 /// `POST /items` body as received. Every field is optional here so that a
 /// missing field is reported as a named 422, not a parse failure.
@@ -94,7 +94,7 @@ pub fn validate_new_item(
         errors.add("variants", format!("at most {MAX_VARIANTS} variants"));
         (Vec::new(), Vec::new())
     } else if has_variants {
-        check_variants(&mut errors, declared, fields.price)
+        check_variants(&mut errors, &id, declared, fields.price)
     } else {
         sole_variant(&mut errors, &id, &fields, quantity)
     };
@@ -184,10 +184,12 @@ impl ItemFields {
     }
 }
 
-/// The declared variants, each with a new id, and their opening stock; a
-/// variant without a price takes the item's.
+/// The declared variants, each with a new id placed with the item's
+/// (`item_id`), and their opening stock; a variant without a price takes
+/// the item's.
 fn check_variants(
     errors: &mut FieldErrors,
+    item_id: &str,
     declared: Vec<VariantInput>,
     item_price: Option<i64>,
 ) -> (Vec<Variant>, Vec<(String, i64)>) {
@@ -202,7 +204,7 @@ fn check_variants(
             None => item_price,
         };
         let quantity = check_quantity(errors, &field("quantity"), v.quantity.unwrap_or(0));
-        let variant_id = new_id();
+        let variant_id = new_id_beside(item_id);
         if let (Some(price), Some(quantity)) = (price, quantity) {
             stock.push((variant_id.clone(), quantity));
             variants.push(Variant {

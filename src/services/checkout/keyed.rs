@@ -97,7 +97,7 @@ impl CheckoutService {
         render: impl Fn(Result<CheckoutReply, CheckoutServiceError>) -> R,
     ) -> Result<Answer<R>, CheckoutServiceError> {
         let Some(keyed) = keyed else {
-            let result = self.run(user_id, checkout, Self::fresh_ids()).await;
+            let result = self.run(user_id, checkout, Self::fresh_ids(user_id)).await;
             return Ok(Answer::Ran(render(result)));
         };
         // Held until this returns or is dropped (client gone, timeout).
@@ -142,7 +142,7 @@ impl CheckoutService {
         let hash = keyed.body_hash.clone();
         let claim = self
             .keys
-            .claim(user_id, &keyed.key, hash, Self::fresh_ids(), None)
+            .claim(user_id, &keyed.key, hash, Self::fresh_ids(user_id), None)
             .await?;
         match claim {
             Claim::Fresh {
@@ -181,7 +181,13 @@ impl CheckoutService {
         let replacing = Some(checkout_id);
         let claim = self
             .keys
-            .claim(user_id, &keyed.key, hash, Self::fresh_ids(), replacing)
+            .claim(
+                user_id,
+                &keyed.key,
+                hash,
+                Self::fresh_ids(user_id),
+                replacing,
+            )
             .await?;
         match claim {
             Claim::Fresh {

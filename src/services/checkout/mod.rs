@@ -12,7 +12,7 @@ use crate::actors::checkout::{CheckoutCoordinators, CheckoutError, CheckoutReque
 use crate::actors::order::{OrderActors, OrderError};
 use crate::domain::order::{card_last4, Order, OrderStatus};
 use crate::domain::user::{parse_address, Address, AddressInput};
-use crate::domain::{new_id, FieldErrors};
+use crate::domain::{new_id_beside, FieldErrors};
 use crate::services::cart::CartService;
 use crate::storage::StorageError;
 use idempotency::IdempotencyKeys;
@@ -194,9 +194,10 @@ impl CheckoutService {
         self.keys.prune().await
     }
 
-    /// Fresh checkout and order ids.
-    fn fresh_ids() -> (String, String) {
-        (new_id(), new_id())
+    /// Fresh checkout and order ids, placed with the buyer (in the
+    /// buyer's shard, so their coordinator and order live on its node).
+    fn fresh_ids(user_id: &str) -> (String, String) {
+        (new_id_beside(user_id), new_id_beside(user_id))
     }
 
     /// Runs `user_id`'s checkout as `ids` (checkout id, order id).
@@ -245,6 +246,23 @@ impl CheckoutService {
                 }
                 () = &mut deadline, if !waited => waited = true,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckoutService;
+    use crate::domain::{new_id, placement_key};
+
+    #[test]
+    fn a_checkout_and_its_order_are_placed_with_the_buyer() {
+        for _ in 0..8 {
+            let buyer = new_id();
+            let (checkout, order) = CheckoutService::fresh_ids(&buyer);
+            assert_eq!(placement_key(&checkout), placement_key(&buyer));
+            assert_eq!(placement_key(&order), placement_key(&buyer));
+            assert_ne!(checkout, order);
         }
     }
 }
