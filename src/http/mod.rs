@@ -6,13 +6,15 @@
 //! - Resources: `users`, `sessions`, `items` (the catalog), `search`,
 //!   `cart`, `checkout`, `orders` (the buyer's), `seller_orders` (shipping
 //!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
-//!   `media`, `ops` (health, readiness, metrics, the document), `ws`.
+//!   `media`, `ops` (health, readiness, metrics, the document), `cluster`
+//!   (this node's view of the cluster), `ws`.
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
 //!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
 //!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;
+mod cluster;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -232,6 +234,7 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
         .merge(orders::router())
         .merge(seller_orders::router())
         .merge(ops::router())
+        .merge(cluster::router())
         .merge(ws::router())
         .merge(notifications::router())
         .merge(wishlist::router())

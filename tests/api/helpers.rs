@@ -248,6 +248,30 @@ impl TestApp {
         }
         request.send().await.unwrap()
     }
+
+    /// `host:port` this server listens on.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// `GET /cluster`: each node's id, HTTP address and status, in order.
+    pub async fn cluster_nodes(&self) -> Vec<(String, String, String)> {
+        let body = self.get_json("/cluster").await;
+        let text = |node: &Value, key: &str| node[key].as_str().unwrap_or_default().to_owned();
+        body["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|node| (text(node, "id"), text(node, "http"), text(node, "status")))
+            .collect()
+    }
+
+    /// The status `GET /cluster` gives node `id` ("up", "down"; "" if unlisted).
+    pub async fn status_of(&self, id: &str) -> String {
+        let nodes = self.cluster_nodes().await;
+        let node = nodes.into_iter().find(|(node, _, _)| node == id);
+        node.map(|(_, _, status)| status).unwrap_or_default()
+    }
 }
 
 /// A real 1x1 RGBA PNG (valid chunks and checksums).
