@@ -9,8 +9,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{problem, TestApp};
-use crate::nats::{wait_until, NatsServer, TestCluster};
+use async_nats::jetstream::kv::Operation;
+
+use crate::helpers::{problem, run_to_exit, TestApp};
+use crate::nats::{cluster_toml, free_port, wait_until, NatsServer, TestCluster};
 
 /// Far beyond the ~3.5 s a killed node takes to read `down`: a slow,
 /// shared CI machine must not fail these.
@@ -104,11 +106,50 @@ async fn a_node_stopped_gracefully_reads_down_at_the_next_look() {
     let status = cluster.nodes[1].terminate();
     assert!(status.success(), "node-2 stopped cleanly: {status}");
 
+    // It deleted its heartbeat on the way out (a killed node's would live
+    // on for the bucket's 5 s TTL).
+    let heartbeat = nats.heartbeat("node-2").await;
+    assert!(
+        heartbeat.is_none_or(|entry| entry.operation != Operation::Put),
+        "node-2's heartbeat is still there"
+    );
     let took = wait_until("node-2 down on node-1", BOUND, || async {
         cluster.nodes[0].status_of("node-2").await == "down"
     })
     .await;
     println!("node-2 stopped gracefully: down on node-1 after {took:?}");
+}
+
+#[tokio::test]
+async fn a_heartbeat_names_the_node_its_bound_address_and_its_start() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 1).await;
+
+    let entry = nats.heartbeat("node-1").await.expect("node-1's heartbeat");
+
+    let heartbeat: Value = serde_json::from_slice(&entry.value).unwrap();
+    assert_eq!(heartbeat["id"], "node-1");
+    assert_eq!(heartbeat["http"], cluster.nodes[0].address());
+    assert!(
+        heartbeat["started"].as_u64().unwrap() > 1_700_000_000_000,
+        "{heartbeat}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_whose_nats_does_not_answer_refuses_to_start_and_says_where_it_looked() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    std::fs::write(dir.path().join("cluster.toml"), cluster_toml(&nowhere, 1)).unwrap();
+    let data = dir.path().join("data");
+    let args = ["serve", "--http", "127.0.0.1:0", "--config", "cluster.toml"];
+    let data_arg = ["--data-dir", data.to_str().unwrap()];
+
+    let (status, output) = run_to_exit(dir.path(), &[&args[..], &data_arg[..]].concat(), &[]);
+
+    assert!(!status.success(), "it started: {output}");
+    assert!(output.contains("cannot reach NATS"), "{output}");
+    assert!(output.contains(&nowhere), "{output}");
 }
 
 #[tokio::test]

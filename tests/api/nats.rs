@@ -120,6 +120,20 @@ impl NatsServer {
         }
     }
 
+    /// Node `id`'s key in the heartbeat bucket, read with a client of the
+    /// test's own (`None`: no such key).
+    pub async fn heartbeat(&self, id: &str) -> Option<async_nats::jetstream::kv::Entry> {
+        let client = async_nats::connect(self.url())
+            .await
+            .expect("connect to NATS");
+        let jetstream = async_nats::jetstream::new(client);
+        let bucket = jetstream
+            .get_key_value("agora_nodes")
+            .await
+            .expect("the bucket");
+        bucket.entry(id).await.expect("read the key")
+    }
+
     /// What the server printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
@@ -152,7 +166,7 @@ fn binary() -> PathBuf {
 }
 
 /// A port nothing listens on now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr").port()
 }
