@@ -88,6 +88,13 @@ struct Seen {
     left: bool,
 }
 
+impl Seen {
+    /// Not gone, and its key changed within the liveness window.
+    fn is_live(&self) -> bool {
+        !self.left && self.changed.elapsed() <= LIVENESS
+    }
+}
+
 /// The heartbeat task and what it has seen. Cheap to clone.
 #[derive(Clone)]
 pub struct Membership {
@@ -165,7 +172,7 @@ impl Membership {
                     };
                 }
                 let peer = seen.get(id);
-                let live = peer.is_some_and(|p| !p.left && p.changed.elapsed() <= LIVENESS);
+                let live = peer.is_some_and(Seen::is_live);
                 Member {
                     id: id.clone(),
                     http: peer.map_or(*configured, |p| p.heartbeat.http),
@@ -324,4 +331,90 @@ async fn open_bucket(jetstream: &jetstream::Context) -> Result<kv::Store, String
 fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(revision: u64, age: Duration, operation: Operation) -> Option<kv::Entry> {
+        let heartbeat = Heartbeat {
+            id: "node-2".into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            started: 1,
+        };
+        Some(kv::Entry {
+            bucket: BUCKET.into(),
+            key: "node-2".into(),
+            value: serde_json::to_vec(&heartbeat).unwrap().into(),
+            revision,
+            delta: 0,
+            created: time::OffsetDateTime::now_utc() - age,
+            operation,
+            seen_current: true,
+        })
+    }
+
+    fn live(seen: &HashMap<String, Seen>) -> bool {
+        seen.get("node-2").is_some_and(Seen::is_live)
+    }
+
+    #[test]
+    fn a_fresh_key_reads_live_and_one_a_killed_node_left_behind_does_not() {
+        let mut seen = HashMap::new();
+        note(
+            &mut seen,
+            "node-2",
+            entry(7, Duration::from_millis(100), Operation::Put),
+        );
+        assert!(live(&seen));
+
+        let mut seen = HashMap::new();
+        note(
+            &mut seen,
+            "node-2",
+            entry(7, Duration::from_secs(4), Operation::Put),
+        );
+        assert!(!live(&seen), "a key 4 s old is older than the window");
+    }
+
+    #[test]
+    fn a_new_revision_revives_a_peer_and_a_deleted_key_means_it_left() {
+        let mut seen = HashMap::new();
+        note(
+            &mut seen,
+            "node-2",
+            entry(7, Duration::from_secs(4), Operation::Put),
+        );
+        note(
+            &mut seen,
+            "node-2",
+            entry(7, Duration::from_secs(4), Operation::Put),
+        );
+        assert!(!live(&seen), "the same revision again is no heartbeat");
+        note(
+            &mut seen,
+            "node-2",
+            entry(8, Duration::from_secs(4), Operation::Put),
+        );
+        assert!(
+            live(&seen),
+            "a new revision is seen now, whatever the clocks say"
+        );
+
+        note(
+            &mut seen,
+            "node-2",
+            entry(9, Duration::ZERO, Operation::Delete),
+        );
+        assert!(!live(&seen));
+        note(&mut seen, "node-2", None);
+        assert!(!live(&seen));
+        note(
+            &mut seen,
+            "node-2",
+            entry(10, Duration::ZERO, Operation::Put),
+        );
+        assert!(live(&seen), "back after it left");
+    }
 }

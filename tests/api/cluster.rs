@@ -98,6 +98,30 @@ async fn a_killed_node_reads_down_on_the_others_and_up_again_once_restarted() {
 }
 
 #[tokio::test]
+async fn a_frozen_node_is_dropped_by_nats_and_rejoins_when_thawed() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    wait_until("both up", BOUND, || all_up(&cluster)).await;
+    assert!(nats.client_names().await.contains(&"node-2".to_owned()));
+
+    cluster.nodes[1].freeze();
+    let took = wait_until("NATS drops node-2", BOUND, || async {
+        !nats.client_names().await.contains(&"node-2".to_owned())
+    })
+    .await;
+    println!("node-2 frozen: dropped by NATS after {took:?}");
+    wait_until("node-2 down on node-1", BOUND, || async {
+        cluster.nodes[0].status_of("node-2").await == "down"
+    })
+    .await;
+
+    cluster.nodes[1].thaw();
+    let took = wait_until("both up again", BOUND, || all_up(&cluster)).await;
+    println!("node-2 thawed: up on both after {took:?}");
+    assert!(nats.client_names().await.contains(&"node-2".to_owned()));
+}
+
+#[tokio::test]
 async fn a_node_stopped_gracefully_reads_down_at_the_next_look() {
     let nats = NatsServer::start();
     let mut cluster = TestCluster::start(&nats, 2).await;

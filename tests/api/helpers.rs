@@ -272,6 +272,22 @@ impl TestApp {
         let node = nodes.into_iter().find(|(node, _, _)| node == id);
         node.map(|(_, _, status)| status).unwrap_or_default()
     }
+
+    /// SIGSTOP: the process stays, frozen (a stalled VM, a long GC pause).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Self::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: sending a signal to our own child process by its pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
 }
 
 /// A real 1x1 RGBA PNG (valid chunks and checksums).

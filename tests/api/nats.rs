@@ -19,6 +19,8 @@ const SHIPPED_CONFIG: &str = "deploy/nats.conf";
 pub struct NatsServer {
     binary: PathBuf,
     port: u16,
+    /// Its monitoring port (`/connz` lists the connected clients by name).
+    monitor: u16,
     /// The config (the shipped one, pointed at this port and store) and the
     /// JetStream store; kept across a restart.
     dir: TempDir,
@@ -34,6 +36,7 @@ impl NatsServer {
         let mut server = NatsServer {
             binary: binary(),
             port,
+            monitor: free_port(),
             dir,
             child: None,
         };
@@ -101,6 +104,8 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(self.config_path())
+            .arg("-m")
+            .arg(self.monitor.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -132,6 +137,22 @@ impl NatsServer {
             .await
             .expect("the bucket");
         bucket.entry(id).await.expect("read the key")
+    }
+
+    /// The names of the clients connected now (a node's is its id).
+    pub async fn client_names(&self) -> Vec<String> {
+        let url = format!("http://127.0.0.1:{}/connz", self.monitor);
+        let body: serde_json::Value = reqwest::get(url)
+            .await
+            .expect("connz")
+            .json()
+            .await
+            .expect("json");
+        let connections = body["connections"].as_array().cloned().unwrap_or_default();
+        connections
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// What the server printed.
