@@ -205,6 +205,7 @@ impl Membership {
         let mut tick = tokio::time::interval(LOOK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
+        let mut statuses: HashMap<String, MemberStatus> = HashMap::new();
         for round in 0u64.. {
             tick.tick().await;
             if round % 2 == 1 {
@@ -222,7 +223,31 @@ impl Membership {
                 failing = beat.is_err();
             }
             self.look().await;
+            self.report(&mut statuses);
         }
+    }
+
+    /// Logs every node whose status changed since the last look, and sets
+    /// the gauges `agora_cluster_nodes_up` and `agora_nats_connected`.
+    fn report(&self, statuses: &mut HashMap<String, MemberStatus>) {
+        let members = self.members();
+        let up = members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .count();
+        for member in members {
+            if statuses.insert(member.id.clone(), member.status) != Some(member.status) {
+                match member.status {
+                    MemberStatus::Up => {
+                        tracing::info!(node = %member.id, http = %member.http, "node up")
+                    }
+                    MemberStatus::Down => tracing::warn!(node = %member.id, "node down"),
+                }
+            }
+        }
+        metrics::gauge!("agora_cluster_nodes_up").set(up as f64);
+        let connected = self.client.connection_state() == State::Connected;
+        metrics::gauge!("agora_nats_connected").set(if connected { 1.0 } else { 0.0 });
     }
 
     /// Puts this node's heartbeat.

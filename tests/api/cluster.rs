@@ -206,3 +206,27 @@ async fn ready_is_503_while_the_node_does_not_reach_nats_and_200_once_it_does_ag
     println!("NATS restarted on the same port: /ready 200 after {took:?}");
     assert_eq!(node.status_of("node-1").await, "up");
 }
+
+#[tokio::test]
+async fn the_metrics_count_the_nodes_up_and_say_whether_nats_is_reached() {
+    let nats = NatsServer::start();
+    let mut cluster = TestCluster::start(&nats, 2).await;
+    let metrics = |node: &TestApp| {
+        let url = node.url("/metrics");
+        let client = node.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let node = &cluster.nodes[0];
+    wait_until("two nodes up in the metrics", BOUND, || async {
+        let text = metrics(node).await;
+        text.contains("agora_cluster_nodes_up 2") && text.contains("agora_nats_connected 1")
+    })
+    .await;
+
+    cluster.nodes[1].kill9();
+    let node = &cluster.nodes[0];
+    wait_until("one node up in the metrics", BOUND, || async {
+        metrics(node).await.contains("agora_cluster_nodes_up 1")
+    })
+    .await;
+}
