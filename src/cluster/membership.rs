@@ -6,9 +6,10 @@
 //!
 //! Each node reads its peers' keys every [`LOOK`] and notes when each one
 //! last changed, on its own clock: a peer is `up` while it changed within
-//! [`LIVENESS`], so clocks need not agree. A killed node's key stops
-//! changing and it reads `down` within `LIVENESS` + `LOOK` (~3.5 s); a
-//! stopped one deletes its key and reads `down` at the next look. The
+//! `LIVENESS` (3 s, `liveness.rs`), so clocks need not agree. A killed
+//! node's key stops changing and it reads `down` within `LIVENESS` + `LOOK`
+//! (~3.5 s); a stopped one deletes its key and reads `down` at the next
+//! look. The
 //! bucket's TTL only clears keys nobody deletes. Reading (a direct get per
 //! peer, every half second) rather than watching keeps no consumer that a
 //! NATS restart could leave stale: every look is a fresh request, and a
@@ -18,26 +19,24 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::connection::State;
-use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::kv;
 use async_nats::jetstream::{self, stream::StorageType};
 use async_nats::Client;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use super::liveness::{note, Seen};
 use super::ClusterError;
 use crate::config::Settings;
 
 /// The bucket heartbeats live in.
-const BUCKET: &str = "agora_nodes";
+pub(super) const BUCKET: &str = "agora_nodes";
 /// How often peers' keys are read; every second look also puts this
 /// node's heartbeat.
 const LOOK: Duration = Duration::from_millis(500);
-/// A peer whose key has not changed for this long is `down` (three missed
-/// heartbeats: a node busy for a moment is not declared dead).
-const LIVENESS: Duration = Duration::from_secs(3);
 /// A key nobody refreshes or deletes (its node killed) is gone after this.
 const KEY_TTL: Duration = Duration::from_secs(5);
 /// The longest one put or read may take before it counts as failed.
@@ -45,11 +44,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a heartbeat says (JSON, readable with `nats kv get agora_nodes ID`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Heartbeat {
-    id: String,
-    http: SocketAddr,
+pub(super) struct Heartbeat {
+    pub(super) id: String,
+    pub(super) http: SocketAddr,
     /// Milliseconds since the Unix epoch.
-    started: u64,
+    pub(super) started: u64,
 }
 
 /// Whether a node is alive, as this node sees it.
@@ -74,25 +73,6 @@ pub struct Member {
     pub status: MemberStatus,
     /// When it started (ms since the Unix epoch), if a heartbeat said.
     pub started: Option<u64>,
-}
-
-/// A peer's key as last read.
-struct Seen {
-    heartbeat: Heartbeat,
-    /// The key's revision: a new one is a new heartbeat.
-    revision: u64,
-    /// When this node saw the revision change (or, for the first read, when
-    /// the server says it was written).
-    changed: Instant,
-    /// The key was deleted: the node left.
-    left: bool,
-}
-
-impl Seen {
-    /// Not gone, and its key changed within the liveness window.
-    fn is_live(&self) -> bool {
-        !self.left && self.changed.elapsed() <= LIVENESS
-    }
 }
 
 /// The heartbeat task and what it has seen. Cheap to clone.
@@ -283,52 +263,6 @@ impl Membership {
     }
 }
 
-/// Records one read of `id`'s key.
-fn note(seen: &mut HashMap<String, Seen>, id: &str, entry: Option<kv::Entry>) {
-    let entry = match entry {
-        Some(entry) if entry.operation == Operation::Put => entry,
-        _ => {
-            if let Some(peer) = seen.get_mut(id) {
-                peer.left = true;
-            }
-            return;
-        }
-    };
-    if seen
-        .get(id)
-        .is_some_and(|peer| peer.revision == entry.revision && !peer.left)
-    {
-        return;
-    }
-    let Ok(heartbeat) = serde_json::from_slice::<Heartbeat>(&entry.value) else {
-        return;
-    };
-    let changed = match seen.get(id) {
-        // A revision seen before changed: now.
-        Some(_) => Instant::now(),
-        // First sight: as old as the server says it is, so a key a killed
-        // node left behind does not read `up` for a whole window.
-        None => {
-            let age = (time::OffsetDateTime::now_utc() - entry.created).clamp(
-                time::Duration::ZERO,
-                time::Duration::try_from(LIVENESS).unwrap_or_default(),
-            );
-            Instant::now()
-                .checked_sub(age.try_into().unwrap_or_default())
-                .unwrap_or_else(Instant::now)
-        }
-    };
-    seen.insert(
-        id.to_owned(),
-        Seen {
-            heartbeat,
-            revision: entry.revision,
-            changed,
-            left: false,
-        },
-    );
-}
-
 /// Creates the heartbeat bucket, or opens it if another node did: memory
 /// storage (a heartbeat is worth nothing after a second), one value per key.
 async fn open_bucket(jetstream: &jetstream::Context) -> Result<kv::Store, String> {
@@ -356,90 +290,4 @@ async fn open_bucket(jetstream: &jetstream::Context) -> Result<kv::Store, String
 fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(revision: u64, age: Duration, operation: Operation) -> Option<kv::Entry> {
-        let heartbeat = Heartbeat {
-            id: "node-2".into(),
-            http: SocketAddr::from(([127, 0, 0, 1], 8082)),
-            started: 1,
-        };
-        Some(kv::Entry {
-            bucket: BUCKET.into(),
-            key: "node-2".into(),
-            value: serde_json::to_vec(&heartbeat).unwrap().into(),
-            revision,
-            delta: 0,
-            created: time::OffsetDateTime::now_utc() - age,
-            operation,
-            seen_current: true,
-        })
-    }
-
-    fn live(seen: &HashMap<String, Seen>) -> bool {
-        seen.get("node-2").is_some_and(Seen::is_live)
-    }
-
-    #[test]
-    fn a_fresh_key_reads_live_and_one_a_killed_node_left_behind_does_not() {
-        let mut seen = HashMap::new();
-        note(
-            &mut seen,
-            "node-2",
-            entry(7, Duration::from_millis(100), Operation::Put),
-        );
-        assert!(live(&seen));
-
-        let mut seen = HashMap::new();
-        note(
-            &mut seen,
-            "node-2",
-            entry(7, Duration::from_secs(4), Operation::Put),
-        );
-        assert!(!live(&seen), "a key 4 s old is older than the window");
-    }
-
-    #[test]
-    fn a_new_revision_revives_a_peer_and_a_deleted_key_means_it_left() {
-        let mut seen = HashMap::new();
-        note(
-            &mut seen,
-            "node-2",
-            entry(7, Duration::from_secs(4), Operation::Put),
-        );
-        note(
-            &mut seen,
-            "node-2",
-            entry(7, Duration::from_secs(4), Operation::Put),
-        );
-        assert!(!live(&seen), "the same revision again is no heartbeat");
-        note(
-            &mut seen,
-            "node-2",
-            entry(8, Duration::from_secs(4), Operation::Put),
-        );
-        assert!(
-            live(&seen),
-            "a new revision is seen now, whatever the clocks say"
-        );
-
-        note(
-            &mut seen,
-            "node-2",
-            entry(9, Duration::ZERO, Operation::Delete),
-        );
-        assert!(!live(&seen));
-        note(&mut seen, "node-2", None);
-        assert!(!live(&seen));
-        note(
-            &mut seen,
-            "node-2",
-            entry(10, Duration::ZERO, Operation::Put),
-        );
-        assert!(live(&seen), "back after it left");
-    }
 }

@@ -7,13 +7,16 @@
 //!   whether NATS is reachable now, and the stop;
 //! - `membership.rs`: the heartbeat every node puts in the `agora_nodes`
 //!   key-value bucket, and [`Membership::members`], every configured node
-//!   `up` or `down` as this node sees it.
+//!   `up` or `down` as this node sees it;
+//! - `liveness.rs`: what one read of a peer's key means (live while it
+//!   changed within the last 3 s on this node's clock).
 //!
 //! NATS is the transport and the failure detector: nodes never talk to each
 //! other directly. The client reconnects by itself after NATS restarts or a
 //! network cut; what it cannot send meanwhile fails fast, so callers see an
 //! error, never a hang.
 
+mod liveness;
 mod membership;
 
 use std::net::SocketAddr;
