@@ -80,7 +80,14 @@ impl Cluster {
     /// 2.11, or when JetStream is off; once connected, the client reconnects
     /// forever.
     pub async fn connect(settings: &Settings, http: SocketAddr) -> Result<Cluster, ClusterError> {
-        let urls = settings.cluster.nats.join(", ");
+        // For logs and errors: a URL's user and password stay out of both.
+        let urls = settings
+            .cluster
+            .nats
+            .iter()
+            .map(|url| without_credentials(url))
+            .collect::<Vec<_>>()
+            .join(", ");
         let client = options(&settings.node_id)
             .connect(settings.cluster.nats.as_slice())
             .await
@@ -170,6 +177,17 @@ fn reconnect_delay(attempts: usize) -> Duration {
     (Duration::from_millis(100) * 2u32.pow(doublings)).min(MAX_RECONNECT_DELAY)
 }
 
+/// `url` with any `user:password@` replaced by `***@`.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Whether `version` ("2.15.1", "2.11.0-beta") is at least `min`.
 fn at_least(version: &str, min: (u64, u64)) -> bool {
     let mut parts = version
@@ -193,6 +211,22 @@ mod tests {
         assert!(at_least("3.0.0", MIN_SERVER));
         assert!(!at_least("2.9.25", MIN_SERVER));
         assert!(!at_least("garbage", MIN_SERVER));
+    }
+
+    #[test]
+    fn credentials_in_a_nats_url_never_reach_a_log() {
+        assert_eq!(
+            without_credentials("nats://agora:s3cret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(
+            without_credentials("tls://token@h:4222"),
+            "tls://***@h:4222"
+        );
+        assert_eq!(
+            without_credentials("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
     }
 
     #[test]
