@@ -48,12 +48,12 @@ const MIN_SERVER: (u64, u64) = (2, 11);
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No NATS server answered at the configured URLs.
-    #[error("cannot reach NATS at {urls}: {source} (is nats-server running?)")]
+    #[error("cannot reach NATS at {urls}: {reason} (is nats-server running?)")]
     Unreachable {
-        /// The configured URLs.
+        /// The configured URLs (without credentials).
         urls: String,
-        /// What the client said.
-        source: async_nats::ConnectError,
+        /// What the client said (text: its error repeats its own cause).
+        reason: String,
     },
     /// The server is older than this design needs.
     #[error("nats-server {0} is too old: the cluster needs 2.11 or newer")]
@@ -91,9 +91,9 @@ impl Cluster {
         let client = options(&settings.node_id)
             .connect(settings.cluster.nats.as_slice())
             .await
-            .map_err(|source| ClusterError::Unreachable {
+            .map_err(|e| ClusterError::Unreachable {
                 urls: urls.clone(),
-                source,
+                reason: e.to_string(),
             })?;
         let version = client.server_info().version;
         if !at_least(&version, MIN_SERVER) {

@@ -177,6 +177,25 @@ async fn a_node_whose_nats_does_not_answer_refuses_to_start_and_says_where_it_lo
 }
 
 #[tokio::test]
+async fn a_node_whose_nats_has_no_jetstream_refuses_to_start_and_says_so() {
+    let nats = NatsServer::start_without_jetstream();
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("cluster.toml"),
+        cluster_toml(&nats.url(), 1),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["serve", "--http", "127.0.0.1:0", "--config", "cluster.toml"];
+    let data_arg = ["--data-dir", data.to_str().unwrap()];
+
+    let (status, output) = run_to_exit(dir.path(), &[&args[..], &data_arg[..]].concat(), &[]);
+
+    assert!(!status.success(), "it started: {output}");
+    assert!(output.contains("is JetStream enabled"), "{output}");
+}
+
+#[tokio::test]
 async fn ready_is_503_while_the_node_does_not_reach_nats_and_200_once_it_does_again() {
     let mut nats = NatsServer::start();
     let cluster = TestCluster::start(&nats, 1).await;

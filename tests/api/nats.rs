@@ -45,6 +45,22 @@ impl NatsServer {
         server
     }
 
+    /// A server without JetStream (only `listen`), as a misconfigured
+    /// deployment would run it.
+    pub fn start_without_jetstream() -> NatsServer {
+        let mut server = NatsServer {
+            binary: binary(),
+            port: free_port(),
+            monitor: free_port(),
+            dir: TempDir::new().expect("temp dir"),
+            child: None,
+        };
+        let config = format!("listen: \"127.0.0.1:{}\"\n", server.port);
+        std::fs::write(server.config_path(), config).expect("write nats.conf");
+        server.launch();
+        server
+    }
+
     /// `nats://127.0.0.1:port`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
