@@ -180,7 +180,9 @@ impl Membership {
     }
 
     /// Beats every second look and reads every peer's key at every look,
-    /// until aborted. A failed beat reopens the bucket at the next one.
+    /// until aborted. A failed beat creates the bucket again (a NATS
+    /// restarted on an empty store has none; one restarted on its store
+    /// keeps the bucket, empty, since memory streams keep their config).
     async fn run(self, jetstream: jetstream::Context) {
         let mut tick = tokio::time::interval(LOOK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

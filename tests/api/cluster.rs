@@ -196,9 +196,10 @@ async fn a_node_whose_nats_has_no_jetstream_refuses_to_start_and_says_so() {
 }
 
 #[tokio::test]
-async fn ready_is_503_while_the_node_does_not_reach_nats_and_200_once_it_does_again() {
+async fn ready_is_503_while_nats_is_out_of_reach_and_200_once_it_is_back_with_every_peer_up() {
     let mut nats = NatsServer::start();
-    let cluster = TestCluster::start(&nats, 1).await;
+    let cluster = TestCluster::start(&nats, 2).await;
+    wait_until("both up", BOUND, || all_up(&cluster)).await;
     let node = &cluster.nodes[0];
     let ready = node.get_json("/ready").await;
     assert_eq!(ready["nats"], "connected", "{ready}");
@@ -216,6 +217,10 @@ async fn ready_is_503_while_the_node_does_not_reach_nats_and_200_once_it_does_ag
     assert_eq!(body["code"], "UNAVAILABLE");
     assert_eq!(body["nats"], "unreachable");
     assert_eq!(node.status_of("node-1").await, "down");
+    wait_until("node-2 down on node-1", BOUND, || async {
+        node.status_of("node-2").await == "down"
+    })
+    .await;
 
     nats.restart();
     let took = wait_until("/ready 200 again", BOUND, || async {
@@ -224,6 +229,27 @@ async fn ready_is_503_while_the_node_does_not_reach_nats_and_200_once_it_does_ag
     .await;
     println!("NATS restarted on the same port: /ready 200 after {took:?}");
     assert_eq!(node.status_of("node-1").await, "up");
+    // The heartbeat bucket lives in NATS's memory: the nodes create it
+    // again and see each other.
+    let took = wait_until("both up again", BOUND, || all_up(&cluster)).await;
+    println!("NATS restarted: both nodes up on both after {took:?} more");
+}
+
+#[tokio::test]
+async fn nodes_find_each_other_again_after_nats_restarts_with_an_empty_store() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    wait_until("both up", BOUND, || all_up(&cluster)).await;
+
+    nats.restart_empty();
+    wait_until("node-2 down on node-1", BOUND, || async {
+        cluster.nodes[0].status_of("node-2").await == "down"
+    })
+    .await;
+
+    // Their heartbeats find no bucket and create it again.
+    let took = wait_until("both up again", BOUND, || all_up(&cluster)).await;
+    println!("NATS restarted empty: both nodes up on both after {took:?}");
 }
 
 #[tokio::test]

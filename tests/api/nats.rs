@@ -80,6 +80,15 @@ impl NatsServer {
         self.launch();
     }
 
+    /// Starts it again on the same port with an empty store (a server
+    /// replaced, its disk lost): every stream and bucket is gone.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let store = self.dir.path().join("jetstream");
+        std::fs::remove_dir_all(&store).expect("remove the JetStream store");
+        self.launch();
+    }
+
     /// The shipped config with this server's address and store dir.
     fn write_config(&self) {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_CONFIG);
