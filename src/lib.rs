@@ -27,7 +27,9 @@
 //!   and validated once at start-up; [`payments`]: the payment gateway
 //!   interface, the simulated gateway and the client with timeouts and
 //!   retries; [`search`]: the tantivy index fed by the event log;
-//!   [`telemetry`]: logging and the Prometheus recorder.
+//!   [`telemetry`]: logging and the Prometheus recorder; [`cluster`]: the
+//!   connection to NATS (JetStream) and the membership kept there, built
+//!   only for a node with `[cluster] nats`.
 //! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
 //!   the single group-commit writer; the event log (transactional outbox),
 //!   its consumers, its archive and its JSON form ([`export`]).
@@ -42,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

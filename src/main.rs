@@ -166,6 +166,12 @@ fn serve_command(args: ServeArgs) -> ExitCode {
         // Bound before the node starts: a taken port fails fast, before
         // storage is opened.
         let listeners = Listeners::bind(&settings)?;
+        // The node announces where it serves (port 0 is replaced by the
+        // port the kernel picked).
+        let settings = Settings {
+            http: listeners.local_addr(),
+            ..settings
+        };
         let node = Node::start(settings).await?;
         // Tests and scripts read these lines to learn the ports when asked
         // for port 0; the admin line comes first, so a reader that stops at

@@ -4,7 +4,7 @@
 //! the module it names, and each module belongs to a layer:
 //!
 //! ```text
-//! node → http → services → actors → config, payments, search, telemetry → storage → domain
+//! node → http → services → actors → config, payments, search, telemetry, cluster → storage → domain
 //! ```
 //!
 //! A module may use its own layer's modules and any lower layer's, never a
@@ -21,7 +21,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("http", &["http"]),
     ("services", &["services"]),
     ("actors", &["actors"]),
-    ("adapters", &["config", "payments", "search", "telemetry"]),
+    (
+        "adapters",
+        &["config", "payments", "search", "telemetry", "cluster"],
+    ),
     ("storage", &["storage"]),
     ("domain", &["domain"]),
 ];

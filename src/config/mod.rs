@@ -370,10 +370,25 @@ impl Settings {
                 figment = figment.merge(Serialized::global(key, env_value(key, raw)));
             }
         }
-        let settings: Settings = figment
+        let mut settings: Settings = figment
             .merge(Serialized::globals(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        // One file serves every node of a cluster: a node given no `http`
+        // of its own listens where its `cluster.nodes` entry says.
+        let file_sets_http = file
+            .as_ref()
+            .is_some_and(|file| Figment::from(Toml::file(file)).find_value("http").is_ok());
+        if overrides.http.is_none() && from_env("AGORA_HTTP").is_none() && !file_sets_http {
+            if let Some(me) = settings
+                .cluster
+                .nodes
+                .iter()
+                .find(|n| n.id == settings.node_id)
+            {
+                settings.http = me.http;
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }

@@ -149,3 +149,32 @@ fn a_cluster_refuses_ids_nats_cannot_route_peers_without_nats_and_too_many_shard
     assert!(problem.contains("is not a nats://"), "{problem}");
     assert!(problem.contains("cluster.nodes is empty"), "{problem}");
 }
+
+#[test]
+fn each_node_of_the_example_cluster_listens_on_its_entry_unless_told_otherwise() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster.example.toml");
+    let as_node = |id: &str| Overrides {
+        node_id: Some(id.into()),
+        ..Default::default()
+    };
+    for (id, port) in [("node-1", 8081), ("node-2", 8082), ("node-3", 8083)] {
+        let settings = Settings::load_from(Some(&example), &[], &as_node(id)).unwrap();
+        assert_eq!(settings.http.port(), port, "{id}");
+        assert!(settings.cluster.is_clustered());
+        assert_eq!(settings.cluster.nodes.len(), 3);
+    }
+    let flag = Overrides {
+        http: Some("127.0.0.1:9999".into()),
+        ..as_node("node-2")
+    };
+    let settings = Settings::load_from(Some(&example), &[], &flag).unwrap();
+    assert_eq!(settings.http.port(), 9999, "a flag wins");
+    let vars = env(&[("AGORA_HTTP", "127.0.0.1:7777")]);
+    let settings = Settings::load_from(Some(&example), &vars, &as_node("node-2")).unwrap();
+    assert_eq!(settings.http.port(), 7777, "the environment wins");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let text = std::fs::read_to_string(&example).unwrap();
+    writeln!(file, "http = \"127.0.0.1:6666\"\n{text}").unwrap();
+    let settings = Settings::load_from(Some(file.path()), &[], &as_node("node-2")).unwrap();
+    assert_eq!(settings.http.port(), 6666, "the file's own http wins");
+}

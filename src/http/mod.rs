@@ -6,14 +6,16 @@
 //! - Resources: `users`, `sessions`, `items` (the catalog), `search`,
 //!   `cart`, `checkout`, `orders` (the buyer's), `seller_orders` (shipping
 //!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
-//!   `media`, `ops` (health, readiness, metrics, the document),
-//!   `placement` (which node owns an entity), `ws`.
+//!   `media`, `ops` (health, readiness, metrics, the document), `cluster`
+//!   (this node's view of the cluster), `placement` (which node owns an
+//!   entity), `ws`.
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
 //!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
 //!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;
+mod cluster;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -234,6 +236,7 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
         .merge(orders::router())
         .merge(seller_orders::router())
         .merge(ops::router())
+        .merge(cluster::router())
         .merge(placement::router())
         .merge(ws::router())
         .merge(notifications::router())

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::{ApiError, Code};
 use super::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,31 +32,42 @@ async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: 200 once storage accepts writes, 503 otherwise.
+/// Readiness: 200 once storage accepts writes (and, in a cluster, this
+/// node reaches NATS), 503 otherwise.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready: storage closed, or (in a cluster) NATS out of reach")))]
+async fn ready(State(state): State<AppState>) -> Response {
     // The search index is open before the listener binds, so a serving
     // node always has it; its lag is reported for operators.
-    if state.status.accepts_writes() {
-        let newest = state.status.newest_event();
-        let recommended = state.recommender.position();
-        (
-            StatusCode::OK,
-            Json(json!({
-                "status": "ready",
-                "storage": "ok",
-                "search": {"documents": state.search.documents(), "indexedEvent": state.search.indexed()},
-                "events": {"newest": newest},
-                "recommender": {"appliedEvent": recommended, "lag": newest.saturating_sub(recommended)},
-            })),
-        )
-    } else {
-        (
+    if !state.status.accepts_writes() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not ready", "storage": "closed"})),
         )
+            .into_response();
     }
+    let nats = state.status.reaches_nats();
+    if nats == Some(false) {
+        // The client reconnects by itself (backoff capped at 2 s); ask
+        // again shortly.
+        return ApiError::new(Code::Unavailable, "this node does not reach NATS")
+            .with("nats", json!("unreachable"))
+            .retry_after(1)
+            .into_response();
+    }
+    let newest = state.status.newest_event();
+    let recommended = state.recommender.position();
+    let mut body = json!({
+        "status": "ready",
+        "storage": "ok",
+        "search": {"documents": state.search.documents(), "indexedEvent": state.search.indexed()},
+        "events": {"newest": newest},
+        "recommender": {"appliedEvent": recommended, "lag": newest.saturating_sub(recommended)},
+    });
+    if nats == Some(true) {
+        body["nats"] = json!("connected");
+    }
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 /// Prometheus text exposition.

@@ -28,6 +28,7 @@ use crate::actors::cart::CartActors;
 use crate::actors::checkout::CheckoutCoordinators;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::http::AppState;
 use crate::payments::Payments;
@@ -100,6 +101,8 @@ pub struct Node {
     pub settings: Arc<Settings>,
     /// The node's storage.
     pub store: Store,
+    /// Its NATS connection and heartbeat (`None` on a single node).
+    pub cluster: Option<Cluster>,
     /// The payment gateway client (timeouts, retries).
     pub payments: Payments,
     /// The actor handles.
@@ -116,7 +119,9 @@ pub struct Node {
 
 impl Node {
     /// Opens storage under `settings.data_dir` and starts every component
-    /// in dependency order: storage, accounts, inventory, carts, payments,
+    /// in dependency order: storage, the cluster (with `[cluster] nats`:
+    /// the NATS connection and the heartbeat, announcing `settings.http`),
+    /// accounts, inventory, carts, payments,
     /// orders, coordinators, services, search, hub, notifications,
     /// recommender. Interrupted checkouts are then finished or undone (and
     /// old orders indexed by seller) before this returns, so the first
@@ -127,6 +132,7 @@ impl Node {
         let metrics = crate::telemetry::metrics_handle();
         let settings = Arc::new(settings);
         let store = wiring::open_storage(&settings).await?;
+        let cluster = wiring::join_cluster(&settings).await?;
         let accounts = wiring::start_accounts(&settings, &store).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
@@ -157,6 +163,7 @@ impl Node {
         Ok(Node {
             settings,
             store,
+            cluster,
             payments,
             actors,
             services,
@@ -181,6 +188,7 @@ impl Node {
     pub async fn stop(self) {
         let Node {
             store,
+            cluster,
             actors,
             read_models,
             background,
@@ -196,6 +204,9 @@ impl Node {
         actors.orders.stop().await;
         actors.carts.stop().await;
         actors.inventory.stop().await;
+        if let Some(cluster) = cluster {
+            cluster.stop().await;
+        }
         store.shutdown().await;
         tracing::info!("storage flushed; stopped");
     }

@@ -13,6 +13,7 @@ use crate::actors::checkout::CoordinatorDeps;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
 use crate::actors::runtime::RegionSettings;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::http::{AppState, Services};
 use crate::payments::{Payments, SimulatedGateway};
@@ -64,6 +65,19 @@ pub(super) async fn open_storage(settings: &Arc<Settings>) -> anyhow::Result<Sto
             )
         })?;
     Ok(store)
+}
+
+/// With `[cluster] nats`, connects to NATS and starts this node's
+/// heartbeat, announcing `settings.http` (the bound address when `serve`
+/// starts the node); a single node: nothing, and no NATS.
+pub(super) async fn join_cluster(settings: &Settings) -> anyhow::Result<Option<Cluster>> {
+    if !settings.cluster.is_clustered() {
+        return Ok(None);
+    }
+    let cluster = Cluster::connect(settings, settings.http)
+        .await
+        .context("joining the cluster")?;
+    Ok(Some(cluster))
 }
 
 /// Accounts and sessions, with the sign-in throttle.
@@ -205,7 +219,7 @@ pub(super) fn http_state(node: &Node) -> AppState {
     let read_models = node.read_models.clone();
     AppState::new(Services {
         settings: node.settings.clone(),
-        status: NodeStatus::new(node.store.clone()),
+        status: NodeStatus::new(node.store.clone(), &node.settings, node.cluster.clone()),
         accounts: services.accounts,
         catalog: services.catalog,
         carts: services.carts,

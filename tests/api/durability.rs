@@ -116,7 +116,7 @@ async fn the_config_file_is_read_and_the_environment_and_flags_override_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cluster.toml");
     let mut f = std::fs::File::create(&file).unwrap();
-    writeln!(f, "node_id = \"n1\"\nrate_limit_per_sec = 1\n[[cluster.nodes]]\nid = \"n1\"\ncluster = \"127.0.0.1:7100\"\nhttp = \"127.0.0.1:8080\"").unwrap();
+    writeln!(f, "node_id = \"n1\"\nrate_limit_per_sec = 1\n[[cluster.nodes]]\nid = \"n1\"\nhttp = \"127.0.0.1:8080\"").unwrap();
     let config = file.to_str().unwrap();
 
     let hits_limit = |app: &TestApp| {

@@ -249,6 +249,46 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// `host:port` this server listens on.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// `GET /cluster`: each node's id, HTTP address and status, in order.
+    pub async fn cluster_nodes(&self) -> Vec<(String, String, String)> {
+        let body = self.get_json("/cluster").await;
+        let text = |node: &Value, key: &str| node[key].as_str().unwrap_or_default().to_owned();
+        body["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|node| (text(node, "id"), text(node, "http"), text(node, "status")))
+            .collect()
+    }
+
+    /// The status `GET /cluster` gives node `id` ("up", "down"; "" if unlisted).
+    pub async fn status_of(&self, id: &str) -> String {
+        let nodes = self.cluster_nodes().await;
+        let node = nodes.into_iter().find(|(node, _, _)| node == id);
+        node.map(|(_, _, status)| status).unwrap_or_default()
+    }
+
+    /// SIGSTOP: the process stays, frozen (a stalled VM, a long GC pause).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Self::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: sending a signal to our own child process by its pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
+
     /// `GET /cluster/placement/{kind}/{id}` expecting 200; returns the body.
     pub async fn placement(&self, kind: &str, id: &str) -> Value {
         self.get_json(&format!("/cluster/placement/{kind}/{id}"))

@@ -37,6 +37,7 @@ async fn the_openapi_document_is_3_1_and_lists_every_route() {
         ("/ready", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),
+        ("/cluster", "get"),
     ];
     for (path, method) in expected {
         assert!(

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, Options, TestApp};
+use crate::nats::{NatsServer, TestCluster};
 use crate::shop::{server, Buyer, Shop, GOOD_CARD};
 
 #[tokio::test]
@@ -101,26 +102,11 @@ async fn an_unknown_kind_or_a_string_that_is_not_an_id_is_404_not_found() {
     assert!(route["responses"]["404"].is_object(), "{route}");
 }
 
-/// A `cluster.toml` naming three nodes (the NATS URL is not dialled on
-/// this branch: nothing connects to NATS yet).
-const THREE_NODES: &str = "[cluster]\nnats = \"nats://127.0.0.1:4222\"\nshards = 1024\n\
-    [[cluster.nodes]]\nid = \"node-1\"\nhttp = \"127.0.0.1:8081\"\n\
-    [[cluster.nodes]]\nid = \"node-2\"\nhttp = \"127.0.0.1:8082\"\n\
-    [[cluster.nodes]]\nid = \"node-3\"\nhttp = \"127.0.0.1:8083\"\n";
-
 #[tokio::test]
 async fn three_nodes_of_one_cluster_place_every_id_alike_and_across_all_three() {
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), THREE_NODES).unwrap();
-    let mut nodes = Vec::new();
-    for node in ["node-1", "node-2", "node-3"] {
-        let options = Options::default()
-            .arg("--config")
-            .arg(config.path().to_str().unwrap())
-            .arg("--node-id")
-            .arg(node);
-        nodes.push(TestApp::spawn_with(options).await);
-    }
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let nodes = &cluster.nodes;
     let mut owners = std::collections::BTreeSet::new();
     for _ in 0..48 {
         let id = ulid::Ulid::new().to_string();
