@@ -71,8 +71,13 @@ async fn relayed_all(node: &TestApp) -> u64 {
 
 /// Asserts `found` is exactly `node-1:1..=n`, in order.
 fn assert_complete(found: &[StreamMessage], n: u64) {
+    assert_range(found, 1, n);
+}
+
+/// Asserts `found` is exactly `node-1:first..=last`, in order.
+fn assert_range(found: &[StreamMessage], first: u64, last: u64) {
     let ids: Vec<String> = found.iter().map(id).collect();
-    let expected: Vec<String> = (1..=n).map(|seq| format!("node-1:{seq}")).collect();
+    let expected: Vec<String> = (first..=last).map(|seq| format!("node-1:{seq}")).collect();
     assert_eq!(ids, expected, "node-1's events in the stream");
 }
 
@@ -152,6 +157,7 @@ async fn writes_on_node_1_appear_in_the_stream_as_node_1_1_to_n_in_order_without
     assert!(kinds.contains(&"item.created"), "{kinds:?}");
     assert!(kinds.contains(&"stock.changed"), "{kinds:?}");
     print_lag(&found, "burst of 200 item creates, 8 at a time");
+    assert!(node.logs().contains("relay started"), "{}", node.logs());
 }
 
 #[tokio::test]
@@ -201,12 +207,13 @@ async fn writes_made_while_nats_is_down_reach_the_stream_in_order_once_it_is_bac
     for _ in 0..5 {
         node.create_item(&seller, &mouse()).await;
     }
-    wait_until(
-        "the lag metric counts the waiting events",
-        BOUND,
-        || async { metric(node, "agora_relay_lag_events").await.unwrap_or(0.0) > 0.0 },
-    )
+    // Down long enough for a batch to fail (its acks time out), so the
+    // retry is what brings the events over.
+    wait_until("a failed publish", BOUND, || async {
+        node.logs().contains("relay: no ack; retrying")
+    })
     .await;
+    assert!(metric(node, "agora_relay_lag_events").await.unwrap_or(0.0) > 0.0);
     nats.restart();
     let took = wait_until("relayed again", BOUND, || async {
         metric(node, "agora_relay_lag_events").await == Some(0.0)
@@ -218,6 +225,38 @@ async fn writes_made_while_nats_is_down_reach_the_stream_in_order_once_it_is_bac
     let n = metric(node, "agora_relay_relayed_seq").await.unwrap() as u64;
     assert!(n >= before + 10, "{n} events after {before}");
     assert_complete(&messages(&nats, "agora.events.node-1").await, n);
+}
+
+#[tokio::test]
+async fn after_nats_comes_back_with_an_empty_store_the_relay_sets_up_the_stream_and_loses_nothing_since(
+) {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let node = &cluster.nodes[0];
+    let seller = node.user_token("seller").await;
+    node.create_item(&seller, &mouse()).await;
+    let before = relayed_all(node).await;
+
+    nats.restart_empty();
+    for _ in 0..5 {
+        node.create_item(&seller, &mouse()).await;
+    }
+    // Publishes into a server without the stream fail: the retry (after
+    // setting the stream up again) is what brings these events over.
+    wait_until("a failed publish", BOUND, || async {
+        node.logs().contains("relay: no ack; retrying")
+    })
+    .await;
+    let took = wait_until("relayed again", BOUND, || async {
+        metric(node, "agora_relay_lag_events").await == Some(0.0)
+            && metric(node, "agora_relay_relayed_seq").await.unwrap_or(0.0) > before as f64
+    })
+    .await;
+    println!("NATS back empty: the waiting events relayed {took:?} later");
+
+    let n = metric(node, "agora_relay_relayed_seq").await.unwrap() as u64;
+    assert!(n >= before + 10, "{n} events after {before}");
+    assert_range(&messages(&nats, "agora.events.node-1").await, before + 1, n);
 }
 
 #[tokio::test]
