@@ -8,6 +8,8 @@
 //! - `membership.rs`: the heartbeat every node puts in the `agora_nodes`
 //!   key-value bucket, and [`Membership::members`], every configured node
 //!   `up` or `down` as this node sees it;
+//! - `relay.rs`: [`Relay`], this node's event log, in order, into the
+//!   `AGORA_EVENTS` stream (resumed after a crash, nothing twice);
 //! - `liveness.rs`: what one read of a peer's key means (live while it
 //!   changed within the last 3 s on this node's clock).
 //!
@@ -18,6 +20,7 @@
 
 mod liveness;
 mod membership;
+mod relay;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -29,6 +32,7 @@ use async_nats::{Client, ConnectOptions, Event};
 use crate::config::Settings;
 
 pub use membership::{Member, MemberStatus, Membership};
+pub use relay::{Relay, STREAM};
 
 /// The client pings the server this often; two unanswered pings and it
 /// drops the connection and reconnects, so a dead server is noticed in
@@ -134,6 +138,11 @@ impl Cluster {
     /// Every configured node, up or down.
     pub fn membership(&self) -> &Membership {
         &self.membership
+    }
+
+    /// Starts relaying `store`'s event log into the stream as `node_id`.
+    pub fn start_relay(&self, store: crate::storage::Store, node_id: &str) -> Relay {
+        Relay::start(self.jetstream.clone(), store, node_id)
     }
 
     /// Leaves the cluster: stops the heartbeat, deletes this node's key (so

@@ -28,7 +28,7 @@ use crate::actors::cart::CartActors;
 use crate::actors::checkout::CheckoutCoordinators;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Relay};
 use crate::config::Settings;
 use crate::http::AppState;
 use crate::payments::Payments;
@@ -103,6 +103,9 @@ pub struct Node {
     pub store: Store,
     /// Its NATS connection and heartbeat (`None` on a single node).
     pub cluster: Option<Cluster>,
+    /// Its event log's relay into the cluster's stream (`None` on a single
+    /// node).
+    relay: Option<Relay>,
     /// The payment gateway client (timeouts, retries).
     pub payments: Payments,
     /// The actor handles.
@@ -120,7 +123,8 @@ pub struct Node {
 impl Node {
     /// Opens storage under `settings.data_dir` and starts every component
     /// in dependency order: storage, the cluster (with `[cluster] nats`:
-    /// the NATS connection and the heartbeat, announcing `settings.http`),
+    /// the NATS connection and the heartbeat, announcing `settings.http`,
+    /// and the relay of the event log into the stream),
     /// accounts, inventory, carts, payments,
     /// orders, coordinators, services, search, hub, notifications,
     /// recommender. Interrupted checkouts are then finished or undone (and
@@ -133,6 +137,9 @@ impl Node {
         let settings = Arc::new(settings);
         let store = wiring::open_storage(&settings).await?;
         let cluster = wiring::join_cluster(&settings).await?;
+        let relay = cluster
+            .as_ref()
+            .map(|c| c.start_relay(store.clone(), &settings.node_id));
         let accounts = wiring::start_accounts(&settings, &store).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
@@ -164,6 +171,7 @@ impl Node {
             settings,
             store,
             cluster,
+            relay,
             payments,
             actors,
             services,
@@ -189,6 +197,7 @@ impl Node {
         let Node {
             store,
             cluster,
+            relay,
             actors,
             read_models,
             background,
@@ -204,6 +213,9 @@ impl Node {
         actors.orders.stop().await;
         actors.carts.stop().await;
         actors.inventory.stop().await;
+        if let Some(relay) = relay {
+            relay.stop().await;
+        }
         if let Some(cluster) = cluster {
             cluster.stop().await;
         }

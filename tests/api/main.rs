@@ -22,6 +22,7 @@ mod operations;
 mod orders;
 mod placement;
 mod recommend;
+mod relay;
 mod saga;
 mod search;
 mod shop;
