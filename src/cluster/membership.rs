@@ -169,8 +169,13 @@ impl Membership {
 
     /// Stops the heartbeat and deletes this node's key (bounded in time).
     pub(super) async fn leave(&self) {
-        if let Some(task) = self.task.lock().unwrap().take() {
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
+            // Awaited, not only aborted: a beat running on another thread
+            // when the abort lands would otherwise send its put after the
+            // delete below and leave the key behind for its TTL.
             task.abort();
+            let _ = task.await;
         }
         let bucket = self.bucket.lock().unwrap().clone();
         let deleted = tokio::time::timeout(CALL_TIMEOUT, bucket.delete(&self.node_id)).await;
