@@ -197,22 +197,13 @@ async fn after_a_kill_9_mid_burst_and_a_restart_every_event_is_in_the_stream_exa
 #[tokio::test]
 async fn writes_made_while_nats_is_down_reach_the_stream_in_order_once_it_is_back() {
     let mut nats = NatsServer::start();
-    let cluster = TestCluster::start(&nats, 2).await;
+    let (cluster, seller, before) = two_nodes_after_one_relayed_item(&nats).await;
     let node = &cluster.nodes[0];
-    let seller = node.user_token("seller").await;
-    node.create_item(&seller, &mouse()).await;
-    let before = relayed_all(node).await;
 
     nats.kill();
-    for _ in 0..5 {
-        node.create_item(&seller, &mouse()).await;
-    }
     // Down long enough for a batch to fail (its acks time out), so the
     // retry is what brings the events over.
-    wait_until("a failed publish", BOUND, || async {
-        node.logs().contains("relay: no ack; retrying")
-    })
-    .await;
+    create_until_a_publish_fails(node, &seller).await;
     assert!(metric(node, "agora_relay_lag_events").await.unwrap_or(0.0) > 0.0);
     nats.restart();
     let took = wait_until("relayed again", BOUND, || async {
@@ -231,22 +222,13 @@ async fn writes_made_while_nats_is_down_reach_the_stream_in_order_once_it_is_bac
 async fn after_nats_comes_back_with_an_empty_store_the_relay_sets_up_the_stream_and_loses_nothing_since(
 ) {
     let mut nats = NatsServer::start();
-    let cluster = TestCluster::start(&nats, 2).await;
+    let (cluster, seller, before) = two_nodes_after_one_relayed_item(&nats).await;
     let node = &cluster.nodes[0];
-    let seller = node.user_token("seller").await;
-    node.create_item(&seller, &mouse()).await;
-    let before = relayed_all(node).await;
 
     nats.restart_empty();
-    for _ in 0..5 {
-        node.create_item(&seller, &mouse()).await;
-    }
     // Publishes into a server without the stream fail: the retry (after
     // setting the stream up again) is what brings these events over.
-    wait_until("a failed publish", BOUND, || async {
-        node.logs().contains("relay: no ack; retrying")
-    })
-    .await;
+    create_until_a_publish_fails(node, &seller).await;
     let took = wait_until("relayed again", BOUND, || async {
         metric(node, "agora_relay_lag_events").await == Some(0.0)
             && metric(node, "agora_relay_relayed_seq").await.unwrap_or(0.0) > before as f64
@@ -268,4 +250,27 @@ async fn a_single_node_has_no_relay() {
     assert_eq!(metric(&app, "agora_relay_lag_events").await, None);
     assert_eq!(metric(&app, "agora_relay_published_total").await, None);
     assert!(!app.logs().contains("relay started"), "{}", app.logs());
+}
+
+/// Two nodes on `nats` and one item created on node-1 and relayed: the
+/// cluster, node-1's seller token, and the events relayed so far.
+async fn two_nodes_after_one_relayed_item(nats: &NatsServer) -> (TestCluster, String, u64) {
+    let cluster = TestCluster::start(nats, 2).await;
+    let node = &cluster.nodes[0];
+    let seller = node.user_token("seller").await;
+    node.create_item(&seller, &mouse()).await;
+    let before = relayed_all(node).await;
+    (cluster, seller, before)
+}
+
+/// Creates five items on `node` (while its NATS is away or empty) and
+/// waits until its relay has logged a failed publish.
+async fn create_until_a_publish_fails(node: &TestApp, seller: &str) {
+    for _ in 0..5 {
+        node.create_item(seller, &mouse()).await;
+    }
+    wait_until("a failed publish", BOUND, || async {
+        node.logs().contains("relay: no ack; retrying")
+    })
+    .await;
 }
