@@ -5,9 +5,19 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::{self, Operation};
+use std::net::SocketAddr;
 
-use super::membership::Heartbeat;
+use async_nats::jetstream::kv::{self, Operation};
+use serde::{Deserialize, Serialize};
+
+/// What a heartbeat says (JSON, readable with `nats kv get agora_nodes ID`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Heartbeat {
+    pub(super) id: String,
+    pub(super) http: SocketAddr,
+    /// Milliseconds since the Unix epoch.
+    pub(super) started: u64,
+}
 
 /// A peer whose key has not changed for this long is `down` (three missed
 /// heartbeats: a node busy for a moment is not declared dead).

@@ -25,10 +25,10 @@ use async_nats::connection::State;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::{self, stream::StorageType};
 use async_nats::Client;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::liveness::{note, Seen};
+use super::liveness::{note, Heartbeat, Seen};
 use super::ClusterError;
 use crate::config::Settings;
 
@@ -41,15 +41,6 @@ const LOOK: Duration = Duration::from_millis(500);
 const KEY_TTL: Duration = Duration::from_secs(5);
 /// The longest one put or read may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What a heartbeat says (JSON, readable with `nats kv get agora_nodes ID`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Heartbeat {
-    pub(super) id: String,
-    pub(super) http: SocketAddr,
-    /// Milliseconds since the Unix epoch.
-    pub(super) started: u64,
-}
 
 /// Whether a node is alive, as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
