@@ -173,14 +173,17 @@ fn serve_command(args: ServeArgs) -> ExitCode {
             ..settings
         };
         let node = Node::start(settings).await?;
+        let (public, admin) = (listeners.local_addr(), listeners.admin_addr());
         // Tests and scripts read these lines to learn the ports when asked
         // for port 0; the admin line comes first, so a reader that stops at
         // the public one has seen both.
-        if let Some(admin) = listeners.admin_addr() {
-            println!("agora admin listening on http://{admin}");
-        }
-        println!("agora listening on http://{}", listeners.local_addr());
-        listeners.serve(node, shutdown_signal()).await
+        let announce = move || {
+            if let Some(admin) = admin {
+                println!("agora admin listening on http://{admin}");
+            }
+            println!("agora listening on http://{public}");
+        };
+        listeners.serve(node, announce, shutdown_signal()).await
     })
 }
 

@@ -10,6 +10,8 @@
 //!   `up` or `down` as this node sees it;
 //! - `relay.rs`: [`Relay`], this node's event log, in order, into the
 //!   `AGORA_EVENTS` stream (resumed after a crash, nothing twice);
+//! - `rpc.rs`: [`Rpc`], calls to the node owning an entity (NATS
+//!   request/reply on `agora.<node>.<kind>`) and this node's answers;
 //! - `liveness.rs`: what one read of a peer's key means (live while it
 //!   changed within the last 3 s on this node's clock).
 //!
@@ -21,6 +23,7 @@
 mod liveness;
 mod membership;
 mod relay;
+mod rpc;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -33,6 +36,7 @@ use crate::config::Settings;
 
 pub use membership::{Member, MemberStatus, Membership};
 pub use relay::{Relay, STREAM};
+pub use rpc::{CallError, Handler, Responder, Rpc};
 
 /// The client pings the server this often; two unanswered pings and it
 /// drops the connection and reconnects, so a dead server is noticed in
@@ -74,6 +78,7 @@ pub struct Cluster {
     client: Client,
     jetstream: jetstream::Context,
     membership: Membership,
+    rpc: Rpc,
 }
 
 impl Cluster {
@@ -113,10 +118,13 @@ impl Cluster {
         )
         .await?;
         tracing::info!(node = %settings.node_id, nats = %urls, server = %version, "joined the cluster");
+        let timeout = Duration::from_millis(settings.cluster.call_timeout_ms);
+        let rpc = Rpc::new(client.clone(), &settings.node_id, timeout);
         Ok(Cluster {
             client,
             jetstream,
             membership,
+            rpc,
         })
     }
 
@@ -138,6 +146,11 @@ impl Cluster {
     /// Every configured node, up or down.
     pub fn membership(&self) -> &Membership {
         &self.membership
+    }
+
+    /// Calls to other nodes and this node's answers.
+    pub fn rpc(&self) -> &Rpc {
+        &self.rpc
     }
 
     /// Starts relaying `store`'s event log into the stream as `node_id`.

@@ -147,6 +147,9 @@ pub struct ClusterSettings {
     pub shards: u32,
     /// Every node, this one included.
     pub nodes: Vec<NodeSettings>,
+    /// How long a call to another node waits for its answer (a forwarded
+    /// checkout waits `checkout_wait_ms` longer).
+    pub call_timeout_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -155,6 +158,7 @@ impl Default for ClusterSettings {
             nats: Vec::new(),
             shards: DEFAULT_SHARDS,
             nodes: Vec::new(),
+            call_timeout_ms: 5_000,
         }
     }
 }

@@ -240,6 +240,12 @@ impl Settings {
                 nodes.len()
             ));
         }
+        if !(10..=600_000).contains(&cluster.call_timeout_ms) {
+            problems.push(format!(
+                "cluster.call_timeout_ms must be between 10 and 600000 (got {})",
+                cluster.call_timeout_ms
+            ));
+        }
         if !cluster.nats.is_empty() && nodes.is_empty() {
             problems.push("cluster.nats is set but cluster.nodes is empty".into());
         }

@@ -40,6 +40,13 @@ pub fn new_id_beside(owner: &str) -> String {
     }
 }
 
+/// The placement key of something that is not an id but must be placed
+/// (an email address, a guest cart's token): a fixed hash of its text.
+pub fn key_of_text(text: &str) -> u16 {
+    // Truncation intended: any 16 bits of a good hash are as good as others.
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u16
+}
+
 /// The placement key an id carries; `None` if `id` is not an id.
 pub fn placement_key(id: &str) -> Option<u16> {
     if !looks_like_id(id) {

@@ -18,6 +18,6 @@ mod time;
 pub mod user;
 mod validation;
 
-pub use ids::{looks_like_id, new_id, new_id_beside, new_id_in, placement_key};
+pub use ids::{key_of_text, looks_like_id, new_id, new_id_beside, new_id_in, placement_key};
 pub use time::Timestamp;
 pub use validation::FieldErrors;

@@ -21,6 +21,8 @@ pub struct Placement {
     shards: u32,
     /// Node ids in configuration order, each with its hash seed.
     nodes: Vec<(String, u64)>,
+    /// The node this placement is seen from.
+    this: String,
 }
 
 impl Placement {
@@ -44,7 +46,11 @@ impl Placement {
             .into_iter()
             .map(|id| (id.to_owned(), xxh3_64(id.as_bytes())))
             .collect();
-        Placement { shards, nodes }
+        Placement {
+            shards,
+            nodes,
+            this: this_node.to_owned(),
+        }
     }
 
     /// How many shards.
@@ -78,6 +84,40 @@ impl Placement {
     /// The shard and owner of the entity `id`; `None` if `id` is not an id.
     pub fn place(&self, id: &str) -> Option<(u32, &str)> {
         self.shard_of_id(id).map(|shard| (shard, self.owner(shard)))
+    }
+
+    /// The node owning entities with placement key `key`.
+    pub fn owner_of_key(&self, key: u16) -> &str {
+        self.owner(u32::from(key))
+    }
+
+    /// The node this placement is seen from.
+    pub fn this_node(&self) -> &str {
+        &self.this
+    }
+
+    /// Whether this node owns the entity `id` (an id that is not an id
+    /// belongs nowhere else, so it counts as this node's).
+    pub fn is_local(&self, id: &str) -> bool {
+        self.place(id).is_none_or(|(_, owner)| owner == self.this)
+    }
+
+    /// The owner of `id` when it is another node; `None` for this node's
+    /// own entities and for strings that are not ids.
+    pub fn remote_owner(&self, id: &str) -> Option<&str> {
+        self.place(id)
+            .map(|(_, owner)| owner)
+            .filter(|owner| *owner != self.this)
+    }
+
+    /// A random placement key of a shard this node owns (so a new id minted
+    /// with it is created here); `None` if this node owns no shard.
+    pub fn local_key(&self) -> Option<u16> {
+        let start = rand::random::<u32>() % self.shards;
+        (0..self.shards)
+            .map(|i| (start + i) % self.shards)
+            .find(|shard| self.owner(*shard) == self.this)
+            .map(|shard| self.key_of_shard(shard))
     }
 
     /// The placement key that puts a new id in `shard`, for

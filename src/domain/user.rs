@@ -90,6 +90,13 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Maximum password length in bytes: bounds the hashing work one request can cause.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Where the account of the email `raw` lives (its placement key): the
+/// same for every spelling [`parse_email`] takes as one address, so sign-up
+/// and sign-in for it reach one node, which keeps the address unique.
+pub fn email_placement_key(raw: &str) -> u16 {
+    super::ids::key_of_text(&raw.trim().to_lowercase())
+}
+
 /// Validates and normalizes an email address (lower-cased, trimmed).
 ///
 /// Deliberately simple: one `@`, a non-empty local part, a dotted domain, no

@@ -81,7 +81,12 @@ impl RateLimits {
 
 /// 429 `RATE_LIMITED` with `Retry-After` once a caller's bucket is empty.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(limits) = &state.rate_limits {
+    // A request forwarded by another node was counted there.
+    let forwarded = request
+        .extensions()
+        .get::<super::route::Forwarded>()
+        .is_some();
+    if let Some(limits) = state.rate_limits.as_ref().filter(|_| !forwarded) {
         let key = match request.extensions().get::<Caller>() {
             Some(Caller::SignedIn(who)) => RateKey::Session(who.session_key),
             _ => RateKey::Ip(

@@ -28,6 +28,7 @@ mod ops;
 mod orders;
 mod placement;
 mod recommend;
+pub mod route;
 mod search;
 pub mod security;
 mod seller_orders;
@@ -111,6 +112,8 @@ pub struct Services {
     pub recommender: crate::services::recommend::Recommender,
     /// Item images.
     pub media: crate::services::media::MediaService,
+    /// Forwarding to other nodes (`None` on a single node).
+    pub forwarding: Option<route::Forwarding>,
     /// Rate limits (`None` when disabled).
     pub rate_limits: Option<Arc<RateLimits>>,
     /// Renders `/metrics`.
@@ -213,6 +216,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             gateway::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            route::to_owner,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(openapi_json));

@@ -3,13 +3,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 
 use super::Node;
+use crate::cluster::{Handler, Responder};
 use crate::config::Settings;
+use crate::http::route::Forwarding;
 use crate::http::{self, AppState};
 
 /// Kernel send buffer of every accepted connection (they inherit it from
@@ -60,14 +64,16 @@ impl Listeners {
 
     /// Serves `node` until `shutdown` resolves, then stops accepting, lets
     /// in-flight requests finish (up to `shutdown_grace_secs`), and stops
-    /// the node (which flushes storage).
+    /// the node (which flushes storage). `ready` runs once everything
+    /// answers, other nodes' forwarded requests included.
     pub async fn serve(
         self,
         node: Node,
+        ready: impl FnOnce(),
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = node.http_state();
-        serve_until(self, state, shutdown).await;
+        serve_until(self, state, ready, shutdown).await;
         node.stop().await;
         Ok(())
     }
@@ -79,13 +85,20 @@ impl Listeners {
 async fn serve_until(
     listeners: Listeners,
     state: AppState,
+    ready: impl FnOnce(),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let Listeners { public, admin, .. } = listeners;
     let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
     let header_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
     let admin_router = admin.as_ref().map(|_| http::admin_router(state.clone()));
+    let forwarding = state.forwarding.clone();
     let router = http::router(state);
+    let responder = match &forwarding {
+        Some(forwarding) => answer_forwarded(forwarding, router.clone()).await,
+        None => None,
+    };
+    ready();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -112,6 +125,24 @@ async fn serve_until(
     tokio::select! {
         _ = async { tokio::join!(public, operators) } => {}
         () = deadline => tracing::warn!("in-flight requests still running after the grace period; stopping anyway"),
+    }
+    if let Some(responder) = responder {
+        responder.stop().await;
+    }
+}
+
+/// Serves the requests other nodes forward here, through `router`.
+async fn answer_forwarded(forwarding: &Forwarding, router: Router) -> Option<Responder> {
+    let handler: Handler = Arc::new(move |bytes| {
+        let router = router.clone();
+        Box::pin(async move { http::route::answer(router, bytes).await })
+    });
+    match forwarding.rpc.serve(http::route::KIND, handler).await {
+        Ok(responder) => Some(responder),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot answer forwarded requests: other nodes will see this one as unavailable");
+            None
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::actors::order::OrderActors;
 use crate::actors::runtime::RegionSettings;
 use crate::cluster::Cluster;
 use crate::config::Settings;
+use crate::http::route::Forwarding;
 use crate::http::{AppState, Services};
 use crate::payments::{Payments, SimulatedGateway};
 use crate::search::Search;
@@ -231,7 +232,22 @@ pub(super) fn http_state(node: &Node) -> AppState {
         wishlists: services.wishlists,
         recommender: read_models.recommender,
         media: services.media,
+        forwarding: forwarding(node),
         rate_limits: None,
         metrics: node.metrics.clone(),
+    })
+}
+
+/// In a cluster, how requests reach the owners of their entities.
+fn forwarding(node: &Node) -> Option<Forwarding> {
+    let cluster = node.cluster.as_ref()?;
+    let settings = &node.settings;
+    // A forwarded checkout first waits for its payment, as it would here.
+    let timeout =
+        Duration::from_millis(settings.cluster.call_timeout_ms + settings.checkout_wait_ms);
+    Some(Forwarding {
+        rpc: cluster.rpc().clone(),
+        placement: Arc::new(settings.placement()),
+        timeout,
     })
 }

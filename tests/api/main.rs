@@ -10,6 +10,7 @@ mod cluster;
 mod contract;
 mod durability;
 mod edge;
+mod forwarding;
 mod fulfilment;
 mod gateway;
 mod helpers;

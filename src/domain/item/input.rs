@@ -11,7 +11,7 @@ use super::fields::{
     check_tags, check_unique_skus, optional_label, required,
 };
 use super::{Item, ItemStatus, Variant, DEFAULT_CURRENCY, MAX_VARIANTS};
-use crate::domain::{new_id, new_id_beside, FieldErrors, Timestamp};
+use crate::domain::{new_id_beside, FieldErrors, Timestamp};
 
 /// `POST /items` body as received. Every field is optional here so that a
 /// missing field is reported as a named 422, not a parse failure.
@@ -85,7 +85,9 @@ pub fn validate_new_item(
     now: Timestamp,
 ) -> Result<NewItem, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let id = new_id();
+    // Beside its seller: a seller's items, their SKU codes and their stock
+    // live on one node, which keeps the codes unique per seller.
+    let id = new_id_beside(seller_id);
     let declared = input.variants.take().unwrap_or_default();
     let quantity = input.quantity.take();
     let fields = ItemFields::check(&mut errors, input);

@@ -62,6 +62,7 @@ codes! {
     SignInThrottled => TOO_MANY_REQUESTS, "SIGN_IN_THROTTLED", "Too many failed sign-ins";
     Internal => INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error";
     Unavailable => SERVICE_UNAVAILABLE, "UNAVAILABLE", "Service unavailable";
+    NodeUnavailable => SERVICE_UNAVAILABLE, "NODE_UNAVAILABLE", "Node unavailable";
     Timeout => SERVICE_UNAVAILABLE, "TIMEOUT", "Request timed out";
     Overloaded => SERVICE_UNAVAILABLE, "OVERLOADED", "Overloaded";
 }

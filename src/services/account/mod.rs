@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::domain::user::{self, AddressInput, Role, Session, User};
-use crate::domain::{new_id, FieldErrors, Timestamp};
+use crate::domain::{new_id, new_id_in, FieldErrors, Timestamp};
 use crate::storage::{StorageError, Store, TreeName};
 
 /// Why an account operation failed.
@@ -167,7 +167,9 @@ impl AccountService {
         };
         let now = Timestamp::now();
         let user = User {
-            id: new_id(),
+            // The account lives where its email is placed (see
+            // `user::email_placement_key`).
+            id: new_id_in(user::email_placement_key(&email)),
             email,
             name,
             role,
