@@ -13,7 +13,7 @@ use crate::domain::Timestamp;
 const REMEMBERED_CHECKOUTS: usize = 128;
 
 /// Why a change to one SKU's stock was refused. A refusal changes nothing.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, bincode::Encode, bincode::Decode)]
 pub enum StockError {
     /// Not enough available stock.
     #[error("only {available} available")]
@@ -255,7 +255,7 @@ impl SkuStock {
 }
 
 /// A change to one SKU.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, bincode::Encode, bincode::Decode)]
 pub enum Command {
     /// Hold `quantity` for `checkout_id` until `deadline` (all or nothing;
     /// repeating it is a no-op).

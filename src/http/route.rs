@@ -28,7 +28,7 @@ use tower::ServiceExt;
 use super::error::{ApiError, Code};
 use super::extract::Caller;
 use super::AppState;
-use crate::cluster::{CallError, Rpc};
+use crate::cluster::Rpc;
 use crate::domain::placement::Placement;
 use crate::domain::{key_of_text, user};
 use crate::services::media::MAX_IMAGE_BYTES;
@@ -38,8 +38,6 @@ use crate::storage::codec::{self, Record};
 pub const KIND: &str = "http";
 /// Largest body forwarded: an image upload, with room for its framing.
 const MAX_FORWARDED_BODY: usize = MAX_IMAGE_BYTES + 64 * 1024;
-/// How long a client is told to wait before retrying an unavailable node.
-const RETRY_AFTER_SECS: u64 = 1;
 
 /// What forwarding needs: the calls, where entities live, and how long a
 /// forwarded request may take.
@@ -125,6 +123,7 @@ fn target(request: &Request) -> Target {
         | ("/notifications/{id}/read", _)
         | ("/wishlist", _)
         | ("/wishlist/{itemId}", _)
+        | ("/seller/orders", _)
         | ("/items", &Method::POST) => by_caller(),
         ("/cart", _) => match caller {
             Some(user) => Target::Id(user),
@@ -211,34 +210,7 @@ async fn forward(forwarding: &Forwarding, node: &str, request: Request) -> Respo
             Ok(response) => response.into_response(),
             Err(e) => ApiError::internal(e).into_response(),
         },
-        Err(e) => unavailable(&e).into_response(),
-    }
-}
-
-/// The problem a failed call to another node is.
-pub fn unavailable(error: &CallError) -> ApiError {
-    match error {
-        CallError::Unavailable(node) => ApiError::new(
-            Code::NodeUnavailable,
-            format!("node {node}, which holds this data, is unavailable; try again shortly"),
-        )
-        .with("node", serde_json::Value::String(node.clone()))
-        .retry_after(RETRY_AFTER_SECS),
-        CallError::TimedOut(node) => ApiError::new(
-            Code::Timeout,
-            format!("node {node} did not answer in time; the outcome is unknown, retrying is safe"),
-        )
-        .with("node", serde_json::Value::String(node.clone()))
-        .retry_after(RETRY_AFTER_SECS),
-        CallError::Failed { node, reason } => {
-            tracing::warn!(node, reason, "a call to another node failed");
-            ApiError::new(
-                Code::Unavailable,
-                "the cluster cannot be reached from this node; try again shortly",
-            )
-            .with("node", serde_json::Value::String(node.clone()))
-            .retry_after(RETRY_AFTER_SECS)
-        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

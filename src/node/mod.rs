@@ -28,18 +28,20 @@ use crate::actors::cart::CartActors;
 use crate::actors::checkout::CheckoutCoordinators;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
-use crate::cluster::{Cluster, Relay};
+use crate::cluster::{Cluster, Relay, Responder};
 use crate::config::Settings;
 use crate::http::AppState;
 use crate::payments::Payments;
 use crate::search::Search;
 use crate::services::account::AccountService;
 use crate::services::cart::CartService;
+use crate::services::cart::GuestCarts;
 use crate::services::catalog::CatalogService;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
 use crate::services::notifications::Inbox;
+use crate::services::order::ClusterOrders;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
 use crate::services::wishlist::WishlistService;
@@ -106,6 +108,8 @@ pub struct Node {
     /// Its event log's relay into the cluster's stream (`None` on a single
     /// node).
     relay: Option<Relay>,
+    /// This node answering other nodes' calls for its entities.
+    responders: Vec<Responder>,
     /// The payment gateway client (timeouts, retries).
     pub payments: Payments,
     /// The actor handles.
@@ -143,6 +147,7 @@ impl Node {
         let accounts = wiring::start_accounts(&settings, &store).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
+        let inventory = wiring::with_remote_inventory(inventory, &settings, cluster.as_ref());
         let cart_ttl = wiring::cart_ttl(&settings);
         let carts = CartActors::start(store.clone(), cart_ttl, regions.clone()).await?;
         let payments = wiring::payments(&settings, &store);
@@ -163,8 +168,19 @@ impl Node {
             orders,
             checkouts,
         };
-        let services = wiring::services(&settings, &store, &actors, accounts);
+        let mut services = wiring::services(&settings, &store, &actors, accounts);
+        if let Some(cluster) = &cluster {
+            let (rpc, placement) = (cluster.rpc().clone(), Arc::new(settings.placement()));
+            services.carts = services.carts.with_guests(GuestCarts {
+                rpc: rpc.clone(),
+                placement: placement.clone(),
+            });
+            services.orders = services
+                .orders
+                .with_cluster(ClusterOrders { rpc, placement });
+        }
         let read_models = wiring::start_read_models(&settings, &store).await?;
+        let responders = wiring::answer_calls(cluster.as_ref(), &actors, &services).await?;
         background::recover_before_first_request(&actors).await;
         let background = Background::start(&settings, &store, &actors, &services, &read_models);
         Ok(Node {
@@ -172,6 +188,7 @@ impl Node {
             store,
             cluster,
             relay,
+            responders,
             payments,
             actors,
             services,
@@ -198,11 +215,16 @@ impl Node {
             store,
             cluster,
             relay,
+            responders,
             actors,
             read_models,
             background,
             ..
         } = self;
+        // Other nodes' calls stop first: they get "no responders" now.
+        for responder in responders {
+            responder.stop().await;
+        }
         // A pass stopped half-way is finished by the next start's first.
         background.abort();
         read_models.recommender.stop();

@@ -10,24 +10,24 @@ use super::{Node, NodeActors, NodeServices, ReadModels};
 use crate::actors::cart::CartActors;
 use crate::actors::checkout::risk::Risk;
 use crate::actors::checkout::CoordinatorDeps;
-use crate::actors::inventory::InventoryActors;
+use crate::actors::inventory::{InventoryActors, RemoteInventory, REMOTE_KIND};
 use crate::actors::order::OrderActors;
 use crate::actors::runtime::RegionSettings;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Handler, Responder};
 use crate::config::Settings;
 use crate::http::route::Forwarding;
 use crate::http::{AppState, Services};
 use crate::payments::{Payments, SimulatedGateway};
 use crate::search::Search;
 use crate::services::account::{AccountService, ThrottleRules};
-use crate::services::cart::CartService;
+use crate::services::cart::{self, CartService};
 use crate::services::catalog::CatalogService;
 use crate::services::checkout::idempotency::IdempotencyKeys;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
 use crate::services::notifications::Inbox;
-use crate::services::order::OrderService;
+use crate::services::order::{self, OrderService};
 use crate::services::recommend::Recommender;
 use crate::services::status::NodeStatus;
 use crate::services::wishlist::WishlistService;
@@ -250,4 +250,60 @@ fn forwarding(node: &Node) -> Option<Forwarding> {
         placement: Arc::new(settings.placement()),
         timeout,
     })
+}
+
+/// In a cluster, SKUs owned by other nodes are called over NATS.
+pub(super) fn with_remote_inventory(
+    inventory: InventoryActors,
+    settings: &Settings,
+    cluster: Option<&Cluster>,
+) -> InventoryActors {
+    match cluster {
+        Some(cluster) => inventory.with_remote(RemoteInventory {
+            rpc: cluster.rpc().clone(),
+            placement: Arc::new(settings.placement()),
+        }),
+        None => inventory,
+    }
+}
+
+/// In a cluster, answers other nodes' calls for this node's SKUs.
+pub(super) async fn answer_calls(
+    cluster: Option<&Cluster>,
+    actors: &NodeActors,
+    services: &NodeServices,
+) -> anyhow::Result<Vec<Responder>> {
+    let Some(cluster) = cluster else {
+        return Ok(Vec::new());
+    };
+    let inventory = actors.inventory.clone();
+    let stock: Handler = Arc::new(move |bytes| {
+        let inventory = inventory.clone();
+        Box::pin(async move { inventory.answer(bytes).await })
+    });
+    let carts = services.carts.clone();
+    let guest_carts: Handler = Arc::new(move |bytes| {
+        let carts = carts.clone();
+        Box::pin(async move { carts.answer(bytes).await })
+    });
+    let orders = services.orders.clone();
+    let seller_orders: Handler = Arc::new(move |bytes| {
+        let orders = orders.clone();
+        Box::pin(async move { orders.answer(bytes).await })
+    });
+    let mut responders = Vec::new();
+    let kinds = [
+        (REMOTE_KIND, stock),
+        (cart::REMOTE_KIND, guest_carts),
+        (order::REMOTE_KIND, seller_orders),
+    ];
+    for (kind, handler) in kinds {
+        let responder = cluster
+            .rpc()
+            .serve(kind, handler)
+            .await
+            .with_context(|| format!("answering {kind} calls"))?;
+        responders.push(responder);
+    }
+    Ok(responders)
 }

@@ -1,5 +1,6 @@
 //! The inventory's public surface: what callers use instead of messages.
 
+use super::remote::{Call, RemoteInventory};
 use super::{InventoryEntity, InventoryError, InventoryMsg};
 use crate::actors::runtime::{EntityError, Region, RegionSettings};
 use crate::domain::item::StockLevel;
@@ -12,6 +13,8 @@ use crate::storage::{Rider, StorageError, Store, TreeName, Tx};
 pub struct InventoryActors {
     region: Region<InventoryEntity>,
     store: Store,
+    /// SKUs owned by other nodes (`None` on a single node).
+    remote: Option<RemoteInventory>,
 }
 
 impl InventoryActors {
@@ -24,7 +27,23 @@ impl InventoryActors {
             settings,
         )
         .await?;
-        Ok(InventoryActors { region, store })
+        Ok(InventoryActors {
+            region,
+            store,
+            remote: None,
+        })
+    }
+
+    /// In a cluster: SKUs owned by other nodes are called over NATS.
+    pub fn with_remote(mut self, remote: RemoteInventory) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The node owning `variant_id` when it is another one.
+    fn remote_owner(&self, variant_id: &str) -> Option<(&RemoteInventory, String)> {
+        let remote = self.remote.as_ref()?;
+        remote.owner_of(variant_id).map(|owner| (remote, owner))
     }
 
     /// Stages a new variant's opening stock inside a caller's write job, so a
@@ -58,8 +77,16 @@ impl InventoryActors {
         Ok(levels)
     }
 
-    /// Current stock, from the SKU's actor.
+    /// Current stock, from the SKU's actor (on its owner).
     pub async fn get(&self, variant_id: &str) -> Result<StockLevel, InventoryError> {
+        match self.remote_owner(variant_id) {
+            Some((remote, owner)) => remote.call(&owner, Call::Get(variant_id.into())).await,
+            None => self.local_get(variant_id).await,
+        }
+    }
+
+    /// Current stock from this node's actor of the SKU.
+    pub(super) async fn local_get(&self, variant_id: &str) -> Result<StockLevel, InventoryError> {
         self.region.call(variant_id, InventoryMsg::Get).await?
     }
 
@@ -72,8 +99,33 @@ impl InventoryActors {
         self.change_with(variant_id, command, None).await
     }
 
-    /// [`Self::change`], writing `rider` in the same flush.
+    /// [`Self::change`], writing `rider` in the same flush. For a SKU owned
+    /// by another node, the rider (a checkout's log entry) is written here
+    /// first, so the log still exists whenever the reservation does.
     pub async fn change_with(
+        &self,
+        variant_id: &str,
+        command: Command,
+        rider: Option<Rider>,
+    ) -> Result<StockLevel, InventoryError> {
+        let Some((remote, owner)) = self.remote_owner(variant_id) else {
+            return self.local_change(variant_id, command, rider).await;
+        };
+        if let Some(rider) = rider {
+            self.store
+                .write(move |tx| {
+                    tx.ride(&rider);
+                    Ok::<_, StorageError>(())
+                })
+                .await?;
+        }
+        remote
+            .call(&owner, Call::Change(variant_id.into(), command))
+            .await
+    }
+
+    /// Applies `command` to this node's actor of the SKU.
+    pub(super) async fn local_change(
         &self,
         variant_id: &str,
         command: Command,

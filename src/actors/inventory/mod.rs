@@ -21,11 +21,13 @@ use ractor::concurrency::JoinHandle;
 use ractor::RpcReplyPort;
 
 mod handle;
+mod remote;
 
 /// The stock rules live in the domain; the command keeps this path too, for
 /// the checkout coordinator that sends it.
 pub use crate::domain::stock::Command;
 pub use handle::InventoryActors;
+pub use remote::{RemoteInventory, KIND as REMOTE_KIND};
 
 use super::runtime::{Entity, EntityError, EntityRef};
 use crate::domain::event::EventBody;

@@ -9,6 +9,7 @@ use crate::actors::cart::CartError;
 use crate::actors::checkout::CheckoutError;
 use crate::actors::order::OrderError;
 use crate::actors::runtime::EntityError;
+use crate::cluster::CallError;
 use crate::domain::cart::CartRuleError;
 use crate::domain::order::FulfilmentRefused;
 use crate::domain::FieldErrors;
@@ -105,6 +106,7 @@ impl From<CartServiceError> for ApiError {
             CartServiceError::Cart(e) => e.into(),
             CartServiceError::Catalog(e) => e.into(),
             CartServiceError::Storage(e) => e.into(),
+            CartServiceError::Remote(e) => e.into(),
         }
     }
 }
@@ -207,6 +209,7 @@ impl From<OrderServiceError> for ApiError {
             ),
             OrderServiceError::Order(e) => e.into(),
             OrderServiceError::Storage(e) => e.into(),
+            OrderServiceError::Remote(e) => e.into(),
         }
     }
 }
@@ -304,6 +307,41 @@ impl From<WishlistError> for ApiError {
                 ApiError::validation(FieldErrors::single("itemId", e.to_string()))
             }
             WishlistError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// How long a client is told to wait before retrying an unavailable node.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// A failed call to another node: `503 NODE_UNAVAILABLE` (nobody answers
+/// for it), `503 TIMEOUT` (outcome unknown), or `503 UNAVAILABLE`.
+impl From<CallError> for ApiError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Unavailable(node) => ApiError::new(
+                Code::NodeUnavailable,
+                format!("node {node}, which holds this data, is unavailable; try again shortly"),
+            )
+            .with("node", serde_json::Value::String(node.clone()))
+            .retry_after(RETRY_AFTER_SECS),
+            CallError::TimedOut(node) => ApiError::new(
+                Code::Timeout,
+                format!(
+                    "node {node} did not answer in time; the outcome is unknown, retrying is safe"
+                ),
+            )
+            .with("node", serde_json::Value::String(node.clone()))
+            .retry_after(RETRY_AFTER_SECS),
+            CallError::Failed { node, reason } => {
+                tracing::warn!(node, reason, "a call to another node failed");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the cluster cannot be reached from this node; try again shortly",
+                )
+                .with("node", serde_json::Value::String(node.clone()))
+                .retry_after(RETRY_AFTER_SECS)
+            }
         }
     }
 }

@@ -6,6 +6,10 @@
 //! A guest's cart is reached by an unguessable token (`X-Cart-Token`), stored
 //! only as its SHA-256 in `guest_carts`; signing in with it merges the lines.
 
+mod remote;
+
+pub use remote::{GuestCarts, KIND as REMOTE_KIND};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +23,7 @@ use crate::domain::cart::{
     Cart, CartLine, PricedCartLine, PricedLines, Pricing, Totals, MAX_LINE_QUANTITY,
 };
 use crate::domain::item::{Item, ItemStatus};
-use crate::domain::{new_id, new_id_beside, FieldErrors, Timestamp};
+use crate::domain::{key_of_text, new_id_beside, new_id_in, FieldErrors, Timestamp};
 use crate::services::catalog::{CatalogError, CatalogService};
 use crate::storage::{StorageError, Store, TreeName};
 
@@ -50,6 +54,9 @@ pub enum CartServiceError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The node holding a guest cart could not be reached.
+    #[error(transparent)]
+    Remote(#[from] crate::cluster::CallError),
 }
 
 /// Who is asking for "my cart".
@@ -84,6 +91,8 @@ pub struct CartService {
     catalog: CatalogService,
     pricing: Arc<Pricing>,
     ttl_secs: u64,
+    /// In a cluster: where guest carts live and how to reach them.
+    guests: Option<GuestCarts>,
 }
 
 impl CartService {
@@ -101,7 +110,15 @@ impl CartService {
             catalog,
             pricing: Arc::new(pricing),
             ttl_secs,
+            guests: None,
         }
+    }
+
+    /// In a cluster: a guest's cart lives on the node its token is placed
+    /// on, and signing in takes its lines from there.
+    pub fn with_guests(mut self, guests: GuestCarts) -> Self {
+        self.guests = Some(guests);
+        self
     }
 
     /// The cart actors (checkout locks them).
@@ -211,17 +228,10 @@ impl CartService {
     /// click, two devices) merges nothing; then the guest's lines are taken
     /// in one step of the guest cart's actor, so none is merged twice.
     pub async fn merge_guest(&self, token: &str, user_id: &str) -> Result<(), CartServiceError> {
-        let Some(guest_id) = self.guest_cart(token).await? else {
-            return Ok(());
+        let taken = match self.guests.as_ref().and_then(|g| g.remote_owner(token)) {
+            Some((guests, owner)) => guests.take(&owner, token).await?,
+            None => self.take_guest(token).await?,
         };
-        let key = token_key(token);
-        self.store
-            .write(move |tx| {
-                tx.remove(TreeName::GuestCarts, key.to_vec());
-                Ok::<_, StorageError>(())
-            })
-            .await?;
-        let taken = self.actors.take_lines(&guest_id).await?;
         let mut lines = Vec::with_capacity(taken.len());
         for line in taken {
             match self.catalog.item(&line.item_id).await {
@@ -243,6 +253,22 @@ impl CartService {
         let (cart_id, _, owner) = self.find_or_create(&shopper).await?;
         self.actors.merge(&cart_id, owner, lines, caps).await?;
         Ok(())
+    }
+
+    /// Forgets the guest token and takes its cart's lines, in one step of
+    /// the cart's actor (none is taken twice); nothing for an unknown token.
+    pub async fn take_guest(&self, token: &str) -> Result<Vec<CartLine>, CartServiceError> {
+        let Some(guest_id) = self.guest_cart(token).await? else {
+            return Ok(Vec::new());
+        };
+        let key = token_key(token);
+        self.store
+            .write(move |tx| {
+                tx.remove(TreeName::GuestCarts, key.to_vec());
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        Ok(self.actors.take_lines(&guest_id).await?)
     }
 
     /// Prices a cart at today's prices: what `GET /cart` shows and what
@@ -327,7 +353,12 @@ impl CartService {
                         return Ok((id, Some(token.clone()), Owner::Guest));
                     }
                 }
-                let (id, token) = (new_id(), new_token());
+                // The token is placed on this node, and the cart with it.
+                let token = match &self.guests {
+                    Some(guests) => guests.local_token(new_token),
+                    None => new_token(),
+                };
+                let id = new_id_in(key_of_text(&token));
                 let (key, value) = (token_key(&token), id.clone().into_bytes());
                 self.store
                     .write(move |tx| {

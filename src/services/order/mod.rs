@@ -10,6 +10,10 @@
 //! List cursors are sealed ([`crate::domain::sealed`]), one purpose per
 //! list, so a forged, edited or other list's cursor is refused.
 
+mod sellers;
+
+pub use sellers::{ClusterOrders, KIND as REMOTE_KIND};
+
 use crate::actors::order::{OrderActors, OrderError};
 use crate::domain::order::{
     FulfilmentRefused, FulfilmentStatus, InvalidTransition, Order, OrderStatus,
@@ -36,6 +40,9 @@ pub enum OrderServiceError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another node's orders could not be read.
+    #[error(transparent)]
+    Remote(#[from] crate::cluster::CallError),
 }
 
 /// A page of orders.
@@ -45,6 +52,16 @@ pub struct Page {
     pub orders: Vec<Order>,
     /// Where the next page starts, if there may be one.
     pub next_cursor: Option<String>,
+}
+
+/// One scan of an order index: orders with their index positions, and
+/// the position the scan stopped at if there may be more.
+#[derive(Debug, Default, bincode::Encode, bincode::Decode)]
+pub struct Scanned {
+    /// Newest first, each with its position (`reverse time ‖ order id`).
+    pub orders: Vec<(Vec<u8>, Order)>,
+    /// Where the scan stopped, if there may be more.
+    pub more: Option<Vec<u8>>,
 }
 
 /// Most index entries one page request reads when filtering by status,
@@ -62,12 +79,24 @@ const SELLER_CURSOR: &str = "seller-orders";
 pub struct OrderService {
     store: Store,
     actors: OrderActors,
+    /// In a cluster: the other nodes, whose orders a seller's list merges.
+    cluster: Option<ClusterOrders>,
 }
 
 impl OrderService {
     /// The service over the order actors.
     pub fn new(store: Store, actors: OrderActors) -> Self {
-        OrderService { store, actors }
+        OrderService {
+            store,
+            actors,
+            cluster: None,
+        }
+    }
+
+    /// In a cluster: a seller's list merges every node's orders.
+    pub fn with_cluster(mut self, cluster: ClusterOrders) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The order actors.
@@ -108,15 +137,23 @@ impl OrderService {
         if role != Role::Seller {
             return Err(OrderServiceError::NotASeller);
         }
-        self.page(
-            TreeName::SellerOrders,
-            SELLER_CURSOR,
-            seller_id,
-            status,
-            cursor,
-            size,
-        )
-        .await
+        let Some(cluster) = &self.cluster else {
+            return self
+                .page(
+                    TreeName::SellerOrders,
+                    SELLER_CURSOR,
+                    seller_id,
+                    status,
+                    cursor,
+                    size,
+                )
+                .await;
+        };
+        let after = self.open_cursor(SELLER_CURSOR, seller_id, cursor)?;
+        let scanned = self
+            .scan_everywhere(cluster, seller_id, status, after, size)
+            .await?;
+        Ok(self.sealed_page(SELLER_CURSOR, seller_id, scanned))
     }
 
     /// One page of the index `tree` (`owner ‖ 0 ‖ reverse time ‖ order`)
@@ -130,19 +167,56 @@ impl OrderService {
         cursor: Option<&str>,
         size: usize,
     ) -> Result<Page, OrderServiceError> {
+        let after = self.open_cursor(purpose, owner, cursor)?;
+        let scanned = self.scan(tree, owner, status, after, size).await?;
+        Ok(self.sealed_page(purpose, owner, scanned))
+    }
+
+    /// The index position a cursor of `purpose` for `owner` stands at.
+    fn open_cursor(
+        &self,
+        purpose: &'static str,
+        owner: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, OrderServiceError> {
         // A cursor is good only for the list and the caller it was made
         // for; the owner rides in the purpose, so cursors stay short.
+        let Some(cursor) = cursor else {
+            return Ok(None);
+        };
+        self.store
+            .sealer()
+            .open(&format!("{purpose}\0{owner}"), cursor)
+            .filter(|p| p.len() > 8)
+            .map(Some)
+            .ok_or(OrderServiceError::InvalidCursor)
+    }
+
+    /// `scanned` as a page, its cursor sealed for `purpose` and `owner`.
+    fn sealed_page(&self, purpose: &'static str, owner: &str, scanned: Scanned) -> Page {
+        let sealer = self.store.sealer();
         let sealed_for = format!("{purpose}\0{owner}");
+        Page {
+            orders: scanned.orders.into_iter().map(|(_, order)| order).collect(),
+            next_cursor: scanned.more.map(|p| sealer.seal(&sealed_for, &p)),
+        }
+    }
+
+    /// Up to `size` orders of this node's index `tree` under `owner`,
+    /// strictly after the position `after` (`reverse time ‖ order`), each
+    /// with its position, and where the scan stopped if there may be more.
+    async fn scan(
+        &self,
+        tree: TreeName,
+        owner: &str,
+        status: Option<OrderStatus>,
+        after: Option<Vec<u8>>,
+        size: usize,
+    ) -> Result<Scanned, OrderServiceError> {
         let mut prefix = owner.as_bytes().to_vec();
         prefix.push(0);
-        let start = match cursor {
-            Some(cursor) => {
-                let position = self
-                    .store
-                    .sealer()
-                    .open(&sealed_for, cursor)
-                    .filter(|p| p.len() > 8)
-                    .ok_or(OrderServiceError::InvalidCursor)?;
+        let start = match after {
+            Some(position) => {
                 let mut key = prefix.clone();
                 key.extend_from_slice(&position);
                 // Strictly after the cursor's entry.
@@ -151,7 +225,7 @@ impl OrderService {
             }
             None => prefix.clone(),
         };
-        let page = self
+        let scanned = self
             .store
             .read(move |trees| {
                 let index = trees.tree(tree);
@@ -174,17 +248,16 @@ impl OrderService {
                         continue;
                     };
                     if status.is_none_or(|s| s == order.status) {
-                        orders.push(order);
+                        orders.push((position, order));
                     }
                 }
-                Ok((orders, if more { last } else { None }))
+                Ok(Scanned {
+                    orders,
+                    more: if more { last } else { None },
+                })
             })
             .await?;
-        let sealer = self.store.sealer();
-        Ok(Page {
-            orders: page.0,
-            next_cursor: page.1.map(|p| sealer.seal(&sealed_for, &p)),
-        })
+        Ok(scanned)
     }
 
     /// The order, if `user_id` placed it.
