@@ -97,6 +97,10 @@ pub struct Settings {
     pub sign_in_longest_wait_secs: u64,
     /// The cluster this node belongs to.
     pub cluster: ClusterSettings,
+    /// Seconds between sweeps that resume checkouts whose coordinator
+    /// stopped mid-way (a participant kept failing, e.g. the node owning a
+    /// SKU was down).
+    pub checkout_sweep_secs: u64,
     /// Seconds between passes of the event log archiver (which moves
     /// events every consumer has handled out of sled into
     /// `<data_dir>/archive/events/`); 0 never archives.
@@ -243,6 +247,7 @@ impl Default for Settings {
             sign_in_longest_wait_secs: 300,
             cluster: ClusterSettings::default(),
             event_archive_secs: 60,
+            checkout_sweep_secs: 60,
             event_log_keep: 10_000,
             event_archive_min_events: 10_000,
         }
@@ -285,7 +290,8 @@ const ENV_KEYS: [&str; 30] = [
 
 /// The event log archive's settings that may come from `AGORA_<NAME>`
 /// (kept apart from [`ENV_KEYS`] only to keep that list's edits short).
-const ARCHIVE_ENV_KEYS: [&str; 3] = [
+const ARCHIVE_ENV_KEYS: [&str; 4] = [
+    "checkout_sweep_secs",
     "event_archive_secs",
     "event_log_keep",
     "event_archive_min_events",

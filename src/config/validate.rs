@@ -137,8 +137,9 @@ impl Settings {
     }
 
     /// The ranges of the event log's and the caches' settings.
-    fn storage_bounds(&self) -> [Bound; 5] {
+    fn storage_bounds(&self) -> [Bound; 6] {
         [
+            ("checkout_sweep_secs", self.checkout_sweep_secs, 1, DAY),
             ("event_archive_secs", self.event_archive_secs, 0, DAY),
             ("event_log_keep", self.event_log_keep, 1, 1_000_000_000),
             (

@@ -106,19 +106,23 @@ struct Upkeep {
 
 impl Upkeep {
     /// Checkouts whose coordinator stopped mid-way (a participant kept
-    /// failing) are resumed every minute; expired idempotency keys are
-    /// pruned hourly; old final orders move to the archive daily.
+    /// failing) are resumed every `checkout_sweep_secs`; expired
+    /// idempotency keys are pruned hourly; old final orders move to the
+    /// archive daily.
     async fn run(self) {
         let mut minute = tokio::time::interval(Duration::from_secs(60));
         minute.tick().await;
+        let mut sweep =
+            tokio::time::interval(Duration::from_secs(self.settings.checkout_sweep_secs));
+        sweep.tick().await;
         let mut minutes = 0u64;
         loop {
-            minute.tick().await;
-            minutes += 1;
-            match self.checkouts.recover().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(checkouts = n, "stalled checkouts resumed"),
-                Err(e) => tracing::warn!(error = %e, "stalled checkout sweep failed"),
+            tokio::select! {
+                _ = sweep.tick() => {
+                    self.sweep_checkouts().await;
+                    continue;
+                }
+                _ = minute.tick() => minutes += 1,
             }
             if minutes % 60 == 0 {
                 self.prune_keys().await;
@@ -126,6 +130,14 @@ impl Upkeep {
             if minutes % (24 * 60) == 1 {
                 self.archive_orders().await;
             }
+        }
+    }
+
+    async fn sweep_checkouts(&self) {
+        match self.checkouts.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(checkouts = n, "stalled checkouts resumed"),
+            Err(e) => tracing::warn!(error = %e, "stalled checkout sweep failed"),
         }
     }
 
