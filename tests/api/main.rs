@@ -7,6 +7,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod cluster;
+mod cluster_checkout;
 mod contract;
 mod durability;
 mod edge;

@@ -229,17 +229,29 @@ impl TestCluster {
     /// Writes the config for `count` nodes meeting on `nats` and starts
     /// them, one after the other.
     pub async fn start(nats: &NatsServer, count: usize) -> TestCluster {
+        Self::start_with(nats, count, &[]).await
+    }
+
+    /// [`Self::start`] with these `AGORA_*` settings on every node.
+    pub async fn start_with(
+        nats: &NatsServer,
+        count: usize,
+        settings: &[(&str, &str)],
+    ) -> TestCluster {
         let config = TempDir::new().expect("temp dir");
         let path = config.path().join("cluster.toml");
         std::fs::write(&path, cluster_toml(&nats.url(), count)).expect("write cluster.toml");
         let mut nodes = Vec::with_capacity(count);
         for n in 1..=count {
-            let options = Options::default()
+            let mut options = Options::default()
                 .arg("--config")
                 .arg(&path.display().to_string())
                 .arg("--node-id")
                 .arg(&format!("node-{n}"))
                 .env("AGORA_RATE_LIMIT_PER_SEC", "0");
+            for (key, value) in settings {
+                options = options.env(key, value);
+            }
             nodes.push(TestApp::spawn_with(options).await);
         }
         TestCluster {

@@ -1,0 +1,238 @@
+//! Checkout across nodes (three real nodes on a real nats-server): the
+//! coordinator runs on the buyer's node and reserves, commits and releases
+//! the SKUs on their owner over NATS; a seller's orders are merged from
+//! every node; and a `kill -9` of the SKUs' owner in the middle of
+//! concurrent checkouts oversells nothing, loses no acknowledged order,
+//! leaves no order stuck and no cart locked once it is back.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{ulid_like, TestApp};
+use crate::nats::{wait_until, NatsServer, TestCluster};
+use crate::shop::{Buyer, Shop, GOOD_CARD};
+
+/// Far beyond the usual milliseconds: a slow CI box must not fail.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// A fresh account of `role`, signed in through node 1: its id, its token
+/// and the index of the node it lives on.
+async fn account(cluster: &TestCluster, role: &str) -> (String, String, usize) {
+    let via = &cluster.nodes[0];
+    let email = format!("{role}-{}@example.com", ulid_like());
+    let created = via.register(&email, "correct horse", role).await;
+    assert_eq!(created.status(), StatusCode::CREATED, "register");
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = via.sign_in(&email, "correct horse").await;
+    assert_eq!(session.status(), StatusCode::CREATED, "sign in");
+    let token = session.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let placed = via.placement("user", &id).await;
+    let home = placed["node"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("node-")
+        .parse::<usize>()
+        .unwrap()
+        - 1;
+    (id, token, home)
+}
+
+/// A buyer living on another node than `not_on`: (token, node index).
+async fn buyer_elsewhere(cluster: &TestCluster, not_on: usize) -> (String, usize) {
+    loop {
+        let (_, token, home) = account(cluster, "buyer").await;
+        if home != not_on {
+            return (token, home);
+        }
+    }
+}
+
+/// A seller's shop on their own node: the shop and that node's index.
+async fn shop(cluster: &TestCluster, quantity: i64) -> (Shop, usize) {
+    let (_, seller, home) = account(cluster, "seller").await;
+    let item = cluster.nodes[home]
+        .create_item(
+            &seller,
+            &json!({"name": "Wireless Mouse", "description": "Ergonomic Bluetooth Mouse",
+                    "price": 999, "quantity": quantity, "category": "electronics"}),
+        )
+        .await;
+    let shop = Shop {
+        seller,
+        item_id: item["id"].as_str().unwrap().to_owned(),
+    };
+    (shop, home)
+}
+
+/// Waits until `node` serves the item (its replica has arrived).
+async fn replicated(node: &TestApp, item_id: &str) {
+    let path = format!("/items/{item_id}");
+    wait_until("the item reaches the buyer's node", BOUND, || async {
+        node.get(&path, None).await.status() == StatusCode::OK
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_buyer_checks_out_skus_owned_by_another_node() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let (shop, owner) = shop(&cluster, 10).await;
+    let (token, home) = buyer_elsewhere(&cluster, owner).await;
+    let node = &cluster.nodes[home];
+    replicated(node, &shop.item_id).await;
+    let buyer = Buyer::fill(node, token, &shop, 2).await;
+    let response = buyer.checkout(node, GOOD_CARD).await;
+    assert_eq!(response.status(), StatusCode::CREATED, "checkout");
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["status"], "CONFIRMED");
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+    // The stock moved on the SKU's owner, nothing held.
+    assert_eq!(shop.stock(&cluster.nodes[owner]).await, (8, 8));
+    // The seller's list, served by the seller's node, holds the order that
+    // lives on the buyer's node; shipping it from there reaches it.
+    let seller_node = &cluster.nodes[owner];
+    let listed: Value = seller_node
+        .get("/seller/orders", Some(&shop.seller))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    assert_eq!(ids, [order_id.as_str()], "the seller sees the order");
+    let shipped = seller_node
+        .post(
+            &format!("/orders/{order_id}/ship"),
+            Some(&shop.seller),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        shipped.status(),
+        StatusCode::OK,
+        "ship through the seller's node"
+    );
+    let seen = buyer.order(node, &order_id).await;
+    assert_eq!(seen["status"], "SHIPPED");
+}
+
+#[tokio::test]
+async fn killing_the_sku_owner_mid_checkouts_oversells_nothing_and_loses_nothing() {
+    let nats = NatsServer::start();
+    let mut cluster =
+        TestCluster::start_with(&nats, 3, &[("AGORA_CHECKOUT_SWEEP_SECS", "1")]).await;
+    let stocked = 30;
+    let (shop, owner) = shop(&cluster, stocked).await;
+    let mut buyers = Vec::new();
+    for _ in 0..8 {
+        let (token, home) = buyer_elsewhere(&cluster, owner).await;
+        replicated(&cluster.nodes[home], &shop.item_id).await;
+        let buyer = Buyer::fill(&cluster.nodes[home], token, &shop, 2).await;
+        buyers.push((buyer, home));
+    }
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.url("")).collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let running: Vec<_> = buyers
+        .iter()
+        .map(|(buyer, home)| {
+            let request = client
+                .post(format!("{}/checkout", bases[*home]))
+                .bearer_auth(&buyer.token)
+                .json(&buyer.body(GOOD_CARD));
+            tokio::spawn(async move {
+                let response = request.send().await.expect("checkout");
+                let status = response.status();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    cluster.nodes[owner].kill9();
+    let mut acknowledged = Vec::new();
+    for task in running {
+        let (status, body) = task.await.unwrap();
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        if status == StatusCode::CREATED {
+            acknowledged.push(body["orderId"].as_str().unwrap().to_owned());
+        }
+    }
+    let killed = cluster.nodes.remove(owner);
+    cluster.nodes.insert(owner, killed.restart());
+    let started = Instant::now();
+    // Every checkout ends: no order left waiting, no cart left locked.
+    let mut sold = 0;
+    for (buyer, home) in &buyers {
+        let node = &cluster.nodes[*home];
+        wait_until(
+            "the buyer's orders end and the cart unlocks",
+            BOUND,
+            || async {
+                let orders = buyer.orders(node).await;
+                let open = orders
+                    .iter()
+                    .any(|o| matches!(o["status"].as_str(), Some("CREATED" | "PAYMENT_PENDING")));
+                let unlocked = node
+                    .patch(
+                        "/cart",
+                        Some(&buyer.token),
+                        &json!({"itemId": shop.item_id, "quantity": 1}),
+                    )
+                    .await
+                    .status()
+                    != StatusCode::CONFLICT;
+                !open && unlocked
+            },
+        )
+        .await;
+        for order in buyer.orders(node).await {
+            if order["status"] == "CONFIRMED" {
+                sold += order["lines"][0]["quantity"].as_i64().unwrap();
+            }
+        }
+        for id in &acknowledged {
+            if let Some(o) = buyer.orders(node).await.iter().find(|o| o["id"] == *id) {
+                assert_eq!(o["status"], "CONFIRMED", "an acknowledged order stays");
+            }
+        }
+    }
+    println!(
+        "{} of {} checkouts acknowledged; all settled {:?} after the restart",
+        acknowledged.len(),
+        buyers.len(),
+        started.elapsed()
+    );
+    assert!(
+        acknowledged.len() as i64 * 2 <= sold,
+        "every acknowledged order is there"
+    );
+    let owner_node = &cluster.nodes[owner];
+    wait_until("reservations released", BOUND, || async {
+        let (available, on_hand) = shop.stock(owner_node).await;
+        available == on_hand
+    })
+    .await;
+    assert_eq!(
+        shop.stock(owner_node).await,
+        (stocked - sold, stocked - sold),
+        "stock conserved: sold units left, none held, none oversold"
+    );
+}
