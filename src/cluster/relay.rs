@@ -22,6 +22,7 @@
 //! killed between an ack and its offset commit repeats nothing, even past
 //! the duplicate window.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
@@ -32,7 +33,7 @@ use tokio::task::JoinHandle;
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
 use crate::storage::event_log::EventConsumer;
-use crate::storage::{codec, Store};
+use crate::storage::{codec, StorageError, Store, TreeName};
 
 /// The one stream every node relays into.
 pub const STREAM: &str = "AGORA_EVENTS";
@@ -89,7 +90,7 @@ impl Relay {
 
 /// The stream's settings: file storage, one replica for now (three on a
 /// NATS cluster of three), limits retention by age.
-fn stream_config() -> stream::Config {
+pub(super) fn stream_config() -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
         subjects: vec!["agora.events.>".to_owned()],
@@ -215,10 +216,23 @@ impl Worker {
     }
 
     /// Publishes `events` pipelined and awaits their acks in order; returns
-    /// how many, from the first, the stream acknowledged.
+    /// how many, from the first, the stream acknowledged. Events another
+    /// node made (copied here by the consumer) are passed over, as if
+    /// acknowledged: their origin published them.
     async fn publish(&self, events: &[Event]) -> usize {
+        let foreign = match self.foreign(events).await {
+            Ok(foreign) => foreign,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: cannot read the foreign events; retrying");
+                return 0;
+            }
+        };
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
+            if foreign.contains(&event.seq) {
+                acks.push(None);
+                continue;
+            }
             let Some(payload) = encode(event) else {
                 break;
             };
@@ -227,7 +241,7 @@ impl Worker {
                 .publish_with_headers(self.subject.clone(), self.headers(event), payload.into())
                 .await;
             match sent {
-                Ok(ack) => acks.push(ack),
+                Ok(ack) => acks.push(Some(ack)),
                 Err(e) => {
                     tracing::warn!(seq = event.seq, error = %e, "relay: publish failed; retrying");
                     break;
@@ -235,17 +249,42 @@ impl Worker {
             }
         }
         let mut acked = 0;
+        let mut published = 0;
         for (ack, event) in acks.into_iter().zip(events) {
+            let Some(ack) = ack else {
+                acked += 1;
+                continue;
+            };
             if let Err(e) = ack.await {
                 tracing::warn!(seq = event.seq, error = %e, "relay: no ack; retrying");
                 break;
             }
             acked += 1;
+            published += 1;
             let lag = (Timestamp::now().0 - event.at.0).max(0) as f64 / 1000.0;
             metrics::histogram!("agora_relay_lag_seconds").record(lag);
         }
-        metrics::counter!("agora_relay_published_total").increment(acked as u64);
+        metrics::counter!("agora_relay_published_total").increment(published);
         acked
+    }
+
+    /// The sequence numbers among `events` (one contiguous run of the log)
+    /// that another node made.
+    async fn foreign(&self, events: &[Event]) -> Result<HashSet<u64>, StorageError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(HashSet::new());
+        };
+        let (from, to) = (first.seq.to_be_bytes(), last.seq.to_be_bytes());
+        self.store
+            .read(move |trees| {
+                trees
+                    .tree(TreeName::ForeignEvents)
+                    .range(from..=to)
+                    .keys()
+                    .map(|key| Ok(be_seq(&key?)))
+                    .collect()
+            })
+            .await
     }
 
     fn headers(&self, event: &Event) -> HeaderMap {
@@ -301,6 +340,11 @@ fn encode(event: &Event) -> Option<Vec<u8>> {
             None
         }
     }
+}
+
+/// A big-endian sequence number key.
+fn be_seq(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes)
 }
 
 /// The log sequence in a message's `Nats-Msg-Id` (`<node>:<seq>`), 0 when
