@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{item_path, run_output, TestApp};
 use crate::nats::{wait_until, NatsServer, TestCluster};
+use crate::shop::{Buyer, Shop, GOOD_CARD};
 
 /// Far beyond the usual milliseconds: a slow CI box must not fail.
 const BOUND: Duration = Duration::from_secs(30);
@@ -389,6 +390,67 @@ async fn the_relays_publish_each_event_once_by_its_origin_and_never_what_they_ap
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
         lags[lags.len() - 1]
+    );
+}
+
+/// A buyer signed up on `node` whose home (by placement) is, or is not,
+/// that node; with their user id.
+async fn buyer_at_home(node: &TestApp, at_home: bool) -> (String, String) {
+    for _ in 0..40 {
+        let token = node.user_token("buyer").await;
+        let me: Value = node
+            .get("/users/me", Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = me["id"].as_str().unwrap().to_owned();
+        let home = node.placement("user", &id).await["node"] == "node-1";
+        if home == at_home {
+            return (token, id);
+        }
+    }
+    panic!("no buyer placed as wanted in 40 sign-ups");
+}
+
+/// `token`'s notifications on `node`.
+async fn inbox(node: &TestApp, token: &str) -> Vec<Value> {
+    let page: Value = node
+        .get("/notifications?size=100", Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_buyers_notifications_are_written_by_the_buyers_node_only() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let one = &cluster.nodes[0];
+    let shop = Shop::open(one, 500, 10).await;
+    // Both order on node-1; only one of them lives there.
+    let (away, _) = buyer_at_home(one, false).await;
+    let (home, _) = buyer_at_home(one, true).await;
+    for token in [&away, &home] {
+        let buyer = Buyer::fill(one, token.clone(), &shop, 1).await;
+        let response = buyer.checkout(one, GOOD_CARD).await;
+        assert!(
+            response.status().is_success(),
+            "checkout: {}",
+            response.status()
+        );
+    }
+    wait_until("the home buyer's notification", BOUND, || async {
+        !inbox(one, &home).await.is_empty()
+    })
+    .await;
+    // The inbox reads the log in order: the away buyer's events came first.
+    assert_eq!(
+        inbox(one, &away).await,
+        Vec::<Value>::new(),
+        "written by their own node"
     );
 }
 
