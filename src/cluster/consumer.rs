@@ -17,8 +17,10 @@
 //!   rebuilt from scratch (NATS lost its store) is read again safely.
 //! - Nothing skipped: a failed write is retried, same batch, until it
 //!   passes or the node stops; the next batch waits. The durable consumer
-//!   resumes after its ack floor; set up again (it was lost), it starts
-//!   after the stream sequence this node recorded.
+//!   resumes after its ack floor. One set up again (lost with NATS's
+//!   store, or deleted) reads the stream from its start, skipping what
+//!   was applied: a stream sequence recorded here could not tell a stream
+//!   rebuilt from scratch from the old one, and would skip new events.
 //! - NATS away: the message stream errs, and the consumer is set up again
 //!   after a backoff, forever.
 
@@ -33,10 +35,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::relay::{stream_config, STREAM};
-use super::replica::{self, be_u64, Foreign};
+use super::replica::{self, Foreign};
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
-use crate::storage::{codec, Store, TreeName, STREAM_APPLIED};
+use crate::storage::{codec, Store};
 
 /// Messages applied per write job, at most.
 const BATCH: usize = 256;
@@ -146,23 +148,16 @@ impl Worker {
     /// Sets up the stream (the relays do too: whoever comes first) and this
     /// node's durable consumer, and opens its message stream.
     async fn subscribe(&self) -> Result<pull::Stream, String> {
-        let info = self
-            .jetstream
+        self.jetstream
             .create_or_update_stream(stream_config())
             .await
             .map_err(|e| e.to_string())?;
-        let applied = self
-            .store
-            .get_raw(TreeName::Replication, STREAM_APPLIED)
-            .await
-            .map_err(|e| e.to_string())?
-            .map_or(0, |bytes| be_u64(&bytes));
         let config = pull::Config {
             durable_name: Some(self.durable.clone()),
             filter_subjects: self.subjects.clone(),
             ack_policy: AckPolicy::Explicit,
             ack_wait: ACK_WAIT,
-            deliver_policy: deliver_from(applied, info.state.last_sequence),
+            deliver_policy: DeliverPolicy::All,
             max_ack_pending: (4 * BATCH) as i64,
             ..Default::default()
         };
@@ -177,7 +172,7 @@ impl Worker {
             .map_err(|e| e.to_string())?;
         let pending = consumer.cached_info().num_pending;
         metrics::gauge!("agora_consumer_lag_events").set(pending as f64);
-        tracing::info!(consumer = %self.durable, applied, pending, "consumer started");
+        tracing::info!(consumer = %self.durable, pending, "consumer started");
         consumer
             .stream()
             .max_messages_per_batch(BATCH)
@@ -278,19 +273,6 @@ impl Worker {
     }
 }
 
-/// Where a consumer set up anew starts: after the stream sequence this
-/// node applied, unless the stream is behind it (rebuilt from scratch:
-/// then from its start, origins' sequences skipping what was applied).
-fn deliver_from(applied: u64, last_in_stream: u64) -> DeliverPolicy {
-    if applied > 0 && applied <= last_in_stream {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: applied + 1,
-        }
-    } else {
-        DeliverPolicy::All
-    }
-}
-
 /// A message as one origin's event; one this node cannot read is logged,
 /// counted and skipped (holding the whole stream for it would be worse).
 fn decode(message: &Message) -> Option<Foreign> {
@@ -305,7 +287,6 @@ fn decode(message: &Message) -> Option<Foreign> {
         (Some((origin, origin_seq)), Ok(event)) => Some(Foreign {
             origin,
             origin_seq,
-            stream_seq,
             event,
         }),
         (origin, event) => {
@@ -333,20 +314,6 @@ mod tests {
         assert_eq!(origin_of("a:b:7"), Some(("a:b".into(), 7)));
         assert_eq!(origin_of("node-1"), None);
         assert_eq!(origin_of("node-1:x"), None);
-    }
-
-    #[test]
-    fn a_consumer_set_up_anew_starts_after_what_was_applied_unless_the_stream_was_rebuilt() {
-        assert!(matches!(deliver_from(0, 50), DeliverPolicy::All));
-        assert!(matches!(
-            deliver_from(10, 50),
-            DeliverPolicy::ByStartSequence { start_sequence: 11 }
-        ));
-        assert!(matches!(
-            deliver_from(50, 50),
-            DeliverPolicy::ByStartSequence { start_sequence: 51 }
-        ));
-        assert!(matches!(deliver_from(80, 50), DeliverPolicy::All));
     }
 
     #[test]

@@ -17,12 +17,15 @@
 //! acknowledged events. A failed ack is retried, from that event on, after
 //! a backoff, forever: NATS down means the relay waits, never drops.
 //!
+//! Never another node's event: the consumer copies those into this log
+//! marked foreign (`foreign_events`); the relay passes over them, and drops
+//! the marks once its offset is past them.
+//!
 //! Nothing twice after a crash: at start the relay reads the last message
 //! of its subject and skips what the stream already holds, so a relay
 //! killed between an ack and its offset commit repeats nothing, even past
 //! the duplicate window.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
@@ -30,10 +33,11 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::replica;
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
 use crate::storage::event_log::EventConsumer;
-use crate::storage::{codec, StorageError, Store, TreeName};
+use crate::storage::{codec, Store};
 
 /// The one stream every node relays into.
 pub const STREAM: &str = "AGORA_EVENTS";
@@ -161,8 +165,9 @@ impl Worker {
             if acked > 0 {
                 let last = pending[acked - 1].seq;
                 pending.drain(..acked);
-                if let Err(e) = consumer.commit(last).await {
-                    tracing::warn!(error = %e, "relay: cannot commit its offset");
+                match consumer.commit(last).await {
+                    Ok(()) => replica::forget_foreign(&self.store, last).await,
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot commit its offset"),
                 }
                 relayed = last;
                 backoff = FIRST_BACKOFF;
@@ -220,7 +225,7 @@ impl Worker {
     /// node made (copied here by the consumer) are passed over, as if
     /// acknowledged: their origin published them.
     async fn publish(&self, events: &[Event]) -> usize {
-        let foreign = match self.foreign(events).await {
+        let foreign = match replica::foreign_among(&self.store, events).await {
             Ok(foreign) => foreign,
             Err(e) => {
                 tracing::warn!(error = %e, "relay: cannot read the foreign events; retrying");
@@ -266,25 +271,6 @@ impl Worker {
         }
         metrics::counter!("agora_relay_published_total").increment(published);
         acked
-    }
-
-    /// The sequence numbers among `events` (one contiguous run of the log)
-    /// that another node made.
-    async fn foreign(&self, events: &[Event]) -> Result<HashSet<u64>, StorageError> {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            return Ok(HashSet::new());
-        };
-        let (from, to) = (first.seq.to_be_bytes(), last.seq.to_be_bytes());
-        self.store
-            .read(move |trees| {
-                trees
-                    .tree(TreeName::ForeignEvents)
-                    .range(from..=to)
-                    .keys()
-                    .map(|key| Ok(be_seq(&key?)))
-                    .collect()
-            })
-            .await
     }
 
     fn headers(&self, event: &Event) -> HeaderMap {
@@ -340,11 +326,6 @@ fn encode(event: &Event) -> Option<Vec<u8>> {
             None
         }
     }
-}
-
-/// A big-endian sequence number key.
-fn be_seq(key: &[u8]) -> u64 {
-    <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes)
 }
 
 /// The log sequence in a message's `Nats-Msg-Id` (`<node>:<seq>`), 0 when

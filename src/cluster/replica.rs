@@ -11,6 +11,10 @@
 //!   origin;
 //! - `order.updated`, `wishlist.added`: nothing but the log copy.
 //!
+//! The marks (`foreign_events`: this log's sequence → `<node>:<seq>`) are
+//! read by the relay, which passes over those events, and dropped once
+//! its offset is past them.
+//!
 //! Nothing twice: each origin's last applied sequence is kept in the
 //! `replication` tree, and an event at or below it is skipped (a
 //! redelivery after a crash between this write and the ack).
@@ -19,7 +23,9 @@ use crate::domain::event::{Event, EventBody};
 use crate::domain::item::{seller_sku_key, Item};
 use crate::domain::stock::StockReplica;
 use crate::domain::Timestamp;
-use crate::storage::{StorageError, TreeName, Tx, STREAM_APPLIED};
+use std::collections::HashSet;
+
+use crate::storage::{StorageError, Store, TreeName, Tx};
 
 /// One event of another node, as the stream delivered it.
 #[derive(Debug, Clone)]
@@ -28,8 +34,6 @@ pub(super) struct Foreign {
     pub origin: String,
     /// Its sequence number in that node's log.
     pub origin_seq: u64,
-    /// Its sequence number in the stream.
-    pub stream_seq: u64,
     /// The event.
     pub event: Event,
 }
@@ -47,9 +51,7 @@ pub(super) struct Applied {
 /// job may run it twice).
 pub(super) fn apply_batch(tx: &mut Tx<'_>, batch: &[Foreign]) -> Result<Applied, StorageError> {
     let mut applied = Applied::default();
-    let mut stream = last_stream_seq(tx)?;
     for foreign in batch {
-        stream = stream.max(foreign.stream_seq);
         if foreign.origin_seq <= last_applied(tx, &foreign.origin)? {
             applied.skipped += 1;
             continue;
@@ -67,29 +69,18 @@ pub(super) fn apply_batch(tx: &mut Tx<'_>, batch: &[Foreign]) -> Result<Applied,
             applied.skipped += 1;
         }
     }
-    tx.put_raw(
-        TreeName::Replication,
-        STREAM_APPLIED.to_vec(),
-        stream.to_be_bytes().to_vec(),
-    );
     Ok(applied)
 }
 
 /// The last sequence of `origin` applied here (0: none).
-pub(super) fn last_applied(tx: &mut Tx<'_>, origin: &str) -> Result<u64, StorageError> {
+fn last_applied(tx: &mut Tx<'_>, origin: &str) -> Result<u64, StorageError> {
     Ok(tx
         .get_raw(TreeName::Replication, origin.as_bytes())?
         .map_or(0, |bytes| be_u64(&bytes)))
 }
 
-fn last_stream_seq(tx: &mut Tx<'_>) -> Result<u64, StorageError> {
-    Ok(tx
-        .get_raw(TreeName::Replication, STREAM_APPLIED)?
-        .map_or(0, |bytes| be_u64(&bytes)))
-}
-
 /// A big-endian u64 (0 when the bytes are not 8).
-pub(super) fn be_u64(bytes: &[u8]) -> u64 {
+fn be_u64(bytes: &[u8]) -> u64 {
     <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
 }
 
@@ -141,4 +132,62 @@ fn put_item(tx: &mut Tx<'_>, item: &Item) -> Result<bool, StorageError> {
     }
     tx.put(TreeName::Items, item.id.as_bytes(), item)?;
     Ok(true)
+}
+
+/// The sequence numbers among `events` (one contiguous run of this
+/// node's log) that another node made: the relay passes over them.
+pub(super) async fn foreign_among(
+    store: &Store,
+    events: &[Event],
+) -> Result<HashSet<u64>, StorageError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(HashSet::new());
+    };
+    let (from, to) = (first.seq.to_be_bytes(), last.seq.to_be_bytes());
+    store
+        .read(move |trees| {
+            trees
+                .tree(TreeName::ForeignEvents)
+                .range(from..=to)
+                .keys()
+                .map(|key| Ok(be_u64(&key?)))
+                .collect()
+        })
+        .await
+}
+
+/// Drops the foreign marks up to `upto`, once the relay's committed offset
+/// is past them (never read again). A failure only leaves them for the
+/// next batch's pass.
+pub(super) async fn forget_foreign(store: &Store, upto: u64) {
+    let end = upto.to_be_bytes();
+    let marked = store
+        .read(move |trees| {
+            trees
+                .tree(TreeName::ForeignEvents)
+                .range(..=end)
+                .keys()
+                .map(|key| Ok(key?.to_vec()))
+                .collect::<Result<Vec<_>, StorageError>>()
+        })
+        .await;
+    let keys = match marked {
+        Ok(keys) if keys.is_empty() => return,
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(error = %e, "relay: cannot read the foreign marks");
+            return;
+        }
+    };
+    let forgotten = store
+        .write(move |tx| {
+            for key in &keys {
+                tx.remove(TreeName::ForeignEvents, key.clone());
+            }
+            Ok::<_, StorageError>(())
+        })
+        .await;
+    if let Err(e) = forgotten {
+        tracing::warn!(error = %e, "relay: cannot drop the foreign marks");
+    }
 }

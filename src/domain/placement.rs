@@ -109,6 +109,11 @@ impl Ownership {
         }
     }
 
+    /// Whether this node runs alone (and so owns everything).
+    pub fn is_alone(&self) -> bool {
+        self.cluster.is_none()
+    }
+
     /// Whether this node owns the entity `id` (a string that is not an id
     /// has no owner elsewhere: it is this node's).
     pub fn owns(&self, id: &str) -> bool {

@@ -249,7 +249,7 @@ impl CatalogService {
     /// Stock levels of the given variants (the read model): this node's
     /// own SKUs from its inventory, another node's from the replica.
     pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, CatalogError> {
-        if variant_ids.iter().all(|id| self.ownership.owns(id)) {
+        if self.ownership.is_alone() {
             return Ok(self.inventory.levels(variant_ids).await?);
         }
         let mut levels = Vec::with_capacity(variant_ids.len());

@@ -36,7 +36,7 @@ use cache::ReadCache;
 pub use codec::Record;
 use committer::{Command, Committer, TypedJob};
 pub use committer::{Rider, Tx};
-pub use trees::{TreeName, Trees, STREAM_APPLIED};
+pub use trees::{TreeName, Trees};
 
 /// Why storage failed. Cheap to clone: one failure answers a whole group.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -65,13 +65,9 @@ pub enum TreeName {
     /// `stock.changed` events said (never written by the inventory actors).
     StockReplicas,
     /// node id → big-endian sequence number: the last event of that node
-    /// this node applied; plus [`STREAM_APPLIED`] → the stream sequence.
+    /// this node applied.
     Replication,
 }
-
-/// The [`TreeName::Replication`] key of the last stream sequence applied
-/// (not a node id: node ids never start with a zero byte).
-pub const STREAM_APPLIED: &[u8] = b"\0stream";
 
 impl TreeName {
     /// Every tree, in the order of their indexes.

@@ -48,18 +48,27 @@ async fn read(node: &TestApp, path: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Waits until `node` answers `path` with a body that `check` accepts.
+/// Waits until `node` answers `path` with a body that `check` accepts
+/// (failing with the node's log after [`BOUND`]).
 async fn until_read(
     node: &TestApp,
     path: &str,
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Duration {
-    wait_until(what, BOUND, || async {
+    let start = Instant::now();
+    while start.elapsed() < BOUND {
         let (status, body) = read(node, path).await;
-        status == StatusCode::OK && check(&body)
-    })
-    .await
+        if status == StatusCode::OK && check(&body) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = read(node, path).await;
+    panic!(
+        "{what}: not within {BOUND:?} ({status} {body})\n{}",
+        node.logs()
+    );
 }
 
 /// The ids `node`'s search finds for `word`.
@@ -221,7 +230,17 @@ async fn a_stock_change_on_node_1_shows_on_node_2s_item_page_and_reaches_a_socke
     let cluster = TestCluster::start(&nats, 3).await;
     let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
     let seller = one.user_token("seller").await;
-    let item = one.create_item(&seller, &gadget(&word(), 10)).await;
+    // Until requests go to their owners, an item made on node-1 keeps its
+    // stock there wherever placement puts it: one placed on node-2 and one
+    // placed elsewhere both show node-1's stock on node-2.
+    let (item, placed_on_two) = items_placed_both_ways(one, &seller).await;
+    until_read(
+        two,
+        &item_path(&placed_on_two),
+        "the item placed on node-2",
+        |body| body["available"] == 10,
+    )
+    .await;
     let path = item_path(&item);
     until_read(two, &path, "the item on node-2", |body| {
         body["available"] == 10
@@ -259,6 +278,25 @@ async fn a_stock_change_on_node_1_shows_on_node_2s_item_page_and_reaches_a_socke
         body["available"] == 0
     })
     .await;
+}
+
+/// Two items made on `node`: one placed (by its id) on a node other than
+/// node-2, and one placed on node-2.
+async fn items_placed_both_ways(node: &TestApp, seller: &str) -> (Value, Value) {
+    let (mut elsewhere, mut on_two) = (None, None);
+    for _ in 0..40 {
+        let item = node.create_item(seller, &gadget(&word(), 10)).await;
+        let owner = node.placement("item", item["id"].as_str().unwrap()).await["node"].clone();
+        if owner == "node-2" {
+            on_two.get_or_insert(item);
+        } else {
+            elsewhere.get_or_insert(item);
+        }
+        if let (Some(a), Some(b)) = (&elsewhere, &on_two) {
+            return (a.clone(), b.clone());
+        }
+    }
+    panic!("40 items and not one placed each way");
 }
 
 /// Creates `count` items named after `word` on `node`, one at a time.
@@ -391,6 +429,41 @@ async fn the_relays_publish_each_event_once_by_its_origin_and_never_what_they_ap
         percentile(&lags, 0.99),
         lags[lags.len() - 1]
     );
+}
+
+#[tokio::test]
+async fn events_made_while_nats_is_away_or_loses_its_store_reach_the_other_node_once_it_is_back() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let seller = one.user_token("seller").await;
+    let word = word();
+    let mut ids = create_many(one, &seller, &word, 1).await;
+    let all_found = |count: usize| {
+        let word = word.clone();
+        async move {
+            wait_until("node-2 found them all", BOUND, || async {
+                found(two, &word).await.len() == count
+            })
+            .await
+        }
+    };
+    all_found(1).await;
+
+    nats.kill();
+    ids.extend(create_many(one, &seller, &word, 3).await);
+    nats.restart();
+    let back = all_found(ids.len()).await;
+    println!("NATS back: node-2 found the items made meanwhile in {back:?}");
+
+    nats.restart_empty();
+    ids.extend(create_many(one, &seller, &word, 3).await);
+    let rebuilt = all_found(ids.len()).await;
+    println!("NATS back empty: node-2 found the items made meanwhile in {rebuilt:?}");
+    let mut hits = found(two, &word).await;
+    hits.sort();
+    ids.sort();
+    assert_eq!(hits, ids);
 }
 
 /// A buyer signed up on `node` whose home (by placement) is, or is not,
