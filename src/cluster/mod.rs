@@ -12,6 +12,10 @@
 //!   `AGORA_EVENTS` stream (resumed after a crash, nothing twice);
 //! - `rpc.rs`: [`Rpc`], calls to the node owning an entity (NATS
 //!   request/reply on `agora.<node>.<kind>`) and this node's answers;
+//! - `consumer.rs`: [`Consumer`], the other nodes' events from the stream
+//!   into this node (a durable consumer per node, nothing twice, nothing
+//!   skipped); `replica.rs`: what one such event does here, in one write
+//!   (the item and foreign-stock replicas, a copy in this node's log);
 //! - `liveness.rs`: what one read of a peer's key means (live while it
 //!   changed within the last 3 s on this node's clock).
 //!
@@ -20,9 +24,11 @@
 //! network cut; what it cannot send meanwhile fails fast, so callers see an
 //! error, never a hang.
 
+mod consumer;
 mod liveness;
 mod membership;
 mod relay;
+mod replica;
 mod rpc;
 
 use std::net::SocketAddr;
@@ -34,6 +40,7 @@ use async_nats::{Client, ConnectOptions, Event};
 
 use crate::config::Settings;
 
+pub use consumer::Consumer;
 pub use membership::{Member, MemberStatus, Membership};
 pub use relay::{Relay, STREAM};
 pub use rpc::{CallError, Handler, Responder, Rpc};
@@ -156,6 +163,17 @@ impl Cluster {
     /// Starts relaying `store`'s event log into the stream as `node_id`.
     pub fn start_relay(&self, store: crate::storage::Store, node_id: &str) -> Relay {
         Relay::start(self.jetstream.clone(), store, node_id)
+    }
+
+    /// Starts consuming `peers`' events from the stream into `store`;
+    /// `None` when there are no peers (nothing to consume).
+    pub fn start_consumer(
+        &self,
+        store: crate::storage::Store,
+        node_id: &str,
+        peers: &[String],
+    ) -> Option<Consumer> {
+        (!peers.is_empty()).then(|| Consumer::start(self.jetstream.clone(), store, node_id, peers))
     }
 
     /// Leaves the cluster: stops the heartbeat, deletes this node's key (so

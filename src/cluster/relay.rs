@@ -17,6 +17,10 @@
 //! acknowledged events. A failed ack is retried, from that event on, after
 //! a backoff, forever: NATS down means the relay waits, never drops.
 //!
+//! Never another node's event: the consumer copies those into this log
+//! marked foreign (`foreign_events`); the relay passes over them, and drops
+//! the marks once its offset is past them.
+//!
 //! Nothing twice after a crash: at start the relay reads the last message
 //! of its subject and skips what the stream already holds, so a relay
 //! killed between an ack and its offset commit repeats nothing, even past
@@ -29,6 +33,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::replica;
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
 use crate::storage::event_log::EventConsumer;
@@ -89,7 +94,7 @@ impl Relay {
 
 /// The stream's settings: file storage, one replica for now (three on a
 /// NATS cluster of three), limits retention by age.
-fn stream_config() -> stream::Config {
+pub(super) fn stream_config() -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
         subjects: vec!["agora.events.>".to_owned()],
@@ -160,8 +165,9 @@ impl Worker {
             if acked > 0 {
                 let last = pending[acked - 1].seq;
                 pending.drain(..acked);
-                if let Err(e) = consumer.commit(last).await {
-                    tracing::warn!(error = %e, "relay: cannot commit its offset");
+                match consumer.commit(last).await {
+                    Ok(()) => replica::forget_foreign(&self.store, last).await,
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot commit its offset"),
                 }
                 relayed = last;
                 backoff = FIRST_BACKOFF;
@@ -215,10 +221,23 @@ impl Worker {
     }
 
     /// Publishes `events` pipelined and awaits their acks in order; returns
-    /// how many, from the first, the stream acknowledged.
+    /// how many, from the first, the stream acknowledged. Events another
+    /// node made (copied here by the consumer) are passed over, as if
+    /// acknowledged: their origin published them.
     async fn publish(&self, events: &[Event]) -> usize {
+        let foreign = match replica::foreign_among(&self.store, events).await {
+            Ok(foreign) => foreign,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: cannot read the foreign events; retrying");
+                return 0;
+            }
+        };
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
+            if foreign.contains(&event.seq) {
+                acks.push(None);
+                continue;
+            }
             let Some(payload) = encode(event) else {
                 break;
             };
@@ -227,7 +246,7 @@ impl Worker {
                 .publish_with_headers(self.subject.clone(), self.headers(event), payload.into())
                 .await;
             match sent {
-                Ok(ack) => acks.push(ack),
+                Ok(ack) => acks.push(Some(ack)),
                 Err(e) => {
                     tracing::warn!(seq = event.seq, error = %e, "relay: publish failed; retrying");
                     break;
@@ -235,16 +254,22 @@ impl Worker {
             }
         }
         let mut acked = 0;
+        let mut published = 0;
         for (ack, event) in acks.into_iter().zip(events) {
+            let Some(ack) = ack else {
+                acked += 1;
+                continue;
+            };
             if let Err(e) = ack.await {
                 tracing::warn!(seq = event.seq, error = %e, "relay: no ack; retrying");
                 break;
             }
             acked += 1;
+            published += 1;
             let lag = (Timestamp::now().0 - event.at.0).max(0) as f64 / 1000.0;
             metrics::histogram!("agora_relay_lag_seconds").record(lag);
         }
-        metrics::counter!("agora_relay_published_total").increment(acked as u64);
+        metrics::counter!("agora_relay_published_total").increment(published);
         acked
     }
 

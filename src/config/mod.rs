@@ -12,7 +12,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::placement::Placement;
+use crate::domain::placement::{Ownership, Placement};
 
 /// Every setting of a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +180,26 @@ impl Settings {
     pub fn placement(&self) -> Placement {
         let nodes: Vec<String> = self.cluster.nodes.iter().map(|n| n.id.clone()).collect();
         Placement::new(self.cluster.shards, &nodes, &self.node_id)
+    }
+
+    /// Which entities this node owns: all of them on a single node (no
+    /// hashing), else what [`Self::placement`] gives it.
+    pub fn ownership(&self) -> Ownership {
+        if self.cluster.is_clustered() {
+            Ownership::in_cluster(self.placement(), &self.node_id)
+        } else {
+            Ownership::alone()
+        }
+    }
+
+    /// The other configured nodes' ids (whose events this node consumes).
+    pub fn peers(&self) -> Vec<String> {
+        self.cluster
+            .nodes
+            .iter()
+            .map(|n| n.id.clone())
+            .filter(|id| *id != self.node_id)
+            .collect()
     }
 }
 

@@ -128,6 +128,42 @@ impl Placement {
     }
 }
 
+/// Which entities this node owns: every one on a single node, else those
+/// whose shard the placement gives it.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    /// `None`: alone, owns everything (and hashes nothing).
+    cluster: Option<(std::sync::Arc<Placement>, String)>,
+}
+
+impl Ownership {
+    /// A single node: it owns every entity.
+    pub fn alone() -> Ownership {
+        Ownership { cluster: None }
+    }
+
+    /// Node `node` of a cluster placed by `placement`.
+    pub fn in_cluster(placement: Placement, node: &str) -> Ownership {
+        Ownership {
+            cluster: Some((std::sync::Arc::new(placement), node.to_owned())),
+        }
+    }
+
+    /// Whether this node runs alone (and so owns everything).
+    pub fn is_alone(&self) -> bool {
+        self.cluster.is_none()
+    }
+
+    /// Whether this node owns the entity `id` (a string that is not an id
+    /// has no owner elsewhere: it is this node's).
+    pub fn owns(&self, id: &str) -> bool {
+        match &self.cluster {
+            None => true,
+            Some((placement, node)) => placement.place(id).is_none_or(|(_, owner)| owner == node),
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "placement_tests.rs"]
 mod tests;

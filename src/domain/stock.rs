@@ -292,6 +292,40 @@ pub enum Command {
     },
 }
 
+/// Another node's SKU as this node last heard of it (its `stock.changed`
+/// events): what item pages here show for stock this node does not own.
+/// Never the truth for a reservation: only the owner's [`SkuStock`] is.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct StockReplica {
+    /// The item.
+    pub item_id: String,
+    /// What a buyer could still get, at the owner.
+    pub available: i64,
+    /// Held by reservations, at the owner.
+    pub reserved: i64,
+    /// The node whose event this is.
+    pub origin: String,
+    /// That event's sequence number in its node's log: a replica is only
+    /// replaced by a later event of the same origin.
+    pub origin_seq: u64,
+}
+
+impl StockReplica {
+    /// The stock level an item page shows (sales are the owner's business).
+    pub fn level(&self) -> StockLevel {
+        StockLevel {
+            available: self.available,
+            reserved: self.reserved,
+            sold: 0,
+        }
+    }
+
+    /// Whether an event `origin_seq` of `origin` is newer than this one.
+    pub fn is_older_than(&self, origin: &str, origin_seq: u64) -> bool {
+        self.origin != origin || self.origin_seq < origin_seq
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

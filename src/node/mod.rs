@@ -28,7 +28,7 @@ use crate::actors::cart::CartActors;
 use crate::actors::checkout::CheckoutCoordinators;
 use crate::actors::inventory::InventoryActors;
 use crate::actors::order::OrderActors;
-use crate::cluster::{Cluster, Relay, Responder};
+use crate::cluster::{Cluster, Consumer, Relay, Responder};
 use crate::config::Settings;
 use crate::http::AppState;
 use crate::payments::Payments;
@@ -110,6 +110,9 @@ pub struct Node {
     relay: Option<Relay>,
     /// This node answering other nodes' calls for its entities.
     responders: Vec<Responder>,
+    /// The other nodes' events, from the stream into this node's replicas
+    /// and log (`None` on a single node).
+    consumer: Option<Consumer>,
     /// The payment gateway client (timeouts, retries).
     pub payments: Payments,
     /// The actor handles.
@@ -128,7 +131,8 @@ impl Node {
     /// Opens storage under `settings.data_dir` and starts every component
     /// in dependency order: storage, the cluster (with `[cluster] nats`:
     /// the NATS connection and the heartbeat, announcing `settings.http`,
-    /// and the relay of the event log into the stream),
+    /// the relay of the event log into the stream and the consumer of the
+    /// other nodes' events),
     /// accounts, inventory, carts, payments,
     /// orders, coordinators, services, search, hub, notifications,
     /// recommender. Interrupted checkouts are then finished or undone (and
@@ -144,6 +148,9 @@ impl Node {
         let relay = cluster
             .as_ref()
             .map(|c| c.start_relay(store.clone(), &settings.node_id));
+        let consumer = cluster
+            .as_ref()
+            .and_then(|c| c.start_consumer(store.clone(), &settings.node_id, &settings.peers()));
         let accounts = wiring::start_accounts(&settings, &store).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
@@ -189,6 +196,7 @@ impl Node {
             cluster,
             relay,
             responders,
+            consumer,
             payments,
             actors,
             services,
@@ -216,6 +224,7 @@ impl Node {
             cluster,
             relay,
             responders,
+            consumer,
             actors,
             read_models,
             background,
@@ -235,6 +244,9 @@ impl Node {
         actors.orders.stop().await;
         actors.carts.stop().await;
         actors.inventory.stop().await;
+        if let Some(consumer) = consumer {
+            consumer.stop().await;
+        }
         if let Some(relay) = relay {
             relay.stop().await;
         }

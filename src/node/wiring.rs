@@ -168,7 +168,8 @@ pub(super) fn services(
     actors: &NodeActors,
     accounts: AccountService,
 ) -> NodeServices {
-    let catalog = CatalogService::new(store.clone(), actors.inventory.clone());
+    let catalog = CatalogService::new(store.clone(), actors.inventory.clone())
+        .with_ownership(settings.ownership());
     let carts = cart_service(settings, store, &actors.carts, &catalog);
     let checkout = CheckoutService::new(
         actors.checkouts.clone(),
@@ -203,7 +204,7 @@ pub(super) async fn start_read_models(
     .await
     .context("opening the search index")?;
     let hub = Hub::start(store.clone(), settings.ws_queue_messages);
-    let notifications = Inbox::start(store.clone(), hub.clone()).await?;
+    let notifications = Inbox::start(store.clone(), hub.clone(), settings.ownership()).await?;
     let recommender =
         Recommender::start(store.clone(), search.clone(), settings.recommender_paused).await?;
     Ok(ReadModels {

@@ -8,7 +8,7 @@ use tantivy::{IndexWriter, Term};
 
 use super::schema::{Fields, SCHEMA_VERSION};
 use crate::domain::item::{Item, ItemStatus};
-use crate::domain::stock::SkuStock;
+use crate::domain::stock::{SkuStock, StockReplica};
 use crate::storage::{StorageError, TreeName, Trees};
 
 /// The commit payload: what the index holds.
@@ -42,9 +42,13 @@ pub(super) fn stocked(
     for variant in &item.variants {
         let available = match known {
             Some((id, available)) if *id == variant.id => *available,
-            _ => trees
-                .get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())?
-                .map_or(0, |s| s.level().available),
+            _ => match trees.get::<SkuStock>(TreeName::Stock, variant.id.as_bytes())? {
+                Some(stock) => stock.level().available,
+                // Another node's SKU: its stock as that node's events said.
+                None => trees
+                    .get::<StockReplica>(TreeName::StockReplicas, variant.id.as_bytes())?
+                    .map_or(0, |r| r.available),
+            },
         };
         if available > 0 {
             return Ok(true);

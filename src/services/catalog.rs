@@ -10,7 +10,8 @@ use crate::domain::event::EventBody;
 use crate::domain::item::{
     self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel, ValidPatch,
 };
-use crate::domain::stock::StockError;
+use crate::domain::placement::Ownership;
+use crate::domain::stock::{SkuStock, StockError, StockReplica};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
@@ -85,12 +86,25 @@ pub struct VariantStock {
 pub struct CatalogService {
     store: Store,
     inventory: InventoryActors,
+    /// Which SKUs this node's inventory owns; the others' stock is read
+    /// from the replica the cluster's events feed.
+    ownership: Ownership,
 }
 
 impl CatalogService {
     /// The catalog over `store`, with stock from `inventory`.
     pub fn new(store: Store, inventory: InventoryActors) -> Self {
-        CatalogService { store, inventory }
+        CatalogService {
+            store,
+            inventory,
+            ownership: Ownership::alone(),
+        }
+    }
+
+    /// The catalog of one node of a cluster, owning what `ownership` says.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 
     /// Lists a new item for the signed-in seller.
@@ -139,7 +153,6 @@ impl CatalogService {
     pub async fn get(&self, item_id: &str) -> Result<StockedItem, CatalogError> {
         let item = self.load(item_id).await?;
         let stock = self
-            .inventory
             .levels(item.variants.iter().map(|v| v.id.clone()).collect())
             .await?;
         Ok(StockedItem { item, stock })
@@ -155,7 +168,6 @@ impl CatalogService {
         let patch = item::validate_patch(patch).map_err(CatalogError::Invalid)?;
         let item = self.change(seller_id, item_id, patch).await?;
         let stock = self
-            .inventory
             .levels(item.variants.iter().map(|v| v.id.clone()).collect())
             .await?;
         Ok(StockedItem { item, stock })
@@ -234,9 +246,46 @@ impl CatalogService {
         self.load(item_id).await
     }
 
-    /// Stock levels of the given variants (the read model).
+    /// Stock levels of the given variants (the read model): this node's
+    /// own SKUs from its inventory, another node's from the replica.
     pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, CatalogError> {
-        Ok(self.inventory.levels(variant_ids).await?)
+        if self.ownership.is_alone() {
+            return Ok(self.inventory.levels(variant_ids).await?);
+        }
+        let mut levels = Vec::with_capacity(variant_ids.len());
+        for id in variant_ids {
+            levels.push(self.level(&id, self.ownership.owns(&id)).await?);
+        }
+        Ok(levels)
+    }
+
+    /// One SKU's level from the source its placement names (`own`: the
+    /// inventory's `stock`, else the replica), or from the other one when
+    /// that has no record: an item made on a node other than its owner's
+    /// (before requests were forwarded to owners) has its stock there.
+    async fn level(&self, variant_id: &str, own: bool) -> Result<StockLevel, CatalogError> {
+        let key = variant_id.as_bytes();
+        let stock = || async {
+            let stock: Option<SkuStock> = self.store.get(TreeName::Stock, key).await?;
+            Ok::<_, StorageError>(stock.map(|s| s.level()))
+        };
+        let replica = || async {
+            let replica: Option<StockReplica> =
+                self.store.get(TreeName::StockReplicas, key).await?;
+            Ok::<_, StorageError>(replica.map(|r| r.level()))
+        };
+        let found = if own {
+            match stock().await? {
+                Some(level) => Some(level),
+                None => replica().await?,
+            }
+        } else {
+            match replica().await? {
+                Some(level) => Some(level),
+                None => stock().await?,
+            }
+        };
+        Ok(found.unwrap_or_default())
     }
 
     /// The item record if it is for sale (active); `None` for an unknown or
@@ -343,7 +392,7 @@ fn claim_skus(tx: &mut Tx<'_>, item: &Item) -> Result<(), CatalogError> {
     }
     let keys: Vec<Vec<u8>> = fields
         .iter()
-        .map(|(_, sku)| seller_sku_key(&item.seller_id, sku))
+        .map(|(_, sku)| item::seller_sku_key(&item.seller_id, sku))
         .collect();
     for ((field, _), key) in fields.iter().zip(&keys) {
         if tx.contains(TreeName::SellerSkus, key)? {
@@ -357,12 +406,4 @@ fn claim_skus(tx: &mut Tx<'_>, item: &Item) -> Result<(), CatalogError> {
         tx.put_raw(TreeName::SellerSkus, key, item.id.as_bytes().to_vec());
     }
     Ok(())
-}
-
-fn seller_sku_key(seller_id: &str, sku: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(seller_id.len() + 1 + sku.len());
-    key.extend_from_slice(seller_id.as_bytes());
-    key.push(0);
-    key.extend_from_slice(item::sku_key(sku).as_bytes());
-    key
 }

@@ -98,7 +98,8 @@ where
 pub struct Tx<'a> {
     views: &'a [TransactionalTree],
     staged: Vec<(TreeName, Vec<u8>, Option<Vec<u8>>)>,
-    events: Vec<EventBody>,
+    /// Each event, with its origin (`<node>:<seq>`) when another node made it.
+    events: Vec<(EventBody, Option<Vec<u8>>)>,
     conflict: bool,
 }
 
@@ -197,7 +198,15 @@ impl<'a> Tx<'a> {
 
     /// Appends an event, committed atomically with this job's writes.
     pub fn emit(&mut self, body: EventBody) {
-        self.events.push(body);
+        self.events.push((body, None));
+    }
+
+    /// Appends an event another node made (`origin` = `<node>:<seq>`):
+    /// every consumer of the log sees it like a local one, and the origin
+    /// is kept beside it ([`TreeName::ForeignEvents`]) so the relay never
+    /// publishes it again.
+    pub fn emit_foreign(&mut self, body: EventBody, origin: Vec<u8>) {
+        self.events.push((body, Some(origin)));
     }
 
     /// Writes the staged changes and events into the transaction.
@@ -221,8 +230,13 @@ impl<'a> Tx<'a> {
                 cached.push((tree, key, value));
             }
         }
-        for body in self.events {
+        for (body, origin) in self.events {
             *seq += 1;
+            if let Some(origin) = origin {
+                self.views[TreeName::ForeignEvents.index()]
+                    .insert(&seq.to_be_bytes()[..], origin)?;
+                written.per_tree[TreeName::ForeignEvents.index()] += 1;
+            }
             let bytes = codec::encode(&Event {
                 seq: *seq,
                 at,

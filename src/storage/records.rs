@@ -6,7 +6,7 @@ use crate::domain::event::Event;
 use crate::domain::fulfilment::{parts_for, FulfilmentStatus};
 use crate::domain::item::Item;
 use crate::domain::order::{Order, OrderLine, OrderStatus, PaymentStatus, Transition};
-use crate::domain::stock::{FinishedCheckout, Reservation, SkuStock};
+use crate::domain::stock::{FinishedCheckout, Reservation, SkuStock, StockReplica};
 use crate::domain::user::{Address, Session, User};
 use crate::domain::Timestamp;
 
@@ -51,6 +51,11 @@ struct SkuStockV1 {
     sold: i64,
     reservations: Vec<Reservation>,
     finished: Vec<FinishedCheckout>,
+}
+
+impl Record for StockReplica {
+    const KIND: &'static str = "stock-replica";
+    const VERSION: u8 = 1;
 }
 
 impl Record for Event {

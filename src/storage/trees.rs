@@ -57,11 +57,21 @@ pub enum TreeName {
     /// holding a seller's items, newest first (plus one marker key, sorted
     /// first, once every order is indexed).
     SellerOrders,
+    /// big-endian sequence number → `<node>:<seq>`: the events of this
+    /// node's log that came from another node (the relay never publishes
+    /// them again).
+    ForeignEvents,
+    /// variant id → `StockReplica`: another node's SKU, as its
+    /// `stock.changed` events said (never written by the inventory actors).
+    StockReplicas,
+    /// node id → big-endian sequence number: the last event of that node
+    /// this node applied.
+    Replication,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 22] = [
+    pub const ALL: [TreeName; 25] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -84,6 +94,9 @@ impl TreeName {
         TreeName::Wishlists,
         TreeName::Recommendations,
         TreeName::SellerOrders,
+        TreeName::ForeignEvents,
+        TreeName::StockReplicas,
+        TreeName::Replication,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -128,6 +141,9 @@ impl TreeName {
             TreeName::Wishlists => "wishlists",
             TreeName::Recommendations => "recommendations",
             TreeName::SellerOrders => "seller_orders",
+            TreeName::ForeignEvents => "foreign_events",
+            TreeName::StockReplicas => "stock_replicas",
+            TreeName::Replication => "replication",
         }
     }
 }

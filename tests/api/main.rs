@@ -25,6 +25,7 @@ mod orders;
 mod placement;
 mod recommend;
 mod relay;
+mod replication;
 mod saga;
 mod search;
 mod shop;

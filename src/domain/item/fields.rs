@@ -98,6 +98,16 @@ pub fn sku_key(sku: &str) -> String {
     sku.to_ascii_uppercase()
 }
 
+/// The key of a seller's SKU code in the catalog's uniqueness index:
+/// seller id ‖ 0 ‖ [`sku_key`].
+pub fn seller_sku_key(seller_id: &str, sku: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(seller_id.len() + 1 + sku.len());
+    key.extend_from_slice(seller_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(sku_key(sku).as_bytes());
+    key
+}
+
 /// Refuses a variant SKU used twice in one item (or equal to the item's).
 pub(super) fn check_unique_skus(
     errors: &mut FieldErrors,

@@ -7,7 +7,7 @@ mod fields;
 mod input;
 mod patch;
 
-pub use fields::{check_quantity, sku_key};
+pub use fields::{check_quantity, seller_sku_key, sku_key};
 pub use input::{validate_new_item, ItemInput, NewItem, VariantInput};
 pub use patch::{deactivation, validate_patch, ItemPatch, ItemStatusName, PatchEffect, ValidPatch};
 

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::domain::event::{Event, EventBody};
 use crate::domain::order::{OrderStatus, PaymentStatus};
+use crate::domain::placement::Ownership;
 use crate::domain::Timestamp;
 use crate::services::live::Hub;
 use crate::storage::event_log::EventConsumer;
@@ -153,7 +154,14 @@ pub struct Inbox {
 
 impl Inbox {
     /// Starts the notifier (from its durable offset) and returns the inbox.
-    pub async fn start(store: Store, hub: Hub) -> Result<Inbox, StorageError> {
+    /// Only the buyers `ownership` gives this node get notifications here:
+    /// in a cluster every node sees every order event, and each buyer's
+    /// notification is written once, by the buyer's node.
+    pub async fn start(
+        store: Store,
+        hub: Hub,
+        ownership: Ownership,
+    ) -> Result<Inbox, StorageError> {
         let consumer = EventConsumer::open(store.clone(), CONSUMER).await?;
         let (stop, stopping) = watch::channel(false);
         start_outbound(
@@ -161,7 +169,7 @@ impl Inbox {
             std::sync::Arc::new(LoggingNotifier),
             stopping.clone(),
         );
-        tokio::spawn(notify(store.clone(), consumer, hub, stopping));
+        tokio::spawn(notify(store.clone(), consumer, hub, ownership, stopping));
         Ok(Inbox {
             store,
             stop: std::sync::Arc::new(stop),
@@ -252,12 +260,16 @@ async fn notify(
     store: Store,
     mut consumer: EventConsumer,
     hub: Hub,
+    ownership: Ownership,
     mut stop: watch::Receiver<bool>,
 ) {
     while let Some(events) = consumer.next_or_stop(512, &mut stop).await {
         let last = events.last().map_or(0, |e| e.seq);
-        let new: Vec<(String, Notification)> =
-            events.iter().filter_map(Notification::from_event).collect();
+        let new: Vec<(String, Notification)> = events
+            .iter()
+            .filter_map(Notification::from_event)
+            .filter(|(user, _)| ownership.owns(user))
+            .collect();
         let written = new.clone();
         let saved = store
             .write(move |tx| {

@@ -1,0 +1,537 @@
+//! Every node consumes the whole stream, through the real binary: three
+//! nodes on one NATS; writes go to node-1 (the node a request reaches
+//! serves it, until requests are forwarded to owners) and are read on the
+//! others. An item is read and found on every node and its changes
+//! follow; node-1's stock reaches node-2's item page and a socket on
+//! node-2; a node killed and restarted catches up and applies nothing
+//! twice; the relays publish each event once, by its origin. Lags are
+//! printed (`--nocapture`), never asserted.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{item_path, run_output, TestApp};
+use crate::nats::{wait_until, NatsServer, TestCluster};
+use crate::shop::{Buyer, Shop, GOOD_CARD};
+
+/// Far beyond the usual milliseconds: a slow CI box must not fail.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// A word no other item has (letters only, so search sees one token).
+fn word() -> String {
+    let mut n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut word = String::from("zy");
+    for _ in 0..10 {
+        word.push((b'a' + (n % 26) as u8) as char);
+        n /= 26;
+    }
+    word
+}
+
+/// An item named after `word`.
+fn gadget(word: &str, quantity: i64) -> Value {
+    json!({"name": format!("Gadget {word}"), "description": "A thing", "price": 1500, "quantity": quantity})
+}
+
+/// `GET path` on `node`: its status and body (JSON or null).
+async fn read(node: &TestApp, path: &str) -> (StatusCode, Value) {
+    let response = node.get(path, None).await;
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until `node` answers `path` with a body that `check` accepts
+/// (failing with the node's log after [`BOUND`]).
+async fn until_read(
+    node: &TestApp,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < BOUND {
+        let (status, body) = read(node, path).await;
+        if status == StatusCode::OK && check(&body) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = read(node, path).await;
+    panic!(
+        "{what}: not within {BOUND:?} ({status} {body})\n{}",
+        node.logs()
+    );
+}
+
+/// The ids `node`'s search finds for `word`.
+async fn found(node: &TestApp, word: &str) -> Vec<String> {
+    let (status, page) = read(node, &format!("/items?term={word}&size=100")).await;
+    assert_eq!(status, StatusCode::OK);
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A metric's value in `node`'s `/metrics` (`None`: not there).
+async fn metric(node: &TestApp, name: &str) -> Option<f64> {
+    let text = node
+        .client
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `agora events export` of a stopped node, parsed.
+fn export(node: &TestApp) -> Vec<Value> {
+    let dir = node.data_dir().join("node");
+    let (status, stdout, stderr) = run_output(
+        node.data_dir(),
+        &["events", "export", "--data-dir", dir.to_str().unwrap()],
+    );
+    assert!(status.success(), "{stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// How many times each item was created in an exported log.
+fn creations(log: &[Value]) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for line in log.iter().filter(|l| l["type"] == "item.created") {
+        *seen
+            .entry(line["data"]["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    seen
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn ms(at: &Value) -> i64 {
+    let parsed = time::OffsetDateTime::parse(
+        at.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    (parsed.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn percentile(sorted: &[i64], q: f64) -> i64 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+#[tokio::test]
+async fn an_item_listed_on_node_1_is_read_and_found_on_nodes_2_and_3_and_its_changes_follow() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let (one, others) = (&cluster.nodes[0], &cluster.nodes[1..]);
+    let seller = one.user_token("seller").await;
+    let word = word();
+    let started = Instant::now();
+    let item = one.create_item(&seller, &gadget(&word, 40)).await;
+    let (id, path) = (item["id"].as_str().unwrap().to_owned(), item_path(&item));
+
+    for node in others {
+        until_read(node, &path, "the item on another node", |body| {
+            body["name"] == item["name"] && body["price"] == 1500 && body["available"] == 40
+        })
+        .await;
+        wait_until("found by search on another node", BOUND, || async {
+            found(node, &word).await == vec![id.clone()]
+        })
+        .await;
+    }
+    println!(
+        "create on node-1 → found by search on nodes 2 and 3: {:?}",
+        started.elapsed()
+    );
+    let (_, suggestions) = read(&others[0], &format!("/items/suggest?q={}", &word[..6])).await;
+    assert!(suggestions.to_string().contains(&word), "{suggestions}");
+
+    let changed = one
+        .patch(&path, Some(&seller), &json!({"price": 1234}))
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    for node in others {
+        until_read(node, &path, "the new price", |body| body["price"] == 1234).await;
+    }
+    assert_eq!(
+        one.delete(&path, Some(&seller)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for node in others {
+        until_read(node, &path, "the withdrawal", |body| {
+            body["status"] == "inactive"
+        })
+        .await;
+        wait_until("gone from search", BOUND, || async {
+            found(node, &word).await.is_empty()
+        })
+        .await;
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A socket on `node`, signed in with `token`, subscribed to `topic`.
+async fn subscribed(node: &TestApp, token: &str, topic: &str) -> Socket {
+    let url = format!(
+        "{}/ws?token={token}",
+        node.base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("handshake");
+    let subscribe = json!({"type": "subscribe", "topic": topic}).to_string();
+    socket.send(Message::Text(subscribe.into())).await.unwrap();
+    frame(&mut socket, |f| f["type"] == "subscribed").await;
+    socket
+}
+
+/// The first JSON frame `wanted` accepts (fails after [`BOUND`]).
+async fn frame(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next()).await;
+        match next.expect("no such frame in time") {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if wanted(&value) {
+                    return value;
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stock_change_on_node_1_shows_on_node_2s_item_page_and_reaches_a_socket_there() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let seller = one.user_token("seller").await;
+    // Until requests go to their owners, an item made on node-1 keeps its
+    // stock there wherever placement puts it: one placed on node-2 and one
+    // placed elsewhere both show node-1's stock on node-2.
+    let (item, placed_on_two) = items_placed_both_ways(one, &seller).await;
+    until_read(
+        two,
+        &item_path(&placed_on_two),
+        "the item placed on node-2",
+        |body| body["available"] == 10,
+    )
+    .await;
+    let path = item_path(&item);
+    until_read(two, &path, "the item on node-2", |body| {
+        body["available"] == 10
+    })
+    .await;
+    let viewer = two.user_token("buyer").await;
+    let topic = format!("item:{}", item["id"].as_str().unwrap());
+    let mut socket = subscribed(two, &viewer, &topic).await;
+
+    let adjusted = one
+        .post(
+            &format!("{path}/stock"),
+            Some(&seller),
+            &json!({"delta": 7}),
+        )
+        .await;
+    assert_eq!(adjusted.status(), StatusCode::OK);
+    let pushed = frame(&mut socket, |f| f["type"] == "stock.changed").await;
+    assert_eq!(
+        (pushed["itemId"].clone(), pushed["available"].clone()),
+        (item["id"].clone(), json!(17))
+    );
+    let (_, page) = read(two, &path).await;
+    assert_eq!(page["available"], 17, "node-2's item page: {page}");
+    // node-2 holds no stock of its own for it: only the replica says 17.
+    let sold_out = one
+        .post(
+            &format!("{path}/stock"),
+            Some(&seller),
+            &json!({"delta": -17}),
+        )
+        .await;
+    assert_eq!(sold_out.status(), StatusCode::OK);
+    until_read(two, &path, "sold out on node-2", |body| {
+        body["available"] == 0
+    })
+    .await;
+}
+
+/// Two items made on `node`: one placed (by its id) on a node other than
+/// node-2, and one placed on node-2.
+async fn items_placed_both_ways(node: &TestApp, seller: &str) -> (Value, Value) {
+    let (mut elsewhere, mut on_two) = (None, None);
+    for _ in 0..40 {
+        let item = node.create_item(seller, &gadget(&word(), 10)).await;
+        let owner = node.placement("item", item["id"].as_str().unwrap()).await["node"].clone();
+        if owner == "node-2" {
+            on_two.get_or_insert(item);
+        } else {
+            elsewhere.get_or_insert(item);
+        }
+        if let (Some(a), Some(b)) = (&elsewhere, &on_two) {
+            return (a.clone(), b.clone());
+        }
+    }
+    panic!("40 items and not one placed each way");
+}
+
+/// Creates `count` items named after `word` on `node`, one at a time.
+async fn create_many(node: &TestApp, seller: &str, word: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let item = node.create_item(seller, &gadget(word, 5)).await;
+        ids.push(item["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Deletes node `node`'s durable consumer, as a NATS that lost it would.
+async fn delete_consumer(nats: &NatsServer, node: &str) {
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("AGORA_EVENTS")
+        .await
+        .expect("the stream");
+    stream
+        .delete_consumer(&format!("agora-{node}"))
+        .await
+        .expect("delete the consumer");
+}
+
+#[tokio::test]
+async fn a_node_killed_and_restarted_catches_up_on_what_it_missed_and_applies_nothing_twice() {
+    let nats = NatsServer::start();
+    let mut cluster = TestCluster::start(&nats, 3).await;
+    let seller = cluster.nodes[0].user_token("seller").await;
+    let word = word();
+    let mut ids = create_many(&cluster.nodes[0], &seller, &word, 1).await;
+    wait_until("node-3 has the first item", BOUND, || async {
+        found(&cluster.nodes[2], &word).await.len() == 1
+    })
+    .await;
+
+    // Killed: it resumes from its durable consumer.
+    let mut three = cluster.nodes.remove(2);
+    three.kill9();
+    ids.extend(create_many(&cluster.nodes[0], &seller, &word, 10).await);
+    let three = three.restart();
+    let caught_up = wait_until("node-3 caught up after kill -9", BOUND, || async {
+        found(&three, &word).await.len() == ids.len()
+    })
+    .await;
+    println!(
+        "node-3 restarted: {} missed items found in {caught_up:?}",
+        ids.len() - 1
+    );
+
+    // Killed, and its consumer lost too: set up again after what it applied.
+    let mut three = three;
+    three.kill9();
+    delete_consumer(&nats, "node-3").await;
+    ids.extend(create_many(&cluster.nodes[0], &seller, &word, 10).await);
+    let mut three = three.restart();
+    wait_until("node-3 caught up with a new consumer", BOUND, || async {
+        found(&three, &word).await.len() == ids.len()
+    })
+    .await;
+
+    let mut hits = found(&three, &word).await;
+    hits.sort();
+    ids.sort();
+    assert_eq!(hits, ids, "each item found once on node-3");
+    three.terminate();
+    let log = creations(&export(&three));
+    let twice: Vec<_> = log.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "applied twice on node-3: {twice:?}");
+    assert!(
+        ids.iter().all(|id| log.get(id) == Some(&1)),
+        "every item once in node-3's log"
+    );
+}
+
+#[tokio::test]
+async fn the_relays_publish_each_event_once_by_its_origin_and_never_what_they_applied() {
+    let nats = NatsServer::start();
+    let mut cluster = TestCluster::start(&nats, 3).await;
+    let seller = cluster.nodes[0].user_token("seller").await;
+    let word = word();
+    let ids = create_many(&cluster.nodes[0], &seller, &word, 40).await;
+    for node in &cluster.nodes[1..] {
+        wait_until("every item applied", BOUND, || async {
+            found(node, &word).await.len() == ids.len()
+                && metric(node, "agora_consumer_lag_events").await == Some(0.0)
+        })
+        .await;
+        assert!(metric(node, "agora_consumer_applied_total").await.unwrap() >= 80.0);
+    }
+    for node in &cluster.nodes {
+        wait_until("relay lag 0", BOUND, || async {
+            metric(node, "agora_relay_lag_events").await == Some(0.0)
+        })
+        .await;
+    }
+    let made = metric(&cluster.nodes[0], "agora_relay_relayed_seq")
+        .await
+        .unwrap() as u64;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("AGORA_EVENTS")
+        .await
+        .expect("the stream");
+    let state = stream.info().await.expect("info").state.clone();
+    assert_eq!(
+        state.messages, made,
+        "one message per event made (node-1's {made})"
+    );
+
+    // Commit on node-1 → the applied copy's commit on node-2, per item.
+    let mut two = cluster.nodes.remove(1);
+    let mut one = cluster.nodes.remove(0);
+    two.terminate();
+    one.terminate();
+    let at = |log: Vec<Value>| -> HashMap<String, i64> {
+        log.iter()
+            .filter(|l| l["type"] == "item.created")
+            .map(|l| (l["data"]["id"].as_str().unwrap().to_owned(), ms(&l["at"])))
+            .collect()
+    };
+    let (made_at, applied_at) = (at(export(&one)), at(export(&two)));
+    let mut lags: Vec<i64> = ids.iter().map(|id| applied_at[id] - made_at[id]).collect();
+    lags.sort_unstable();
+    println!(
+        "commit on node-1 → applied on node-2 over {} items (debug build): p50 {} ms, p99 {} ms, max {} ms",
+        lags.len(),
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags[lags.len() - 1]
+    );
+}
+
+#[tokio::test]
+async fn events_made_while_nats_is_away_or_loses_its_store_reach_the_other_node_once_it_is_back() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let seller = one.user_token("seller").await;
+    let word = word();
+    let mut ids = create_many(one, &seller, &word, 1).await;
+    let all_found = |count: usize| {
+        let word = word.clone();
+        async move {
+            wait_until("node-2 found them all", BOUND, || async {
+                found(two, &word).await.len() == count
+            })
+            .await
+        }
+    };
+    all_found(1).await;
+
+    nats.kill();
+    ids.extend(create_many(one, &seller, &word, 3).await);
+    nats.restart();
+    let back = all_found(ids.len()).await;
+    println!("NATS back: node-2 found the items made meanwhile in {back:?}");
+
+    nats.restart_empty();
+    ids.extend(create_many(one, &seller, &word, 3).await);
+    let rebuilt = all_found(ids.len()).await;
+    println!("NATS back empty: node-2 found the items made meanwhile in {rebuilt:?}");
+    let mut hits = found(two, &word).await;
+    hits.sort();
+    ids.sort();
+    assert_eq!(hits, ids);
+}
+
+/// A buyer signed up on `node` whose home (by placement) is, or is not,
+/// that node; with their user id.
+async fn buyer_at_home(node: &TestApp, at_home: bool) -> (String, String) {
+    for _ in 0..40 {
+        let token = node.user_token("buyer").await;
+        let me: Value = node
+            .get("/users/me", Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = me["id"].as_str().unwrap().to_owned();
+        let home = node.placement("user", &id).await["node"] == "node-1";
+        if home == at_home {
+            return (token, id);
+        }
+    }
+    panic!("no buyer placed as wanted in 40 sign-ups");
+}
+
+/// `token`'s notifications on `node`.
+async fn inbox(node: &TestApp, token: &str) -> Vec<Value> {
+    let page: Value = node
+        .get("/notifications?size=100", Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_buyers_notifications_are_written_by_the_buyers_node_only() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let one = &cluster.nodes[0];
+    let shop = Shop::open(one, 500, 10).await;
+    // Both order on node-1; only one of them lives there.
+    let (away, _) = buyer_at_home(one, false).await;
+    let (home, _) = buyer_at_home(one, true).await;
+    for token in [&away, &home] {
+        let buyer = Buyer::fill(one, token.clone(), &shop, 1).await;
+        let response = buyer.checkout(one, GOOD_CARD).await;
+        assert!(
+            response.status().is_success(),
+            "checkout: {}",
+            response.status()
+        );
+    }
+    wait_until("the home buyer's notification", BOUND, || async {
+        !inbox(one, &home).await.is_empty()
+    })
+    .await;
+    // The inbox reads the log in order: the away buyer's events came first.
+    assert_eq!(
+        inbox(one, &away).await,
+        Vec::<Value>::new(),
+        "written by their own node"
+    );
+}
+
+#[tokio::test]
+async fn a_single_node_has_no_consumer() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    app.create_item(&seller, &gadget(&word(), 1)).await;
+    assert_eq!(metric(&app, "agora_consumer_applied_total").await, None);
+    assert!(!app.logs().contains("consumer started"), "{}", app.logs());
+}
