@@ -308,6 +308,48 @@ async fn a_stock_change_on_node_1_shows_on_node_2s_item_page_and_reaches_a_socke
     .await;
 }
 
+#[tokio::test]
+async fn search_on_another_node_knows_an_item_in_stock_by_the_stock_of_all_its_variants() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let seller = one.user_token("seller").await;
+    let lamp = word();
+    let body = json!({"name": format!("Lamp {lamp}"), "description": "d", "price": 900,
+    "variants": [
+        {"attributes": {"color": "red"}, "price": 900, "quantity": 0},
+        {"attributes": {"color": "blue"}, "price": 900, "quantity": 5}
+    ]});
+    let item = one.create_item(&seller, &body).await;
+    let red = item["variants"][0]["variantId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let in_stock = format!("/items?term={lamp}&inStock=true");
+    // Red comes in and sells out again: blue's stock (known to node-2 only
+    // from node-1's events) keeps the item in stock.
+    let stock = format!("{}/stock", item_path(&item));
+    for delta in [1, -1] {
+        let moved = one
+            .post(
+                &stock,
+                Some(&seller),
+                &json!({"variantId": red, "delta": delta}),
+            )
+            .await;
+        assert_eq!(moved.status(), StatusCode::OK);
+    }
+    // A later item, found on node-2, means the index is past the sell-out.
+    let later = word();
+    one.create_item(&seller, &gadget(&later, 1)).await;
+    wait_until("the later item found on node-2", BOUND, || async {
+        found(two, &later).await.len() == 1
+    })
+    .await;
+    let (_, page) = read(two, &in_stock).await;
+    assert_eq!(page["total"], 1, "in stock on node-2: {page}");
+}
+
 /// Two items made on `node`: one placed (by its id) on a node other than
 /// node-2, and one placed on node-2.
 async fn items_placed_both_ways(node: &TestApp, seller: &str) -> (Value, Value) {
