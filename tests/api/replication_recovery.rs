@@ -152,6 +152,8 @@ async fn the_relays_publish_each_event_once_by_its_origin_and_never_what_they_ap
         .await;
         let applied = metric(node, "agora_consumer_applied_total").await.unwrap();
         assert!(applied >= 2.0 * ids.len() as f64, "{applied}");
+        let timed = metric(node, "agora_consumer_lag_seconds_count").await;
+        assert_eq!(timed, Some(applied), "each applied event's lag is recorded");
     }
     for node in &cluster.nodes {
         wait_until("relay lag 0", BOUND, || async {
