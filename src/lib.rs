@@ -28,8 +28,9 @@
 //!   interface, the simulated gateway and the client with timeouts and
 //!   retries; [`search`]: the tantivy index fed by the event log;
 //!   [`telemetry`]: logging and the Prometheus recorder; [`cluster`]: the
-//!   connection to NATS (JetStream) and the membership kept there, built
-//!   only for a node with `[cluster] nats`.
+//!   connection to NATS (JetStream), the membership kept there, the relay
+//!   of the event log into the stream and the consumer of the other
+//!   nodes' events, built only for a node with `[cluster] nats`.
 //! - [`storage`]: sled, a tree per record kind; the versioned bincode codec;
 //!   the single group-commit writer; the event log (transactional outbox),
 //!   its consumers, its archive and its JSON form ([`export`]).

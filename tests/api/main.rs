@@ -26,6 +26,7 @@ mod placement;
 mod recommend;
 mod relay;
 mod replication;
+mod replication_recovery;
 mod saga;
 mod search;
 mod shop;
