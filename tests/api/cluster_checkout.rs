@@ -132,8 +132,13 @@ async fn a_buyer_checks_out_skus_owned_by_another_node() {
 #[tokio::test]
 async fn killing_the_sku_owner_mid_checkouts_oversells_nothing_and_loses_nothing() {
     let nats = NatsServer::start();
-    let mut cluster =
-        TestCluster::start_with(&nats, 3, &[("AGORA_CHECKOUT_SWEEP_SECS", "1")]).await;
+    // Payments take a while, so the kill finds checkouts at every step:
+    // reserving, waiting for the gateway, committing.
+    let settings = [
+        ("AGORA_CHECKOUT_SWEEP_SECS", "1"),
+        ("AGORA_PAYMENT_LATENCY_MS", "300"),
+    ];
+    let mut cluster = TestCluster::start_with(&nats, 3, &settings).await;
     let stocked = 30;
     let (shop, owner) = shop(&cluster, stocked).await;
     let mut buyers = Vec::new();
@@ -148,30 +153,34 @@ async fn killing_the_sku_owner_mid_checkouts_oversells_nothing_and_loses_nothing
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let running: Vec<_> = buyers
-        .iter()
-        .map(|(buyer, home)| {
-            let request = client
-                .post(format!("{}/checkout", bases[*home]))
-                .bearer_auth(&buyer.token)
-                .json(&buyer.body(GOOD_CARD));
-            tokio::spawn(async move {
-                let response = request.send().await.expect("checkout");
-                let status = response.status();
-                (
-                    status,
-                    response.json::<Value>().await.unwrap_or(Value::Null),
-                )
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(15)).await;
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for (n, (buyer, home)) in buyers.iter().enumerate() {
+        let request = client
+            .post(format!("{}/checkout", bases[*home]))
+            .bearer_auth(&buyer.token)
+            .json(&buyer.body(GOOD_CARD));
+        let done = done.clone();
+        tokio::spawn(async move {
+            // Staggered, so they are at different steps when the kill comes.
+            tokio::time::sleep(Duration::from_millis(40 * n as u64)).await;
+            let response = request.send().await.expect("checkout");
+            let status = response.status();
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            let _ = done.send((status, body));
+        });
+    }
+    drop(done);
+    // The owner dies as soon as the first checkout is answered.
+    let mut results = vec![answers.recv().await.expect("a first answer")];
     cluster.nodes[owner].kill9();
+    while let Some(result) = answers.recv().await {
+        results.push(result);
+    }
     let mut acknowledged = Vec::new();
-    for task in running {
-        let (status, body) = task.await.unwrap();
-        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-        if status == StatusCode::CREATED {
+    for (status, body) in &results {
+        assert_ne!(*status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        println!("checkout answered {status} {}", body["code"]);
+        if *status == StatusCode::CREATED {
             acknowledged.push(body["orderId"].as_str().unwrap().to_owned());
         }
     }

@@ -100,8 +100,11 @@ impl InventoryActors {
     }
 
     /// [`Self::change`], writing `rider` in the same flush. For a SKU owned
-    /// by another node, the rider (a checkout's log entry) is written here
-    /// first, so the log still exists whenever the reservation does.
+    /// by another node the two cannot share a write, so the rider (a
+    /// checkout's log entry) is written here: before a reservation, so the
+    /// log exists whenever the reservation does; after any other change,
+    /// so the log never claims a commit or return the owner did not make
+    /// (repeating one is a no-op, so a crash between the two is safe).
     pub async fn change_with(
         &self,
         variant_id: &str,
@@ -111,6 +114,21 @@ impl InventoryActors {
         let Some((remote, owner)) = self.remote_owner(variant_id) else {
             return self.local_change(variant_id, command, rider).await;
         };
+        let before = matches!(command, Command::Reserve { .. });
+        if before {
+            self.write_rider(rider.clone()).await?;
+        }
+        let level = remote
+            .call(&owner, Call::Change(variant_id.into(), command))
+            .await?;
+        if !before {
+            self.write_rider(rider).await?;
+        }
+        Ok(level)
+    }
+
+    /// Writes a checkout's log entry on its own.
+    async fn write_rider(&self, rider: Option<Rider>) -> Result<(), InventoryError> {
         if let Some(rider) = rider {
             self.store
                 .write(move |tx| {
@@ -119,9 +137,7 @@ impl InventoryActors {
                 })
                 .await?;
         }
-        remote
-            .call(&owner, Call::Change(variant_id.into(), command))
-            .await
+        Ok(())
     }
 
     /// Applies `command` to this node's actor of the SKU.
