@@ -47,9 +47,11 @@ pub struct Forwarding {
     pub rpc: Rpc,
     /// Where entities live.
     pub placement: Arc<Placement>,
-    /// How long a forwarded request may take (a checkout waits for its
-    /// payment first).
+    /// How long a forwarded request may take.
     pub timeout: Duration,
+    /// How long a forwarded checkout may take (it waits for its payment
+    /// first, as it would here).
+    pub checkout_timeout: Duration,
 }
 
 /// Marks a request sent by another node: served here, never forwarded.
@@ -180,6 +182,11 @@ async fn forward(forwarding: &Forwarding, node: &str, request: Request) -> Respo
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
+    let timeout = if parts.uri.path() == "/checkout" {
+        forwarding.checkout_timeout
+    } else {
+        forwarding.timeout
+    };
     let wire = WireRequest {
         method: parts.method.as_str().to_owned(),
         uri: parts.uri.to_string(),
@@ -203,7 +210,7 @@ async fn forward(forwarding: &Forwarding, node: &str, request: Request) -> Respo
     metrics::counter!("agora_forwarded_total", "node" => node.to_owned()).increment(1);
     match forwarding
         .rpc
-        .call_within(node, KIND, encoded, forwarding.timeout)
+        .call_within(node, KIND, encoded, timeout)
         .await
     {
         Ok(reply) => match codec::decode::<WireResponse>(&reply) {

@@ -243,13 +243,13 @@ pub(super) fn http_state(node: &Node) -> AppState {
 fn forwarding(node: &Node) -> Option<Forwarding> {
     let cluster = node.cluster.as_ref()?;
     let settings = &node.settings;
-    // A forwarded checkout first waits for its payment, as it would here.
-    let timeout =
-        Duration::from_millis(settings.cluster.call_timeout_ms + settings.checkout_wait_ms);
+    let timeout = Duration::from_millis(settings.cluster.call_timeout_ms);
     Some(Forwarding {
         rpc: cluster.rpc().clone(),
         placement: Arc::new(settings.placement()),
         timeout,
+        // A forwarded checkout first waits for its payment, as it would here.
+        checkout_timeout: timeout + Duration::from_millis(settings.checkout_wait_ms),
     })
 }
 

@@ -5,7 +5,7 @@
 //! changes through any node; a killed owner's entities answer
 //! `503 NODE_UNAVAILABLE` at once while the rest keeps working.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -139,4 +139,45 @@ async fn a_killed_owners_entities_answer_node_unavailable_at_once() {
         }
     }
     assert!(registered > 0, "sign-ups placed on live nodes still work");
+}
+
+#[tokio::test]
+async fn a_frozen_owner_answers_503_until_thawed_and_then_serves_again() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let email = format!("seller-{}@example.com", ulid_like());
+    let (seller_id, token) = account(&cluster.nodes[0], &email, "seller").await;
+    let home = owner_index(&cluster, "user", &seller_id).await;
+    let item = cluster.nodes[home].create_item(&token, &mouse()).await;
+    let path = format!("/items/{}", item["id"].as_str().unwrap());
+    let other = &cluster.nodes[(home + 1) % 3];
+    cluster.nodes[home].freeze();
+    // Frozen, it first times out (NATS has not dropped it yet), then is
+    // dropped and answers nothing at once.
+    let started = Instant::now();
+    crate::nats::wait_until(
+        "the frozen owner is refused at once",
+        Duration::from_secs(30),
+        || async {
+            let answer = other.patch(&path, Some(&token), &json!({"price": 5})).await;
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+            problem(answer).await["code"] == "NODE_UNAVAILABLE"
+        },
+    )
+    .await;
+    println!(
+        "frozen owner refused at once {:?} after SIGSTOP",
+        started.elapsed()
+    );
+    cluster.nodes[home].thaw();
+    crate::nats::wait_until(
+        "the thawed owner serves again",
+        Duration::from_secs(30),
+        || async {
+            let answer = other.patch(&path, Some(&token), &json!({"price": 6})).await;
+            answer.status() == StatusCode::OK
+        },
+    )
+    .await;
+    assert_eq!(cluster.nodes[home].get_json(&path).await["price"], 6);
 }
