@@ -11,7 +11,11 @@
 //! - `relay.rs`: [`Relay`], this node's event log, in order, into the
 //!   `AGORA_EVENTS` stream (resumed after a crash, nothing twice);
 //! - `liveness.rs`: what one read of a peer's key means (live while it
-//!   changed within the last 3 s on this node's clock).
+//!   changed within the last 3 s on this node's clock);
+//! - `sessions.rs`: [`SharedSessions`], the `agora_sessions` bucket every
+//!   node's sign-ins and sign-outs go to, watched into a map on every node;
+//! - `media.rs`: [`SharedMedia`], the `agora_media` object store every
+//!   upload goes to and every node fetches missing images from.
 //!
 //! NATS is the transport and the failure detector: nodes never talk to each
 //! other directly. The client reconnects by itself after NATS restarts or a
@@ -19,8 +23,10 @@
 //! error, never a hang.
 
 mod liveness;
+mod media;
 mod membership;
 mod relay;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -31,8 +37,10 @@ use async_nats::{Client, ConnectOptions, Event};
 
 use crate::config::Settings;
 
+pub use media::{SharedMedia, MEDIA_BUCKET};
 pub use membership::{Member, MemberStatus, Membership};
 pub use relay::{Relay, STREAM};
+pub use sessions::{SharedSessions, SESSIONS_BUCKET};
 
 /// The client pings the server this often; two unanswered pings and it
 /// drops the connection and reconnects, so a dead server is noticed in
@@ -66,6 +74,12 @@ pub enum ClusterError {
     #[error("JetStream: {0} (is JetStream enabled on the server? `-js`, or `jetstream {{}}` in its config)")]
     JetStream(String),
 }
+
+/// A call to a shared bucket failed: NATS did not answer in time or
+/// refused it. The caller answers 503 rather than succeed half-way.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's shared store did not answer: {0}")]
+pub struct Unreachable(pub String);
 
 /// This node's membership of the cluster: the NATS client, its JetStream
 /// context and the heartbeat. Cheap to clone.
@@ -143,6 +157,17 @@ impl Cluster {
     /// Starts relaying `store`'s event log into the stream as `node_id`.
     pub fn start_relay(&self, store: crate::storage::Store, node_id: &str) -> Relay {
         Relay::start(self.jetstream.clone(), store, node_id)
+    }
+
+    /// Opens the shared sessions bucket (`max_age` = `ttl`) and starts
+    /// watching it into this node's map.
+    pub async fn share_sessions(&self, ttl: Duration) -> Result<SharedSessions, ClusterError> {
+        SharedSessions::open(self.jetstream.clone(), ttl).await
+    }
+
+    /// Opens the shared media bucket.
+    pub async fn share_media(&self) -> Result<SharedMedia, ClusterError> {
+        SharedMedia::open(&self.jetstream).await
     }
 
     /// Leaves the cluster: stops the heartbeat, deletes this node's key (so

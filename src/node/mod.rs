@@ -125,7 +125,8 @@ impl Node {
     /// in dependency order: storage, the cluster (with `[cluster] nats`:
     /// the NATS connection and the heartbeat, announcing `settings.http`,
     /// and the relay of the event log into the stream),
-    /// accounts, inventory, carts, payments,
+    /// accounts (in a cluster: on the shared sessions bucket), media (and
+    /// the shared media bucket), inventory, carts, payments,
     /// orders, coordinators, services, search, hub, notifications,
     /// recommender. Interrupted checkouts are then finished or undone (and
     /// old orders indexed by seller) before this returns, so the first
@@ -140,7 +141,8 @@ impl Node {
         let relay = cluster
             .as_ref()
             .map(|c| c.start_relay(store.clone(), &settings.node_id));
-        let accounts = wiring::start_accounts(&settings, &store).await?;
+        let accounts = wiring::start_accounts(&settings, &store, cluster.as_ref()).await?;
+        let media = wiring::media(&settings, cluster.as_ref()).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
         let cart_ttl = wiring::cart_ttl(&settings);
@@ -163,8 +165,9 @@ impl Node {
             orders,
             checkouts,
         };
-        let services = wiring::services(&settings, &store, &actors, accounts);
+        let services = wiring::services(&settings, &store, &actors, accounts, media);
         let read_models = wiring::start_read_models(&settings, &store).await?;
+        wiring::close_revoked_sockets(&services.accounts, &read_models.hub);
         background::recover_before_first_request(&actors).await;
         let background = Background::start(&settings, &store, &actors, &services, &read_models);
         Ok(Node {
@@ -199,6 +202,7 @@ impl Node {
             cluster,
             relay,
             actors,
+            services,
             read_models,
             background,
             ..
@@ -215,6 +219,9 @@ impl Node {
         actors.inventory.stop().await;
         if let Some(relay) = relay {
             relay.stop().await;
+        }
+        if let Some(sessions) = services.accounts.shared_sessions() {
+            sessions.stop();
         }
         if let Some(cluster) = cluster {
             cluster.stop().await;

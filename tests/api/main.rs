@@ -25,6 +25,7 @@ mod recommend;
 mod relay;
 mod saga;
 mod search;
+mod sessions_cluster;
 mod shop;
 mod sign_in;
 mod wishlist;

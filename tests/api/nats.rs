@@ -229,6 +229,15 @@ impl TestCluster {
     /// Writes the config for `count` nodes meeting on `nats` and starts
     /// them, one after the other.
     pub async fn start(nats: &NatsServer, count: usize) -> TestCluster {
+        Self::start_with(nats, count, &[]).await
+    }
+
+    /// [`Self::start`] with these `AGORA_*` settings on every node.
+    pub async fn start_with(
+        nats: &NatsServer,
+        count: usize,
+        settings: &[(&str, &str)],
+    ) -> TestCluster {
         let config = TempDir::new().expect("temp dir");
         let path = config.path().join("cluster.toml");
         std::fs::write(&path, cluster_toml(&nats.url(), count)).expect("write cluster.toml");
@@ -240,6 +249,9 @@ impl TestCluster {
                 .arg("--node-id")
                 .arg(&format!("node-{n}"))
                 .env("AGORA_RATE_LIMIT_PER_SEC", "0");
+            let options = settings
+                .iter()
+                .fold(options, |options, (key, value)| options.env(key, value));
             nodes.push(TestApp::spawn_with(options).await);
         }
         TestCluster {

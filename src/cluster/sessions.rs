@@ -1,0 +1,336 @@
+//! Sessions every node honours: the `agora_sessions` key-value bucket and
+//! this node's copy of it.
+//!
+//! A sign-in puts its session (key: the hex SHA-256 of the token; value:
+//! the codec's `Session`, so user id, role and expiry) before the token is
+//! handed out; a sign-out deletes it before answering. Every node watches
+//! the bucket, history first, into a map in memory, so checking a token is
+//! a map lookup (no NATS, no storage read); a token the map does not know
+//! (the node just started, or its watcher lags behind a sign-in made a
+//! moment ago elsewhere) costs one `get` from the bucket. A deletion seen by
+//! the watcher drops the map's copy and tells the node ([`on_revoked`]),
+//! which closes its sockets of that session.
+//!
+//! Each copy carries the bucket revision it came from and only a later one
+//! replaces it, so a `get` answered just before a sign-out cannot bring a
+//! revoked session back after the watcher has dropped it. The bucket's
+//! `max_age` is the session TTL: expired sessions leave it by themselves,
+//! and a sweep drops them from the map.
+//!
+//! [`on_revoked`]: SharedSessions::on_revoked
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::{self, stream::StorageType};
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use super::{ClusterError, Unreachable};
+use crate::domain::user::Session;
+use crate::domain::Timestamp;
+use crate::storage::codec;
+
+/// The bucket sessions live in.
+pub const SESSIONS_BUCKET: &str = "agora_sessions";
+/// The longest one put, delete or get may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Wait before watching again after the watch ended (NATS restarted, the
+/// bucket lost).
+const REWATCH_AFTER: Duration = Duration::from_secs(1);
+/// How often expired sessions and old revocations leave the map.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long a revocation stays in the map: long enough that a `get`
+/// answered before it cannot revive the session; after that a lookup asks
+/// the bucket, which no longer has it.
+const KEEP_REVOKED: Duration = Duration::from_secs(60);
+
+/// What to do when a session is signed out elsewhere: `(user id, key)`.
+type OnRevoked = Box<dyn Fn(&str, &[u8; 32]) + Send + Sync>;
+
+/// The shared sessions and this node's watched copy. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedSessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jetstream: jetstream::Context,
+    ttl: Duration,
+    /// Replaced when the watch finds the bucket gone.
+    bucket: Mutex<kv::Store>,
+    known: DashMap<[u8; 32], Known>,
+    on_revoked: OnceLock<OnRevoked>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// One session as this node knows it.
+struct Known {
+    /// The bucket revision this copy came from (`u64::MAX`: revoked here).
+    revision: u64,
+    /// `None`: signed out.
+    session: Option<Session>,
+    /// When this copy was taken (revocations are dropped after a while).
+    at: Instant,
+}
+
+impl SharedSessions {
+    /// Creates the bucket (or opens it; `max_age` = `ttl`, file storage, one
+    /// value per key) and starts watching it.
+    pub(super) async fn open(
+        jetstream: jetstream::Context,
+        ttl: Duration,
+    ) -> Result<SharedSessions, ClusterError> {
+        let bucket = open_bucket(&jetstream, ttl)
+            .await
+            .map_err(ClusterError::JetStream)?;
+        let inner = Arc::new(Inner {
+            jetstream,
+            ttl,
+            bucket: Mutex::new(bucket),
+            known: DashMap::new(),
+            on_revoked: OnceLock::new(),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(inner.clone().watch());
+        *inner.task.lock().unwrap() = Some(task);
+        Ok(SharedSessions { inner })
+    }
+
+    /// Calls `f(user id, key)` for every session signed out on another node
+    /// (set once; revocations before it is set tell nobody).
+    pub fn on_revoked(&self, f: impl Fn(&str, &[u8; 32]) + Send + Sync + 'static) {
+        let _ = self.inner.on_revoked.set(Box::new(f));
+    }
+
+    /// Puts `session` under `key`; once this returns, every node accepts it.
+    pub async fn publish(&self, key: &[u8; 32], session: &Session) -> Result<(), Unreachable> {
+        let value = codec::encode(session).map_err(|e| Unreachable(e.to_string()))?;
+        let bucket = self.inner.bucket();
+        let put = tokio::time::timeout(CALL_TIMEOUT, bucket.put(hex(key), value.into())).await;
+        let revision = flatten(put)?;
+        self.inner.apply(*key, revision, Some(session.clone()));
+        Ok(())
+    }
+
+    /// Deletes the session under `key`; once this returns, a node that
+    /// reaches NATS refuses it as soon as its watcher sees the deletion.
+    pub async fn revoke(&self, key: &[u8; 32]) -> Result<(), Unreachable> {
+        let bucket = self.inner.bucket();
+        let delete = tokio::time::timeout(CALL_TIMEOUT, bucket.delete(hex(key))).await;
+        flatten(delete)?;
+        // Final here: no later copy can bring it back.
+        self.inner.apply(*key, u64::MAX, None);
+        Ok(())
+    }
+
+    /// The live (not signed out, not expired) session under `key`: from the
+    /// map, else from the bucket. `Err`: the map does not know it and NATS
+    /// did not answer.
+    pub async fn find(&self, key: &[u8; 32]) -> Result<Option<Session>, Unreachable> {
+        let known = self.inner.known.get(key).map(|k| k.session.clone());
+        let session = match known {
+            Some(session) => session,
+            None => self.fetch(key).await?,
+        };
+        Ok(session.filter(|s| s.expires_at > Timestamp::now()))
+    }
+
+    /// One `get` from the bucket, kept in the map when found. A miss is not
+    /// kept: the key may be put a moment later by a sign-in elsewhere.
+    async fn fetch(&self, key: &[u8; 32]) -> Result<Option<Session>, Unreachable> {
+        metrics::counter!("agora_sessions_fetched_total").increment(1);
+        let bucket = self.inner.bucket();
+        let read = tokio::time::timeout(CALL_TIMEOUT, bucket.entry(hex(key))).await;
+        let Some(entry) = flatten(read)? else {
+            return Ok(None);
+        };
+        let Some(session) = decode(&entry) else {
+            return Ok(None);
+        };
+        self.inner
+            .apply(*key, entry.revision, Some(session.clone()));
+        Ok(Some(session))
+    }
+
+    /// Sessions in this node's copy (live, expired not yet swept, or
+    /// recently revoked).
+    pub fn known(&self) -> usize {
+        self.inner.known.len()
+    }
+
+    /// Stops watching.
+    pub fn stop(&self) {
+        if let Some(task) = self.inner.task.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+}
+
+impl Inner {
+    fn bucket(&self) -> kv::Store {
+        self.bucket.lock().unwrap().clone()
+    }
+
+    /// Records `session` at `revision` unless the map holds a later copy;
+    /// returns the session this revoked, if it revoked a live one.
+    fn apply(&self, key: [u8; 32], revision: u64, session: Option<Session>) -> Option<Session> {
+        let fresh = Known {
+            revision,
+            session,
+            at: Instant::now(),
+        };
+        match self.known.entry(key) {
+            Entry::Occupied(mut entry) if entry.get().revision < revision => {
+                let old = std::mem::replace(entry.get_mut(), fresh);
+                let revoked = entry.get().session.is_none();
+                old.session.filter(|_| revoked)
+            }
+            Entry::Occupied(_) => None,
+            Entry::Vacant(entry) => {
+                entry.insert(fresh);
+                None
+            }
+        }
+    }
+
+    /// Watches the bucket (history first) until aborted, watching again
+    /// after any failure, and sweeps the map every [`SWEEP_EVERY`].
+    async fn watch(self: Arc<Self>) {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let bucket = self.bucket();
+            match bucket.watch_with_history(">").await {
+                Ok(mut entries) => loop {
+                    tokio::select! {
+                        entry = entries.next() => match entry {
+                            Some(Ok(entry)) => self.seen(&entry),
+                            Some(Err(e)) => {
+                                tracing::warn!("session watch failed: {e}; watching again");
+                                break;
+                            }
+                            None => break,
+                        },
+                        _ = sweep.tick() => self.sweep(),
+                    }
+                },
+                Err(e) => tracing::warn!("cannot watch {SESSIONS_BUCKET}: {e}; retrying"),
+            }
+            tokio::time::sleep(REWATCH_AFTER).await;
+            // NATS may have come back without the bucket.
+            if let Ok(bucket) = open_bucket(&self.jetstream, self.ttl).await {
+                *self.bucket.lock().unwrap() = bucket;
+            }
+        }
+    }
+
+    /// Applies one watched entry; a sign-out tells the node.
+    fn seen(&self, entry: &kv::Entry) {
+        let Some(key) = unhex(&entry.key) else { return };
+        let session = match entry.operation {
+            Operation::Put => match decode(entry) {
+                Some(session) => Some(session),
+                None => return,
+            },
+            Operation::Delete | Operation::Purge => None,
+        };
+        if let Some(revoked) = self.apply(key, entry.revision, session) {
+            if let Some(f) = self.on_revoked.get() {
+                f(&revoked.user_id, &key);
+            }
+        }
+    }
+
+    /// Drops expired sessions and revocations older than [`KEEP_REVOKED`].
+    fn sweep(&self) {
+        let now = Timestamp::now();
+        self.known.retain(|_, known| match &known.session {
+            Some(session) => session.expires_at > now,
+            None => known.at.elapsed() < KEEP_REVOKED,
+        });
+    }
+}
+
+/// Creates the sessions bucket, or opens it (updating its `max_age`) if
+/// another node did.
+async fn open_bucket(jetstream: &jetstream::Context, ttl: Duration) -> Result<kv::Store, String> {
+    let config = kv::Config {
+        bucket: SESSIONS_BUCKET.to_owned(),
+        description: "Agora sessions by SHA-256 of the token (user, role, expiry)".to_owned(),
+        history: 1,
+        max_age: ttl,
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    match tokio::time::timeout(
+        CALL_TIMEOUT * 5,
+        jetstream.create_or_update_key_value(config),
+    )
+    .await
+    {
+        Ok(Ok(bucket)) => Ok(bucket),
+        Ok(Err(e)) => Err(format!("creating the {SESSIONS_BUCKET} bucket: {e}")),
+        Err(_) => Err(format!("creating the {SESSIONS_BUCKET} bucket: timed out")),
+    }
+}
+
+/// A NATS call bounded by a timeout, as one result.
+fn flatten<T, E: std::fmt::Display>(
+    result: Result<Result<T, E>, tokio::time::error::Elapsed>,
+) -> Result<T, Unreachable> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Unreachable(e.to_string())),
+        Err(_) => Err(Unreachable("timed out".into())),
+    }
+}
+
+fn decode(entry: &kv::Entry) -> Option<Session> {
+    match codec::decode::<Session>(&entry.value) {
+        Ok(session) => Some(session),
+        Err(e) => {
+            tracing::warn!(key = %entry.key, "unreadable shared session: {e}");
+            None
+        }
+    }
+}
+
+/// Lower-case hex of a session key (the bucket's key).
+fn hex(key: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in key {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
+}
+
+/// A session key from its hex, if it is one.
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_key_survives_its_hex_and_nothing_else_parses() {
+        let key: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(unhex(&hex(&key)), Some(key));
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! Sessions and media on every node of a cluster (three nodes on a NATS of
+//! the test's own): a token from one node works on the others, a sign-out
+//! on one is refused on the others and closes the session's sockets there,
+//! a restarted node still accepts a token, NATS out of reach makes signing
+//! in and out answer 503 rather than half-succeed, and an image uploaded on
+//! one node is served by another. Measured times are printed
+//! (`--nocapture`), never asserted.
+//!
+//! Writes go to the node the test sends them to (forwarding to owners comes
+//! later), and reads use `GET /wishlist`, which needs only the session:
+//! `GET /users/me` reads the user's record, which lives on the node that
+//! registered them.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{mouse, problem, ulid_like, TestApp};
+use crate::nats::{wait_until, NatsServer, TestCluster};
+
+/// Far beyond the milliseconds these take: a slow, shared CI machine must
+/// not fail them.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Registers a user with `role` on `node` and signs in there; returns the
+/// token.
+async fn signed_in(node: &TestApp, role: &str) -> (String, String) {
+    let email = format!("{role}-{}@example.com", ulid_like());
+    let created = node.register(&email, "correct horse", role).await;
+    assert_eq!(created.status(), StatusCode::CREATED, "register");
+    (email.clone(), sign_in(node, &email).await)
+}
+
+async fn sign_in(node: &TestApp, email: &str) -> String {
+    let session = node.sign_in(email, "correct horse").await;
+    assert_eq!(session.status(), StatusCode::CREATED, "sign in");
+    let body: Value = session.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The status of `GET /wishlist` with `token` on `node`.
+async fn wishlist(node: &TestApp, token: &str) -> StatusCode {
+    node.get("/wishlist", Some(token)).await.status()
+}
+
+/// Polls `node` every 2 ms until `token` is refused; returns how long that
+/// took.
+async fn until_refused(node: &TestApp, token: &str) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < BOUND {
+        if wishlist(node, token).await == StatusCode::UNAUTHORIZED {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the token still works on {} after {BOUND:?}", node.base);
+}
+
+#[tokio::test]
+async fn a_token_from_signing_in_on_node_1_works_on_nodes_2_and_3() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 3).await;
+    let (_, token) = signed_in(&cluster.nodes[0], "buyer").await;
+
+    for node in &cluster.nodes {
+        assert_eq!(
+            wishlist(node, &token).await,
+            StatusCode::OK,
+            "{}",
+            node.base
+        );
+    }
+    // And nothing else passes for one.
+    let forged = "A".repeat(43);
+    assert_eq!(
+        wishlist(&cluster.nodes[1], &forged).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn signing_out_on_node_2_refuses_the_token_on_nodes_1_and_3_and_closes_its_socket_on_node_3()
+{
+    let nats = NatsServer::start();
+    // Sockets never check their session by themselves during the test, so
+    // only the sign-out's news can close one.
+    let cluster =
+        TestCluster::start_with(&nats, 3, &[("AGORA_WS_SESSION_CHECK_SECS", "3600")]).await;
+    let [one, two, three] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let (email, token) = signed_in(one, "buyer").await;
+    let mut socket = open_socket(three, &token).await;
+    let mut took = Vec::new();
+    for trial in 0..5 {
+        let token = if trial == 0 {
+            token.clone()
+        } else {
+            sign_in(one, &email).await
+        };
+        for node in [one, three] {
+            assert_eq!(wishlist(node, &token).await, StatusCode::OK);
+        }
+
+        let out = two.delete("/sessions", Some(&token)).await;
+        assert_eq!(out.status(), StatusCode::NO_CONTENT);
+        let (on_one, on_three) =
+            tokio::join!(until_refused(one, &token), until_refused(three, &token));
+        took.push(on_one.max(on_three));
+    }
+
+    let closed = close_code(&mut socket).await;
+    assert_eq!(closed, Some(CloseCode::Policy));
+    took.sort();
+    println!(
+        "sign-out on node-2 -> 401 on nodes 1 and 3: p50 {:?}, max {:?} over {} trials",
+        took[took.len() / 2],
+        took[took.len() - 1],
+        took.len()
+    );
+}
+
+#[tokio::test]
+async fn a_node_restarted_after_a_sign_in_still_accepts_the_token() {
+    let nats = NatsServer::start();
+    let mut cluster = TestCluster::start(&nats, 3).await;
+    let (_, token) = signed_in(&cluster.nodes[0], "buyer").await;
+    assert_eq!(wishlist(&cluster.nodes[1], &token).await, StatusCode::OK);
+
+    // The node that issued it, and one that had already seen it.
+    for i in [0, 1] {
+        let node = cluster.nodes.remove(i);
+        cluster.nodes.insert(i, node.restart());
+        assert_eq!(
+            wishlist(&cluster.nodes[i], &token).await,
+            StatusCode::OK,
+            "node-{} after its restart",
+            i + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn while_nats_is_out_of_reach_signing_in_and_out_answer_503_and_change_nothing() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let [one, two] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let (email, token) = signed_in(one, "buyer").await;
+    assert_eq!(wishlist(two, &token).await, StatusCode::OK);
+
+    nats.kill();
+    let refused = one.sign_in(&email, "correct horse").await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(problem(refused).await["code"], "UNAVAILABLE");
+    let kept = two.delete("/sessions", Some(&token)).await;
+    assert_eq!(kept.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem(kept).await["code"], "UNAVAILABLE");
+    // Nothing was signed out: the token still works where it is known.
+    assert_eq!(wishlist(one, &token).await, StatusCode::OK);
+    assert_eq!(wishlist(two, &token).await, StatusCode::OK);
+
+    nats.restart();
+    let took = wait_until("sign-out works again", BOUND, || async {
+        two.delete("/sessions", Some(&token)).await.status() == StatusCode::NO_CONTENT
+    })
+    .await;
+    println!("NATS restarted: sign-out answered 204 after {took:?}");
+    until_refused(one, &token).await;
+}
+
+#[tokio::test]
+async fn an_image_uploaded_on_node_1_is_served_by_node_2_with_the_same_bytes_and_type() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let [one, two] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let (_, seller) = signed_in(one, "seller").await;
+    let item = one.create_item(&seller, &mouse()).await;
+    let id = item["id"].as_str().unwrap();
+    // Noise does not compress: a PNG of ~3 MB, several times NATS's 1 MB
+    // max_payload.
+    let image = noise_png(900, 800);
+    assert!(image.len() > 2 * 1024 * 1024, "{} bytes", image.len());
+
+    let started = Instant::now();
+    let created = one
+        .upload_image(Some(&seller), id, "image/png", image.clone())
+        .await;
+    let upload = started.elapsed();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let url = created.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let started = Instant::now();
+    let served = two.get(&url, None).await;
+    let first = started.elapsed();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), image.as_slice());
+    let started = Instant::now();
+    let again = two.get(&url, None).await;
+    let second = started.elapsed();
+    assert_eq!(again.bytes().await.unwrap().as_ref(), image.as_slice());
+    println!(
+        "{} KiB image: upload on node-1 {upload:?}; first GET on node-2 (from NATS) {first:?}, \
+         second (its own copy) {second:?}",
+        image.len() / 1024
+    );
+    let nowhere = format!("/media/{}", "0".repeat(64));
+    assert_eq!(
+        two.get(&nowhere, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// A `width` × `height` PNG of pseudo-random pixels.
+fn noise_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let image = image::RgbaImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        image::Rgba(state.to_le_bytes()[..4].try_into().unwrap())
+    });
+    let mut bytes = Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A websocket on `node` with `token`, past its first session check (it
+/// answered a ping).
+async fn open_socket(node: &TestApp, token: &str) -> Socket {
+    let url = format!(
+        "{}/ws?token={token}",
+        node.base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket handshake");
+    assert_eq!(response.status(), 101);
+    let ping = json!({"type": "ping"}).to_string();
+    socket.send(Message::Text(ping.into())).await.unwrap();
+    loop {
+        match tokio::time::timeout(BOUND, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("pong") => return socket,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    }
+}
+
+/// Reads until the socket ends; the close code if a close frame came.
+async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(BOUND, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return None,
+            Err(_) => panic!("the socket stayed open for {BOUND:?}"),
+        }
+    }
+}
