@@ -263,10 +263,12 @@ async fn open_socket(node: &TestApp, token: &str) -> Socket {
     }
 }
 
-/// Reads until the socket ends; the close code if a close frame came.
+/// Reads until the socket ends (within [`BOUND`]); the close code if a
+/// close frame came.
 async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
+    let deadline = tokio::time::Instant::now() + BOUND;
     loop {
-        match tokio::time::timeout(BOUND, socket.next()).await {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
             Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(_)) | None) => return None,
