@@ -146,6 +146,24 @@ async fn a_node_restarted_after_a_sign_in_still_accepts_the_token() {
 }
 
 #[tokio::test]
+async fn an_expired_session_is_refused_on_every_node_and_leaves_the_bucket() {
+    let nats = NatsServer::start();
+    let cluster = TestCluster::start_with(&nats, 2, &[("AGORA_SESSION_TTL_SECS", "2")]).await;
+    let (_, token) = signed_in(&cluster.nodes[0], "buyer").await;
+    assert_eq!(wishlist(&cluster.nodes[1], &token).await, StatusCode::OK);
+    assert_eq!(nats.session_keys().await.len(), 1);
+
+    for node in &cluster.nodes {
+        until_refused(node, &token).await;
+    }
+    let took = wait_until("the bucket drops the expired session", BOUND, || async {
+        nats.session_keys().await.is_empty()
+    })
+    .await;
+    println!("a 2 s session left the bucket {took:?} after both nodes refused it");
+}
+
+#[tokio::test]
 async fn while_nats_is_out_of_reach_signing_in_and_out_answer_503_and_change_nothing() {
     let mut nats = NatsServer::start();
     let cluster = TestCluster::start(&nats, 2).await;
