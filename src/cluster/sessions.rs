@@ -62,7 +62,7 @@ struct Inner {
     ttl: Duration,
     /// Replaced when the watch finds the bucket gone.
     bucket: Mutex<kv::Store>,
-    known: DashMap<[u8; 32], Known>,
+    copies: Copies,
     on_revoked: OnceLock<OnRevoked>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -75,6 +75,49 @@ struct Known {
     session: Option<Session>,
     /// When this copy was taken (revocations are dropped after a while).
     at: Instant,
+}
+
+/// This node's copies, by session key.
+#[derive(Default)]
+struct Copies(DashMap<[u8; 32], Known>);
+
+impl Copies {
+    /// The copy under `key`: `Some(None)` when it was signed out, `None`
+    /// when this node knows nothing of it.
+    fn get(&self, key: &[u8; 32]) -> Option<Option<Session>> {
+        self.0.get(key).map(|known| known.session.clone())
+    }
+
+    /// Records `session` at `revision` unless the map holds a later copy;
+    /// returns the session this revoked, if it revoked a live one.
+    fn apply(&self, key: [u8; 32], revision: u64, session: Option<Session>) -> Option<Session> {
+        let fresh = Known {
+            revision,
+            session,
+            at: Instant::now(),
+        };
+        match self.0.entry(key) {
+            Entry::Occupied(mut entry) if entry.get().revision < revision => {
+                let old = std::mem::replace(entry.get_mut(), fresh);
+                let revoked = entry.get().session.is_none();
+                old.session.filter(|_| revoked)
+            }
+            Entry::Occupied(_) => None,
+            Entry::Vacant(entry) => {
+                entry.insert(fresh);
+                None
+            }
+        }
+    }
+
+    /// Drops expired sessions and revocations older than `keep_revoked`.
+    fn sweep(&self, keep_revoked: Duration) {
+        let now = Timestamp::now();
+        self.0.retain(|_, known| match &known.session {
+            Some(session) => session.expires_at > now,
+            None => known.at.elapsed() < keep_revoked,
+        });
+    }
 }
 
 impl SharedSessions {
@@ -91,7 +134,7 @@ impl SharedSessions {
             jetstream,
             ttl,
             bucket: Mutex::new(bucket),
-            known: DashMap::new(),
+            copies: Copies::default(),
             on_revoked: OnceLock::new(),
             task: Mutex::new(None),
         });
@@ -112,7 +155,9 @@ impl SharedSessions {
         let bucket = self.inner.bucket();
         let put = tokio::time::timeout(CALL_TIMEOUT, bucket.put(hex(key), value.into())).await;
         let revision = flatten(put)?;
-        self.inner.apply(*key, revision, Some(session.clone()));
+        self.inner
+            .copies
+            .apply(*key, revision, Some(session.clone()));
         Ok(())
     }
 
@@ -123,7 +168,7 @@ impl SharedSessions {
         let delete = tokio::time::timeout(CALL_TIMEOUT, bucket.delete(hex(key))).await;
         flatten(delete)?;
         // Final here: no later copy can bring it back.
-        self.inner.apply(*key, u64::MAX, None);
+        self.inner.copies.apply(*key, u64::MAX, None);
         Ok(())
     }
 
@@ -131,8 +176,7 @@ impl SharedSessions {
     /// map, else from the bucket. `Err`: the map does not know it and NATS
     /// did not answer.
     pub async fn find(&self, key: &[u8; 32]) -> Result<Option<Session>, Unreachable> {
-        let known = self.inner.known.get(key).map(|k| k.session.clone());
-        let session = match known {
+        let session = match self.inner.copies.get(key) {
             Some(session) => session,
             None => self.fetch(key).await?,
         };
@@ -152,6 +196,7 @@ impl SharedSessions {
             return Ok(None);
         };
         self.inner
+            .copies
             .apply(*key, entry.revision, Some(session.clone()));
         Ok(Some(session))
     }
@@ -159,7 +204,7 @@ impl SharedSessions {
     /// Sessions in this node's copy (live, expired not yet swept, or
     /// recently revoked).
     pub fn known(&self) -> usize {
-        self.inner.known.len()
+        self.inner.copies.0.len()
     }
 
     /// Stops watching.
@@ -173,28 +218,6 @@ impl SharedSessions {
 impl Inner {
     fn bucket(&self) -> kv::Store {
         self.bucket.lock().unwrap().clone()
-    }
-
-    /// Records `session` at `revision` unless the map holds a later copy;
-    /// returns the session this revoked, if it revoked a live one.
-    fn apply(&self, key: [u8; 32], revision: u64, session: Option<Session>) -> Option<Session> {
-        let fresh = Known {
-            revision,
-            session,
-            at: Instant::now(),
-        };
-        match self.known.entry(key) {
-            Entry::Occupied(mut entry) if entry.get().revision < revision => {
-                let old = std::mem::replace(entry.get_mut(), fresh);
-                let revoked = entry.get().session.is_none();
-                old.session.filter(|_| revoked)
-            }
-            Entry::Occupied(_) => None,
-            Entry::Vacant(entry) => {
-                entry.insert(fresh);
-                None
-            }
-        }
     }
 
     /// Watches the bucket (history first) until aborted, watching again
@@ -215,7 +238,7 @@ impl Inner {
                             }
                             None => break,
                         },
-                        _ = sweep.tick() => self.sweep(),
+                        _ = sweep.tick() => self.copies.sweep(KEEP_REVOKED),
                     }
                 },
                 Err(e) => tracing::warn!("cannot watch {SESSIONS_BUCKET}: {e}; retrying"),
@@ -238,20 +261,11 @@ impl Inner {
             },
             Operation::Delete | Operation::Purge => None,
         };
-        if let Some(revoked) = self.apply(key, entry.revision, session) {
+        if let Some(revoked) = self.copies.apply(key, entry.revision, session) {
             if let Some(f) = self.on_revoked.get() {
                 f(&revoked.user_id, &key);
             }
         }
-    }
-
-    /// Drops expired sessions and revocations older than [`KEEP_REVOKED`].
-    fn sweep(&self) {
-        let now = Timestamp::now();
-        self.known.retain(|_, known| match &known.session {
-            Some(session) => session.expires_at > now,
-            None => known.at.elapsed() < KEEP_REVOKED,
-        });
     }
 }
 
@@ -325,6 +339,55 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::user::Role;
+
+    fn session(expires_in: i64) -> Session {
+        let now = Timestamp::now();
+        Session {
+            user_id: "u1".into(),
+            role: Role::Buyer,
+            created_at: now,
+            expires_at: Timestamp(now.0 + expires_in),
+        }
+    }
+
+    #[test]
+    fn a_copy_fetched_before_a_sign_out_cannot_bring_the_session_back() {
+        let copies = Copies::default();
+        let key = [1; 32];
+        assert!(copies.apply(key, 5, Some(session(60_000))).is_none());
+        // The watcher sees the sign-out (revision 7) and reports it once.
+        let revoked = copies.apply(key, 7, None).expect("a live session revoked");
+        assert_eq!(revoked.user_id, "u1");
+        assert!(copies.apply(key, 7, None).is_none());
+        // A get answered before the sign-out lands late: ignored.
+        copies.apply(key, 5, Some(session(60_000)));
+        assert!(matches!(copies.get(&key), Some(None)));
+    }
+
+    #[test]
+    fn a_sign_out_made_here_is_final_and_tells_nobody_again() {
+        let copies = Copies::default();
+        let key = [2; 32];
+        copies.apply(key, 3, Some(session(60_000)));
+        assert!(copies.apply(key, u64::MAX, None).is_some());
+        // The watcher's news of the same deletion comes later, and lower.
+        assert!(copies.apply(key, 4, None).is_none());
+        assert!(matches!(copies.get(&key), Some(None)));
+    }
+
+    #[test]
+    fn the_sweep_drops_expired_sessions_and_old_revocations_only() {
+        let copies = Copies::default();
+        copies.apply([1; 32], 1, Some(session(60_000)));
+        copies.apply([2; 32], 2, Some(session(-1)));
+        copies.apply([3; 32], 3, None);
+        copies.sweep(Duration::from_secs(60));
+        assert_eq!(copies.0.len(), 2, "the expired session went");
+        copies.sweep(Duration::ZERO);
+        assert_eq!(copies.get(&[1; 32]).map(|s| s.is_some()), Some(true));
+        assert_eq!(copies.0.len(), 1, "the revocation went");
+    }
 
     #[test]
     fn a_session_key_survives_its_hex_and_nothing_else_parses() {
