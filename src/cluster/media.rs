@@ -10,6 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, ObjectStore};
 use async_nats::jetstream::{self, stream::StorageType};
 use tokio::io::AsyncReadExt;
@@ -45,6 +46,7 @@ impl SharedMedia {
 
     /// Puts `bytes` under `key` unless the bucket already holds it.
     pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), Unreachable> {
+        connected(&self.jetstream)?;
         let bucket = self.bucket();
         let put = async {
             match bucket.info(key).await {
@@ -64,13 +66,14 @@ impl SharedMedia {
             .await
             .unwrap_or_else(|_| Err(Unreachable("timed out".into())));
         if put.is_err() {
-            self.reopen().await;
+            self.reopen();
         }
         put
     }
 
     /// The bytes under `key`, or `None` when the bucket has none.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Unreachable> {
+        connected(&self.jetstream)?;
         let bucket = self.bucket();
         let get = async {
             let mut object = match bucket.get(key).await {
@@ -89,7 +92,7 @@ impl SharedMedia {
             .await
             .unwrap_or_else(|_| Err(Unreachable("timed out".into())));
         if got.is_err() {
-            self.reopen().await;
+            self.reopen();
         }
         got
     }
@@ -98,12 +101,25 @@ impl SharedMedia {
         self.bucket.lock().unwrap().clone()
     }
 
-    /// Opens (or creates) the bucket again for the next call: after a
-    /// failure NATS may have come back with an empty store.
-    async fn reopen(&self) {
-        if let Ok(bucket) = open_bucket(&self.jetstream).await {
-            *self.bucket.lock().unwrap() = bucket;
-        }
+    /// Opens (or creates) the bucket again for the next calls, in the
+    /// background: after a failure NATS may have come back with an empty
+    /// store.
+    fn reopen(&self) {
+        let media = self.clone();
+        tokio::spawn(async move {
+            if let Ok(bucket) = open_bucket(&media.jetstream).await {
+                *media.bucket.lock().unwrap() = bucket;
+            }
+        });
+    }
+}
+
+/// `Err` at once while the client is not connected: a call made now would
+/// wait out its whole timeout in the client's reconnect buffer.
+pub(super) fn connected(jetstream: &jetstream::Context) -> Result<(), Unreachable> {
+    match jetstream.client().connection_state() {
+        State::Connected => Ok(()),
+        _ => Err(Unreachable("not connected to NATS".into())),
     }
 }
 

@@ -29,6 +29,7 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
+use super::media::connected;
 use super::{ClusterError, Unreachable};
 use crate::domain::user::Session;
 use crate::domain::Timestamp;
@@ -151,6 +152,7 @@ impl SharedSessions {
 
     /// Puts `session` under `key`; once this returns, every node accepts it.
     pub async fn publish(&self, key: &[u8; 32], session: &Session) -> Result<(), Unreachable> {
+        connected(&self.inner.jetstream)?;
         let value = codec::encode(session).map_err(|e| Unreachable(e.to_string()))?;
         let bucket = self.inner.bucket();
         let put = tokio::time::timeout(CALL_TIMEOUT, bucket.put(hex(key), value.into())).await;
@@ -164,6 +166,7 @@ impl SharedSessions {
     /// Deletes the session under `key`; once this returns, a node that
     /// reaches NATS refuses it as soon as its watcher sees the deletion.
     pub async fn revoke(&self, key: &[u8; 32]) -> Result<(), Unreachable> {
+        connected(&self.inner.jetstream)?;
         let bucket = self.inner.bucket();
         let delete = tokio::time::timeout(CALL_TIMEOUT, bucket.delete(hex(key))).await;
         flatten(delete)?;
@@ -186,6 +189,7 @@ impl SharedSessions {
     /// One `get` from the bucket, kept in the map when found. A miss is not
     /// kept: the key may be put a moment later by a sign-in elsewhere.
     async fn fetch(&self, key: &[u8; 32]) -> Result<Option<Session>, Unreachable> {
+        connected(&self.inner.jetstream)?;
         metrics::counter!("agora_sessions_fetched_total").increment(1);
         let bucket = self.inner.bucket();
         let read = tokio::time::timeout(CALL_TIMEOUT, bucket.entry(hex(key))).await;

@@ -242,6 +242,42 @@ async fn an_image_uploaded_on_node_1_is_served_by_node_2_with_the_same_bytes_and
     );
 }
 
+#[tokio::test]
+async fn while_nats_is_out_of_reach_an_upload_and_a_miss_elsewhere_answer_503() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let [one, two] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let (_, seller) = signed_in(one, "seller").await;
+    let item = one.create_item(&seller, &mouse()).await;
+    let id = item["id"].as_str().unwrap();
+    let shared = one
+        .upload_image(Some(&seller), id, "image/png", noise_png(8, 8))
+        .await;
+    assert_eq!(shared.status(), StatusCode::CREATED);
+    let url = shared.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    nats.kill();
+    let refused = one
+        .upload_image(Some(&seller), id, "image/png", noise_png(9, 9))
+        .await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(problem(refused).await["code"], "UNAVAILABLE");
+    // Not added to the item: the other nodes could not serve it.
+    let images = one.get_json(&format!("/items/{id}")).await["images"].clone();
+    assert_eq!(images, json!([url]));
+    // Node 2 does not hold the first image and cannot ask: 503, not 404.
+    let miss = two.get(&url, None).await;
+    assert_eq!(miss.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Node 1 serves its own copy.
+    assert_eq!(one.get(&url, None).await.status(), StatusCode::OK);
+}
+
 /// A `width` × `height` PNG of pseudo-random pixels.
 fn noise_png(width: u32, height: u32) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
