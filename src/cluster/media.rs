@@ -10,12 +10,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::connection::State;
 use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, ObjectStore};
 use async_nats::jetstream::{self, stream::StorageType};
 use tokio::io::AsyncReadExt;
 
-use super::{ClusterError, Unreachable};
+use super::{connected, ClusterError, Unreachable};
 
 /// The object store bucket images live in.
 pub const MEDIA_BUCKET: &str = "agora_media";
@@ -111,15 +110,6 @@ impl SharedMedia {
                 *media.bucket.lock().unwrap() = bucket;
             }
         });
-    }
-}
-
-/// `Err` at once while the client is not connected: a call made now would
-/// wait out its whole timeout in the client's reconnect buffer.
-pub(super) fn connected(jetstream: &jetstream::Context) -> Result<(), Unreachable> {
-    match jetstream.client().connection_state() {
-        State::Connected => Ok(()),
-        _ => Err(Unreachable("not connected to NATS".into())),
     }
 }
 

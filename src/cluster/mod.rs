@@ -183,6 +183,15 @@ impl Cluster {
     }
 }
 
+/// `Err` at once while the client is not connected: a call made now would
+/// wait out its whole timeout in the client's reconnect buffer.
+fn connected(jetstream: &jetstream::Context) -> Result<(), Unreachable> {
+    match jetstream.client().connection_state() {
+        State::Connected => Ok(()),
+        _ => Err(Unreachable("not connected to NATS".into())),
+    }
+}
+
 /// The client's options: named after the node, reconnecting forever with a
 /// capped exponential backoff, pinging often, logging its state changes.
 fn options(node_id: &str) -> ConnectOptions {

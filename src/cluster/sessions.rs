@@ -29,8 +29,7 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::media::connected;
-use super::{ClusterError, Unreachable};
+use super::{connected, ClusterError, Unreachable};
 use crate::domain::user::Session;
 use crate::domain::Timestamp;
 use crate::storage::codec;
@@ -111,13 +110,15 @@ impl Copies {
         }
     }
 
-    /// Drops expired sessions and revocations older than `keep_revoked`.
+    /// Drops expired sessions and revocations older than `keep_revoked`,
+    /// and reports how many copies are left (`agora_sessions_cached`).
     fn sweep(&self, keep_revoked: Duration) {
         let now = Timestamp::now();
         self.0.retain(|_, known| match &known.session {
             Some(session) => session.expires_at > now,
             None => known.at.elapsed() < keep_revoked,
         });
+        metrics::gauge!("agora_sessions_cached").set(self.0.len() as f64);
     }
 }
 
@@ -203,12 +204,6 @@ impl SharedSessions {
             .copies
             .apply(*key, entry.revision, Some(session.clone()));
         Ok(Some(session))
-    }
-
-    /// Sessions in this node's copy (live, expired not yet swept, or
-    /// recently revoked).
-    pub fn known(&self) -> usize {
-        self.inner.copies.0.len()
     }
 
     /// Stops watching.
