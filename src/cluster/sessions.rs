@@ -41,6 +41,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Wait before watching again after the watch ended (NATS restarted, the
 /// bucket lost).
 const REWATCH_AFTER: Duration = Duration::from_secs(1);
+/// How often the watcher checks that the bucket is still the one it
+/// watches (a watch on a bucket NATS lost waits forever, saying nothing).
+const CHECK_BUCKET_EVERY: Duration = Duration::from_secs(2);
 /// How often expired sessions and old revocations leave the map.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a revocation stays in the map: long enough that a `get`
@@ -63,6 +66,9 @@ struct Inner {
     /// Replaced when the watch finds the bucket gone.
     bucket: Mutex<kv::Store>,
     copies: Copies,
+    /// When the bucket this node watches was created: a different time
+    /// means NATS lost its store and the bucket was made anew.
+    created: Mutex<Option<time::OffsetDateTime>>,
     on_revoked: OnceLock<OnRevoked>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -137,6 +143,7 @@ impl SharedSessions {
             ttl,
             bucket: Mutex::new(bucket),
             copies: Copies::default(),
+            created: Mutex::new(None),
             on_revoked: OnceLock::new(),
             task: Mutex::new(None),
         });
@@ -224,11 +231,16 @@ impl Inner {
     async fn watch(self: Arc<Self>) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut check = tokio::time::interval(CHECK_BUCKET_EVERY);
         loop {
             let bucket = self.bucket();
+            self.same_bucket().await;
             match bucket.watch_with_history(">").await {
                 Ok(mut entries) => loop {
                     tokio::select! {
+                        _ = check.tick() => if !self.same_bucket().await {
+                            break;
+                        },
                         entry = entries.next() => match entry {
                             Some(Ok(entry)) => self.seen(&entry),
                             Some(Err(e)) => {
@@ -248,6 +260,31 @@ impl Inner {
                 *self.bucket.lock().unwrap() = bucket;
             }
         }
+    }
+
+    /// Whether `bucket` is still the one this node watched (`true` when
+    /// NATS does not say). A bucket created anew, or gone, means NATS lost
+    /// its store (a replaced single server) and with it every session:
+    /// every copy is forgotten, so every node refuses them alike, not only
+    /// the nodes that never saw them.
+    async fn same_bucket(&self) -> bool {
+        let stream = format!("KV_{SESSIONS_BUCKET}");
+        let read = tokio::time::timeout(CALL_TIMEOUT, self.jetstream.get_stream(stream)).await;
+        let created = match read {
+            Ok(Ok(stream)) => Some(stream.cached_info().created),
+            Ok(Err(e)) if stream_not_found(&e) => None,
+            _ => return true,
+        };
+        let before = match created {
+            Some(created) => self.created.lock().unwrap().replace(created),
+            None => self.created.lock().unwrap().take(),
+        };
+        let same = before.is_none() || before == created;
+        if !same {
+            tracing::warn!("{SESSIONS_BUCKET} was lost (NATS lost its store): every session ends");
+            self.copies.0.clear();
+        }
+        same && created.is_some()
     }
 
     /// Applies one watched entry; a sign-out tells the node.
@@ -288,6 +325,16 @@ async fn open_bucket(jetstream: &jetstream::Context, ttl: Duration) -> Result<kv
         Ok(Ok(bucket)) => Ok(bucket),
         Ok(Err(e)) => Err(format!("creating the {SESSIONS_BUCKET} bucket: {e}")),
         Err(_) => Err(format!("creating the {SESSIONS_BUCKET} bucket: timed out")),
+    }
+}
+
+/// Whether NATS answered that the bucket's stream does not exist.
+fn stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    match error.kind() {
+        jetstream::context::GetStreamErrorKind::JetStream(e) => {
+            e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+        }
+        _ => false,
     }
 }
 

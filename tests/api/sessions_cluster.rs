@@ -164,6 +164,28 @@ async fn an_expired_session_is_refused_on_every_node_and_leaves_the_bucket() {
 }
 
 #[tokio::test]
+async fn a_nats_that_lost_its_store_ends_every_session_on_every_node_alike() {
+    let mut nats = NatsServer::start();
+    let cluster = TestCluster::start(&nats, 2).await;
+    let (email, token) = signed_in(&cluster.nodes[0], "buyer").await;
+    assert_eq!(wishlist(&cluster.nodes[1], &token).await, StatusCode::OK);
+
+    nats.restart_empty();
+    for node in &cluster.nodes {
+        let took = wait_until("the lost session refused", BOUND, || async {
+            wishlist(node, &token).await == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        println!(
+            "NATS back empty: {} refuses the lost session after {took:?}",
+            node.base
+        );
+    }
+    let token = sign_in(&cluster.nodes[0], &email).await;
+    assert_eq!(wishlist(&cluster.nodes[1], &token).await, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn while_nats_is_out_of_reach_signing_in_and_out_answer_503_and_change_nothing() {
     let mut nats = NatsServer::start();
     let cluster = TestCluster::start(&nats, 2).await;
