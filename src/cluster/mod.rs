@@ -13,7 +13,8 @@
 //! - `liveness.rs`: what one read of a peer's key means (live while it
 //!   changed within the last 3 s on this node's clock);
 //! - `sessions.rs`: [`SharedSessions`], the `agora_sessions` bucket every
-//!   node's sign-ins and sign-outs go to, watched into a map on every node;
+//!   node's sign-ins and sign-outs go to, watched into a map on every node
+//!   (`session_copies.rs`: that map, newer news only);
 //! - `media.rs`: [`SharedMedia`], the `agora_media` object store every
 //!   upload goes to and every node fetches missing images from.
 //!
@@ -26,6 +27,7 @@ mod liveness;
 mod media;
 mod membership;
 mod relay;
+mod session_copies;
 mod sessions;
 
 use std::net::SocketAddr;
