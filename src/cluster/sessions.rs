@@ -15,7 +15,9 @@
 //! replaces it, so a `get` answered just before a sign-out cannot bring a
 //! revoked session back after the watcher has dropped it. The bucket's
 //! `max_age` is the session TTL: expired sessions leave it by themselves,
-//! and a sweep drops them from the map.
+//! and a sweep drops them from the map. A bucket that NATS lost (a single
+//! server replaced with its disk) lost every session: every node forgets
+//! its copies, so all refuse them alike and users sign in again.
 //!
 //! [`on_revoked`]: SharedSessions::on_revoked
 
