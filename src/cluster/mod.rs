@@ -17,7 +17,12 @@
 //!   skipped); `replica.rs`: what one such event does here, in one write
 //!   (the item and foreign-stock replicas, a copy in this node's log);
 //! - `liveness.rs`: what one read of a peer's key means (live while it
-//!   changed within the last 3 s on this node's clock).
+//!   changed within the last 3 s on this node's clock);
+//! - `sessions.rs`: [`SharedSessions`], the `agora_sessions` bucket every
+//!   node's sign-ins and sign-outs go to, watched into a map on every node
+//!   (`session_copies.rs`: that map, newer news only);
+//! - `media.rs`: [`SharedMedia`], the `agora_media` object store every
+//!   upload goes to and every node fetches missing images from.
 //!
 //! NATS is the transport and the failure detector: nodes never talk to each
 //! other directly. The client reconnects by itself after NATS restarts or a
@@ -26,10 +31,13 @@
 
 mod consumer;
 mod liveness;
+mod media;
 mod membership;
 mod relay;
 mod replica;
 mod rpc;
+mod session_copies;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -41,9 +49,11 @@ use async_nats::{Client, ConnectOptions, Event};
 use crate::config::Settings;
 
 pub use consumer::Consumer;
+pub use media::{SharedMedia, MEDIA_BUCKET};
 pub use membership::{Member, MemberStatus, Membership};
 pub use relay::{Relay, STREAM};
 pub use rpc::{CallError, Handler, Responder, Rpc};
+pub use sessions::{SharedSessions, SESSIONS_BUCKET};
 
 /// The client pings the server this often; two unanswered pings and it
 /// drops the connection and reconnects, so a dead server is noticed in
@@ -77,6 +87,12 @@ pub enum ClusterError {
     #[error("JetStream: {0} (is JetStream enabled on the server? `-js`, or `jetstream {{}}` in its config)")]
     JetStream(String),
 }
+
+/// A call to a shared bucket failed: NATS did not answer in time or
+/// refused it. The caller answers 503 rather than succeed half-way.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's shared store did not answer: {0}")]
+pub struct Unreachable(pub String);
 
 /// This node's membership of the cluster: the NATS client, its JetStream
 /// context and the heartbeat. Cheap to clone.
@@ -176,6 +192,17 @@ impl Cluster {
         (!peers.is_empty()).then(|| Consumer::start(self.jetstream.clone(), store, node_id, peers))
     }
 
+    /// Opens the shared sessions bucket (`max_age` = `ttl`) and starts
+    /// watching it into this node's map.
+    pub async fn share_sessions(&self, ttl: Duration) -> Result<SharedSessions, ClusterError> {
+        SharedSessions::open(self.jetstream.clone(), ttl).await
+    }
+
+    /// Opens the shared media bucket.
+    pub async fn share_media(&self) -> Result<SharedMedia, ClusterError> {
+        SharedMedia::open(&self.jetstream).await
+    }
+
     /// Leaves the cluster: stops the heartbeat, deletes this node's key (so
     /// peers see it `down` at their next look, not after the liveness
     /// window), then flushes and closes the connection. Bounded: a node
@@ -186,6 +213,15 @@ impl Cluster {
         if !matches!(drained, Ok(Ok(()))) {
             tracing::warn!("NATS connection not drained cleanly at stop");
         }
+    }
+}
+
+/// `Err` at once while the client is not connected: a call made now would
+/// wait out its whole timeout in the client's reconnect buffer.
+fn connected(jetstream: &jetstream::Context) -> Result<(), Unreachable> {
+    match jetstream.client().connection_state() {
+        State::Connected => Ok(()),
+        _ => Err(Unreachable("not connected to NATS".into())),
     }
 }
 

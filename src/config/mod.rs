@@ -64,6 +64,10 @@ pub struct Settings {
     /// Messages queued for one websocket before it counts as too slow and
     /// is closed (1013).
     pub ws_queue_messages: usize,
+    /// How often an open websocket checks that its session is still live
+    /// (a sign-out closes its sockets at once; this catches expiry, and a
+    /// sign-out a node was not told of).
+    pub ws_session_check_secs: u64,
     /// The recommender does not consume the log (its lag grows; reads
     /// serve what it has). For incidents, and to prove it cannot slow
     /// checkout.
@@ -252,6 +256,7 @@ impl Default for Settings {
             search_commit_ms: 250,
             search_cache_entries: 4096,
             ws_queue_messages: 256,
+            ws_session_check_secs: 5,
             recommender_paused: false,
             cors_origins: vec!["*".into()],
             shutdown_grace_secs: 30,
@@ -275,7 +280,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 30] = [
+const ENV_KEYS: [&str; 31] = [
     "node_id",
     "http",
     "data_dir",
@@ -299,6 +304,7 @@ const ENV_KEYS: [&str; 30] = [
     "search_commit_ms",
     "search_cache_entries",
     "ws_queue_messages",
+    "ws_session_check_secs",
     "recommender_paused",
     "sign_in_free_failures",
     "sign_in_first_wait_ms",

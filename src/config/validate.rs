@@ -46,7 +46,7 @@ impl Settings {
     }
 
     /// The ranges of the services' and actors' settings.
-    fn runtime_bounds(&self) -> [Bound; 10] {
+    fn runtime_bounds(&self) -> [Bound; 11] {
         [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
@@ -56,6 +56,12 @@ impl Settings {
                 self.ws_queue_messages as u64,
                 1,
                 1_000_000,
+            ),
+            (
+                "ws_session_check_secs",
+                self.ws_session_check_secs,
+                1,
+                86_400,
             ),
             ("archive_after_days", self.archive_after_days, 1, 36_500),
             (

@@ -98,11 +98,7 @@ async fn upload_image(
             rejected.to_string(),
         ));
     }
-    let media = state.media.clone();
-    let key = tokio::task::spawn_blocking(move || media.put(&body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let key = state.media.store(body).await?;
     state
         .catalog
         .add_image(&who.user_id, &item_id, key.clone())
@@ -128,12 +124,10 @@ async fn get_media(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let etag = format!("\"{key}\"");
-    let media = state.media.clone();
-    let lookup = key.clone();
-    let bytes = tokio::task::spawn_blocking(move || media.get(&lookup))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?
+    let bytes = state
+        .media
+        .load(&key)
+        .await?
         .ok_or_else(|| ApiError::not_found("media"))?;
     let matches = headers
         .get(header::IF_NONE_MATCH)

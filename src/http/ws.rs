@@ -35,8 +35,6 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const SOCKET_BUFFER: usize = 4 * 1024;
 /// Server pings this often; a peer that missed the previous one is dropped.
 const PING_EVERY: Duration = Duration::from_secs(30);
-/// The session behind a socket is checked this often.
-const SESSION_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Close codes (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: u16 = 1008;
@@ -147,7 +145,8 @@ async fn read_frames(
     ping.tick().await;
     // The first check runs at once: a sign-out that landed between the
     // token check and `connect` told no socket of this one.
-    let mut session = tokio::time::interval(SESSION_CHECK_EVERY);
+    let mut session =
+        tokio::time::interval(Duration::from_secs(state.settings.ws_session_check_secs));
     let mut awaiting_pong = false;
     loop {
         let next = tokio::select! {

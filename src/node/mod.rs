@@ -35,13 +35,11 @@ use crate::payments::Payments;
 use crate::search::Search;
 use crate::services::account::AccountService;
 use crate::services::cart::CartService;
-use crate::services::cart::GuestCarts;
 use crate::services::catalog::CatalogService;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
 use crate::services::notifications::Inbox;
-use crate::services::order::ClusterOrders;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
 use crate::services::wishlist::WishlistService;
@@ -133,7 +131,8 @@ impl Node {
     /// the NATS connection and the heartbeat, announcing `settings.http`,
     /// the relay of the event log into the stream and the consumer of the
     /// other nodes' events),
-    /// accounts, inventory, carts, payments,
+    /// accounts (in a cluster: on the shared sessions bucket), media (and
+    /// the shared media bucket), inventory, carts, payments,
     /// orders, coordinators, services, search, hub, notifications,
     /// recommender. Interrupted checkouts are then finished or undone (and
     /// old orders indexed by seller) before this returns, so the first
@@ -151,7 +150,8 @@ impl Node {
         let consumer = cluster
             .as_ref()
             .and_then(|c| c.start_consumer(store.clone(), &settings.node_id, &settings.peers()));
-        let accounts = wiring::start_accounts(&settings, &store).await?;
+        let accounts = wiring::start_accounts(&settings, &store, cluster.as_ref()).await?;
+        let media = wiring::media(&settings, cluster.as_ref()).await?;
         let regions = wiring::region_settings(&settings);
         let inventory = InventoryActors::start(store.clone(), regions.clone()).await?;
         let inventory = wiring::with_remote_inventory(inventory, &settings, cluster.as_ref());
@@ -175,19 +175,11 @@ impl Node {
             orders,
             checkouts,
         };
-        let mut services = wiring::services(&settings, &store, &actors, accounts);
-        if let Some(cluster) = &cluster {
-            let (rpc, placement) = (cluster.rpc().clone(), Arc::new(settings.placement()));
-            services.carts = services.carts.with_guests(GuestCarts {
-                rpc: rpc.clone(),
-                placement: placement.clone(),
-            });
-            services.orders = services
-                .orders
-                .with_cluster(ClusterOrders { rpc, placement });
-        }
+        let services = wiring::services(&settings, &store, &actors, accounts, media);
+        let services = wiring::reaching_other_nodes(services, &settings, cluster.as_ref());
         let read_models = wiring::start_read_models(&settings, &store).await?;
         let responders = wiring::answer_calls(cluster.as_ref(), &actors, &services).await?;
+        wiring::close_revoked_sockets(&services.accounts, &read_models.hub);
         background::recover_before_first_request(&actors).await;
         let background = Background::start(&settings, &store, &actors, &services, &read_models);
         Ok(Node {
@@ -226,6 +218,7 @@ impl Node {
             responders,
             consumer,
             actors,
+            services,
             read_models,
             background,
             ..
@@ -249,6 +242,9 @@ impl Node {
         }
         if let Some(relay) = relay {
             relay.stop().await;
+        }
+        if let Some(sessions) = services.accounts.shared_sessions() {
+            sessions.stop();
         }
         if let Some(cluster) = cluster {
             cluster.stop().await;

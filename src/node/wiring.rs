@@ -20,14 +20,14 @@ use crate::http::{AppState, Services};
 use crate::payments::{Payments, SimulatedGateway};
 use crate::search::Search;
 use crate::services::account::{AccountService, ThrottleRules};
-use crate::services::cart::{self, CartService};
+use crate::services::cart::{self, CartService, GuestCarts};
 use crate::services::catalog::CatalogService;
 use crate::services::checkout::idempotency::IdempotencyKeys;
 use crate::services::checkout::CheckoutService;
 use crate::services::live::Hub;
 use crate::services::media::MediaService;
 use crate::services::notifications::Inbox;
-use crate::services::order::{self, OrderService};
+use crate::services::order::{self, ClusterOrders, OrderService};
 use crate::services::recommend::Recommender;
 use crate::services::status::NodeStatus;
 use crate::services::wishlist::WishlistService;
@@ -81,19 +81,56 @@ pub(super) async fn join_cluster(settings: &Settings) -> anyhow::Result<Option<C
     Ok(Some(cluster))
 }
 
-/// Accounts and sessions, with the sign-in throttle.
+/// Accounts and sessions, with the sign-in throttle; in a cluster the
+/// sessions live in the bucket every node shares.
 pub(super) async fn start_accounts(
     settings: &Settings,
     store: &Store,
+    cluster: Option<&Cluster>,
 ) -> anyhow::Result<AccountService> {
-    let accounts = AccountService::new(store.clone(), settings.session_ttl_secs)
+    let mut accounts = AccountService::new(store.clone(), settings.session_ttl_secs)
         .await?
         .with_throttle(ThrottleRules {
             free_failures: settings.sign_in_free_failures,
             first_wait: Duration::from_millis(settings.sign_in_first_wait_ms),
             longest_wait: Duration::from_secs(settings.sign_in_longest_wait_secs),
         });
+    if let Some(cluster) = cluster {
+        let ttl = Duration::from_secs(settings.session_ttl_secs);
+        let shared = cluster
+            .share_sessions(ttl)
+            .await
+            .context("opening the shared sessions")?;
+        accounts = accounts.with_shared_sessions(shared);
+    }
     Ok(accounts)
+}
+
+/// Item images: this node's files, and in a cluster the bucket every node
+/// shares.
+pub(super) async fn media(
+    settings: &Settings,
+    cluster: Option<&Cluster>,
+) -> anyhow::Result<MediaService> {
+    let media = MediaService::new(&settings.data_dir);
+    let Some(cluster) = cluster else {
+        return Ok(media);
+    };
+    let shared = cluster
+        .share_media()
+        .await
+        .context("opening the shared media")?;
+    Ok(media.with_shared(shared))
+}
+
+/// In a cluster: a session signed out on another node closes this node's
+/// sockets of that session at once (a single node's sign-out does that
+/// itself).
+pub(super) fn close_revoked_sockets(accounts: &AccountService, hub: &Hub) {
+    if let Some(shared) = accounts.shared_sessions() {
+        let hub = hub.clone();
+        shared.on_revoked(move |user_id, session_key| hub.end_session(user_id, session_key));
+    }
 }
 
 /// How every actor region passivates, times out and bounds its calls.
@@ -167,6 +204,7 @@ pub(super) fn services(
     store: &Store,
     actors: &NodeActors,
     accounts: AccountService,
+    media: MediaService,
 ) -> NodeServices {
     let catalog = CatalogService::new(store.clone(), actors.inventory.clone())
         .with_ownership(settings.ownership());
@@ -185,7 +223,7 @@ pub(super) fn services(
         checkout,
         orders: OrderService::new(store.clone(), actors.orders.clone()),
         wishlists: WishlistService::new(store.clone()),
-        media: MediaService::new(&settings.data_dir),
+        media,
     }
 }
 
@@ -307,4 +345,24 @@ pub(super) async fn answer_calls(
         responders.push(responder);
     }
     Ok(responders)
+}
+
+/// In a cluster: guest carts and sellers' order lists reach the other
+/// nodes.
+pub(super) fn reaching_other_nodes(
+    mut services: NodeServices,
+    settings: &Settings,
+    cluster: Option<&Cluster>,
+) -> NodeServices {
+    if let Some(cluster) = cluster {
+        let (rpc, placement) = (cluster.rpc().clone(), Arc::new(settings.placement()));
+        services.carts = services.carts.with_guests(GuestCarts {
+            rpc: rpc.clone(),
+            placement: placement.clone(),
+        });
+        services.orders = services
+            .orders
+            .with_cluster(ClusterOrders { rpc, placement });
+    }
+    services
 }

@@ -9,6 +9,11 @@
 //! Every upload is decoded in full before it is stored ([`ImageType::check`]),
 //! so what `/media` serves is an image of its type, not a file that merely
 //! starts with an image's magic bytes (a polyglot of PNG header and HTML).
+//!
+//! In a cluster an upload is also put into the bucket every node shares
+//! ([`SharedMedia`]) before it is answered, and a node asked for a key it
+//! does not hold fetches it from there, checks that the bytes hash to the
+//! key, and keeps a copy: each node fetches an image at most once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,8 @@ use axum::body::Bytes;
 use tokio::sync::Semaphore;
 
 use sha2::{Digest, Sha256};
+
+use crate::cluster::{SharedMedia, Unreachable};
 
 /// Largest image accepted.
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
@@ -114,10 +121,23 @@ impl ImageType {
     }
 }
 
+/// Why an image could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The local file system failed.
+    #[error("media storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// In a cluster: the shared bucket did not answer.
+    #[error(transparent)]
+    SharedUnreachable(#[from] Unreachable),
+}
+
 /// The media store.
 #[derive(Clone)]
 pub struct MediaService {
     dir: PathBuf,
+    /// In a cluster, the bucket every node shares (`None`: this node only).
+    shared: Option<SharedMedia>,
     /// Bounds concurrent decodes to the number of cores, so a burst of
     /// uploads costs at most that many times [`MAX_DECODE_BYTES`] of memory
     /// and cannot take over the blocking pool that sled reads share.
@@ -138,8 +158,62 @@ impl MediaService {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         MediaService {
             dir: data_dir.join("media"),
+            shared: None,
             decoding: Arc::new(Semaphore::new(cores)),
         }
+    }
+
+    /// The same store, sharing every image with the cluster through
+    /// `shared`.
+    pub fn with_shared(mut self, shared: SharedMedia) -> MediaService {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Stores `bytes` here (on the blocking pool) and, in a cluster, in the
+    /// shared bucket; returns the key. In a cluster, `Err` unless both hold
+    /// it (a file kept here alone is harmless: it is named by its bytes).
+    pub async fn store(&self, bytes: Bytes) -> Result<String, MediaError> {
+        let media = self.clone();
+        let local = bytes.clone();
+        let key = tokio::task::spawn_blocking(move || media.put(&local))
+            .await
+            .map_err(std::io::Error::other)??;
+        if let Some(shared) = &self.shared {
+            shared.put(&key, &bytes).await?;
+        }
+        Ok(key)
+    }
+
+    /// The bytes under `key`: from this node's files, else (in a cluster)
+    /// from the shared bucket, keeping a copy here. `None`: nowhere.
+    pub async fn load(&self, key: &str) -> Result<Option<Bytes>, MediaError> {
+        let media = self.clone();
+        let lookup = key.to_owned();
+        let local = tokio::task::spawn_blocking(move || media.get(&lookup))
+            .await
+            .map_err(std::io::Error::other)??;
+        let (Some(shared), None, true) = (&self.shared, &local, is_key(key)) else {
+            return Ok(local.map(Bytes::from));
+        };
+        let Some(bytes) = shared.get(key).await? else {
+            return Ok(None);
+        };
+        if format!("{:x}", Sha256::digest(&bytes)) != key {
+            tracing::warn!(key, "shared media bytes do not match their key; not served");
+            return Ok(None);
+        }
+        metrics::counter!("agora_media_fetched_total").increment(1);
+        let media = self.clone();
+        let bytes = Bytes::from(bytes);
+        let copy = bytes.clone();
+        // Served even if the copy fails: the next request fetches again.
+        match tokio::task::spawn_blocking(move || media.put(&copy)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(key, error = %e, "keeping fetched media failed"),
+            Err(e) => tracing::warn!(key, error = %e, "keeping fetched media failed"),
+        }
+        Ok(Some(bytes))
     }
 
     /// [`ImageType::check`] on the blocking pool, one decode per core at a

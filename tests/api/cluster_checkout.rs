@@ -87,8 +87,10 @@ async fn a_buyer_checks_out_skus_owned_by_another_node() {
     let cluster = TestCluster::start(&nats, 3).await;
     let (shop, owner) = shop(&cluster, 10).await;
     let (token, home) = buyer_elsewhere(&cluster, owner).await;
-    let node = &cluster.nodes[home];
+    // The buyer talks to the third node: neither theirs nor the SKU's.
+    let node = &cluster.nodes[3 - owner - home];
     replicated(node, &shop.item_id).await;
+    replicated(&cluster.nodes[home], &shop.item_id).await;
     let buyer = Buyer::fill(node, token, &shop, 2).await;
     let response = buyer.checkout(node, GOOD_CARD).await;
     assert_eq!(response.status(), StatusCode::CREATED, "checkout");
@@ -97,9 +99,17 @@ async fn a_buyer_checks_out_skus_owned_by_another_node() {
     let order_id = order["orderId"].as_str().unwrap().to_owned();
     // The stock moved on the SKU's owner, nothing held.
     assert_eq!(shop.stock(&cluster.nodes[owner]).await, (8, 8));
-    // The seller's list, served by the seller's node, holds the order that
-    // lives on the buyer's node; shipping it from there reaches it.
+    // The seller's list (asked of the buyer's node, served by the
+    // seller's) holds the order that lives on the buyer's node; shipping
+    // it through the seller's node reaches it.
     let seller_node = &cluster.nodes[owner];
+    let through_buyers: Value = cluster.nodes[home]
+        .get("/seller/orders", Some(&shop.seller))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(through_buyers["items"][0]["id"], order_id.as_str());
     let listed: Value = seller_node
         .get("/seller/orders", Some(&shop.seller))
         .await

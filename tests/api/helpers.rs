@@ -205,6 +205,32 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// A fresh user of `role` who lives on this node (in a cluster, users
+    /// are placed by their email: this registers until one lands here),
+    /// signed in; returns the token. On a single node, the first one.
+    pub async fn home_user_token(&self, role: &str) -> String {
+        let me = self.get_json("/cluster").await["node"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        loop {
+            let email = format!("{}-{}@example.com", role, ulid_like());
+            let created = self.register(&email, "correct horse", role).await;
+            assert_eq!(created.status(), StatusCode::CREATED, "register");
+            let id = created.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if self.placement("user", &id).await["node"] != me.as_str() {
+                continue;
+            }
+            let session = self.sign_in(&email, "correct horse").await;
+            assert_eq!(session.status(), StatusCode::CREATED, "sign in");
+            let body: Value = session.json().await.unwrap();
+            return body["token"].as_str().unwrap().to_owned();
+        }
+    }
+
     /// `GET path` expecting 200; returns the body.
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.get(path, None).await;

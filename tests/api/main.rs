@@ -29,6 +29,7 @@ mod replication;
 mod replication_recovery;
 mod saga;
 mod search;
+mod sessions_cluster;
 mod shop;
 mod sign_in;
 mod wishlist;

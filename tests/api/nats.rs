@@ -164,6 +164,21 @@ impl NatsServer {
         bucket.entry(id).await.expect("read the key")
     }
 
+    /// The keys of the shared sessions bucket that hold a session now.
+    pub async fn session_keys(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        let client = async_nats::connect(self.url())
+            .await
+            .expect("connect to NATS");
+        let jetstream = async_nats::jetstream::new(client);
+        let bucket = jetstream
+            .get_key_value("agora_sessions")
+            .await
+            .expect("the bucket");
+        let keys = bucket.keys().await.expect("list the keys");
+        keys.try_collect().await.expect("read the keys")
+    }
+
     /// The names of the clients connected now (a node's is its id).
     pub async fn client_names(&self) -> Vec<String> {
         let url = format!("http://127.0.0.1:{}/connz", self.monitor);
@@ -243,15 +258,15 @@ impl TestCluster {
         std::fs::write(&path, cluster_toml(&nats.url(), count)).expect("write cluster.toml");
         let mut nodes = Vec::with_capacity(count);
         for n in 1..=count {
-            let mut options = Options::default()
+            let options = Options::default()
                 .arg("--config")
                 .arg(&path.display().to_string())
                 .arg("--node-id")
                 .arg(&format!("node-{n}"))
                 .env("AGORA_RATE_LIMIT_PER_SEC", "0");
-            for (key, value) in settings {
-                options = options.env(key, value);
-            }
+            let options = settings
+                .iter()
+                .fold(options, |options, (key, value)| options.env(key, value));
             nodes.push(TestApp::spawn_with(options).await);
         }
         TestCluster {

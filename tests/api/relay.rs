@@ -134,7 +134,7 @@ async fn writes_on_node_1_appear_in_the_stream_as_node_1_1_to_n_in_order_without
     let nats = NatsServer::start();
     let cluster = TestCluster::start(&nats, 2).await;
     let node = &cluster.nodes[0];
-    let seller = node.user_token("seller").await;
+    let seller = node.home_user_token("seller").await;
     let item = node.create_item(&seller, &mouse()).await;
     let path = format!("/items/{}", item["id"].as_str().unwrap());
     let changed = node
@@ -165,7 +165,7 @@ async fn after_a_kill_9_mid_burst_and_a_restart_every_event_is_in_the_stream_exa
 {
     let nats = NatsServer::start();
     let mut cluster = TestCluster::start(&nats, 2).await;
-    let seller = cluster.nodes[0].user_token("seller").await;
+    let seller = cluster.nodes[0].home_user_token("seller").await;
     let (client, url) = (
         cluster.nodes[0].client.clone(),
         cluster.nodes[0].url("/items"),
@@ -244,7 +244,7 @@ async fn after_nats_comes_back_with_an_empty_store_the_relay_sets_up_the_stream_
 #[tokio::test]
 async fn a_single_node_has_no_relay() {
     let app = TestApp::spawn().await;
-    let seller = app.user_token("seller").await;
+    let seller = app.home_user_token("seller").await;
     app.create_item(&seller, &mouse()).await;
 
     assert_eq!(metric(&app, "agora_relay_lag_events").await, None);
@@ -257,7 +257,7 @@ async fn a_single_node_has_no_relay() {
 async fn two_nodes_after_one_relayed_item(nats: &NatsServer) -> (TestCluster, String, u64) {
     let cluster = TestCluster::start(nats, 2).await;
     let node = &cluster.nodes[0];
-    let seller = node.user_token("seller").await;
+    let seller = node.home_user_token("seller").await;
     node.create_item(&seller, &mouse()).await;
     let before = relayed_all(node).await;
     (cluster, seller, before)

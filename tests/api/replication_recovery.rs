@@ -90,7 +90,7 @@ async fn delete_consumer(nats: &NatsServer, node: &str) {
 async fn a_node_killed_and_restarted_catches_up_on_what_it_missed_and_applies_nothing_twice() {
     let nats = NatsServer::start();
     let mut cluster = TestCluster::start(&nats, 3).await;
-    let seller = cluster.nodes[0].user_token("seller").await;
+    let seller = cluster.nodes[0].home_user_token("seller").await;
     let word = word();
     let mut ids = create_many(&cluster.nodes[0], &seller, &word, 1).await;
     wait_until("node-3 has the first item", BOUND, || async {
@@ -199,7 +199,7 @@ fn print_lags(one: &[Value], two: &[Value], stored: &HashMap<u64, i64>, ids: &[S
 async fn the_relays_publish_each_event_once_by_its_origin_and_never_what_they_applied() {
     let nats = NatsServer::start();
     let mut cluster = TestCluster::start(&nats, 3).await;
-    let seller = cluster.nodes[0].user_token("seller").await;
+    let seller = cluster.nodes[0].home_user_token("seller").await;
     let word = word();
     let ids = create_concurrently(&cluster.nodes[0], &seller, &word, 160).await;
     for node in &cluster.nodes[1..] {
@@ -247,7 +247,7 @@ async fn events_made_while_nats_is_away_or_loses_its_store_reach_the_other_node_
     let mut nats = NatsServer::start();
     let cluster = TestCluster::start(&nats, 2).await;
     let (one, two) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let seller = one.user_token("seller").await;
+    let seller = one.home_user_token("seller").await;
     let word = word();
     let mut ids = create_many(one, &seller, &word, 1).await;
     let all_found = |count: usize| {

@@ -18,6 +18,7 @@ use crate::services::account::AccountError;
 use crate::services::cart::CartServiceError;
 use crate::services::catalog::CatalogError;
 use crate::services::checkout::CheckoutServiceError;
+use crate::services::media::MediaError;
 use crate::services::notifications::InboxError;
 use crate::services::order::OrderServiceError;
 use crate::services::recommend::RecommendError;
@@ -67,6 +68,30 @@ impl From<AccountError> for ApiError {
             .retry_after(1),
             AccountError::Hashing(cause) => ApiError::internal(cause),
             AccountError::Storage(e) => e.into(),
+            AccountError::SessionsUnreachable(cause) => {
+                tracing::warn!(error = %cause, "shared sessions out of reach");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the cluster's session store is out of reach; nothing was changed, retry shortly",
+                )
+                .retry_after(1)
+            }
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Io(e) => ApiError::internal(e),
+            MediaError::SharedUnreachable(cause) => {
+                tracing::warn!(error = %cause, "shared media out of reach");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the cluster's media store is out of reach; retry shortly",
+                )
+                .retry_after(1)
+            }
         }
     }
 }

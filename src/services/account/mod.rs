@@ -1,23 +1,24 @@
 //! Accounts and sessions: registration, sign-in, token authentication,
 //! profile changes. Passwords are Argon2id hashes; tokens are 256 random bits
-//! handed to the client once and stored only as their SHA-256. Failed
-//! sign-ins are throttled per email (submodule `throttle`).
+//! handed to the client once and stored only as their SHA-256 (submodule
+//! `sessions`: in this node's storage, or in a cluster in the bucket every
+//! node shares). Failed sign-ins are throttled per email (submodule
+//! `throttle`).
 
+mod sessions;
 mod throttle;
 
 pub use throttle::ThrottleRules;
 
 use std::sync::Arc;
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::domain::user::{self, AddressInput, Role, Session, User};
+use crate::cluster::{SharedSessions, Unreachable};
+use crate::domain::user::{self, AddressInput, Role, User};
 use crate::domain::{new_id, new_id_in, FieldErrors, Timestamp};
 use crate::storage::{StorageError, Store, TreeName};
 
@@ -49,6 +50,10 @@ pub enum AccountError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// In a cluster: the shared sessions bucket did not answer, so the
+    /// session was neither opened nor closed anywhere.
+    #[error(transparent)]
+    SessionsUnreachable(#[from] Unreachable),
 }
 
 /// Who is making a request, as proven by a valid session token.
@@ -99,6 +104,9 @@ pub struct AccountService {
     hashing: Arc<Semaphore>,
     /// Failed sign-ins per email, and the waits they impose.
     throttle: Arc<throttle::SignInThrottle>,
+    /// In a cluster, the sessions every node shares (`None`: this node's
+    /// storage holds them).
+    shared: Option<SharedSessions>,
 }
 
 /// How long a sign-in or registration waits for a hashing slot before 503.
@@ -116,6 +124,7 @@ impl AccountService {
             decoy_hash: Arc::new(decoy),
             hashing,
             throttle: Arc::new(throttle::SignInThrottle::new(ThrottleRules::default())),
+            shared: None,
         })
     }
 
@@ -237,37 +246,7 @@ impl AccountService {
             _ => return Err(self.sign_in_failed(&email_key)),
         };
         self.throttle.succeeded(&email_key);
-        let token = new_token();
-        let now = Timestamp::now();
-        let session = Session {
-            user_id: user.id.clone(),
-            role: user.role,
-            created_at: now,
-            expires_at: now.plus_secs(self.session_ttl_secs),
-        };
-        let key = token_key(&token);
-        let expires_at = session.expires_at;
-        self.store
-            .write(move |tx| {
-                tx.put(TreeName::Sessions, &key[..], &session)?;
-                Ok::<_, AccountError>(())
-            })
-            .await?;
-        Ok(NewSession {
-            token,
-            expires_at,
-            user,
-        })
-    }
-
-    /// Ends a session; its token stops working as soon as this returns.
-    pub async fn sign_out(&self, session_key: [u8; 32]) -> Result<(), AccountError> {
-        self.store
-            .write(move |tx| {
-                tx.remove(TreeName::Sessions, &session_key[..]);
-                Ok(())
-            })
-            .await
+        self.open_session(user).await
     }
 
     /// `Err(Throttled)` while sign-ins for this email must wait.
@@ -295,71 +274,6 @@ impl AccountService {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(AccountError::Busy),
         }
-    }
-
-    /// Deletes expired sessions; returns how many. Expired tokens are already
-    /// refused on use, so this only reclaims space (`app` runs it hourly).
-    pub async fn remove_expired_sessions(&self) -> Result<usize, AccountError> {
-        let now = Timestamp::now();
-        let expired: Vec<Vec<u8>> = self
-            .store
-            .read(move |trees| {
-                let mut keys = Vec::new();
-                for entry in trees.tree(TreeName::Sessions).iter() {
-                    let (key, value) = entry?;
-                    let session: Session = crate::storage::codec::decode(&value)?;
-                    if session.expires_at <= now {
-                        keys.push(key.to_vec());
-                    }
-                }
-                Ok(keys)
-            })
-            .await?;
-        let count = expired.len();
-        for chunk in expired.chunks(1_000) {
-            let chunk = chunk.to_vec();
-            self.store
-                .write(move |tx| {
-                    for key in &chunk {
-                        tx.remove(TreeName::Sessions, key.clone());
-                    }
-                    Ok::<_, AccountError>(())
-                })
-                .await?;
-        }
-        Ok(count)
-    }
-
-    /// Resolves a bearer token; `None` if it is unknown or expired.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StorageError> {
-        // Tokens we issue are 43 base64url characters; anything else cannot
-        // match, so spare the storage read.
-        if token.len() != 43
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Ok(None);
-        }
-        let key = token_key(token);
-        let session = self.store.get::<Session>(TreeName::Sessions, key).await?;
-        Ok(session
-            .filter(|s| s.expires_at > Timestamp::now())
-            .map(|s| Authenticated {
-                user_id: s.user_id,
-                role: s.role,
-                session_key: key,
-            }))
-    }
-
-    /// Whether the session stored under `session_key` is still valid (not
-    /// signed out, not expired): for connections that outlive a request.
-    pub async fn session_is_valid(&self, session_key: &[u8; 32]) -> Result<bool, StorageError> {
-        let session = self
-            .store
-            .get::<Session>(TreeName::Sessions, session_key)
-            .await?;
-        Ok(session.is_some_and(|s| s.expires_at > Timestamp::now()))
     }
 
     /// The user's own record.
@@ -408,16 +322,6 @@ impl AccountService {
             })
             .await
     }
-}
-
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn token_key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 fn hash_password(password: &str) -> Result<String, AccountError> {
