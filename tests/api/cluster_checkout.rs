@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{ulid_like, TestApp};
 use crate::nats::{wait_until, NatsServer, TestCluster};
+use crate::replication::{frame, subscribed};
 use crate::shop::{Buyer, Shop, GOOD_CARD};
 
 /// Far beyond the usual milliseconds: a slow CI box must not fail.
@@ -123,6 +124,10 @@ async fn a_buyer_checks_out_skus_owned_by_another_node() {
         .filter_map(|o| o["id"].as_str())
         .collect();
     assert_eq!(ids, [order_id.as_str()], "the seller sees the order");
+    // The buyer's socket on the SKU's node (not where the order lives)
+    // hears the order ship.
+    let topic = format!("item:{}", shop.item_id);
+    let mut socket = subscribed(seller_node, &buyer.token, &topic).await;
     let shipped = seller_node
         .post(
             &format!("/orders/{order_id}/ship"),
@@ -137,6 +142,11 @@ async fn a_buyer_checks_out_skus_owned_by_another_node() {
     );
     let seen = buyer.order(node, &order_id).await;
     assert_eq!(seen["status"], "SHIPPED");
+    let pushed = frame(&mut socket, |f| {
+        f["type"] == "order.updated" && f["status"] == "SHIPPED"
+    })
+    .await;
+    assert_eq!(pushed["orderId"], order_id.as_str());
 }
 
 #[tokio::test]

@@ -170,11 +170,11 @@ async fn an_item_listed_on_node_1_is_read_and_found_on_nodes_2_and_3_and_its_cha
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A socket on `node`, signed in with `token`, subscribed to `topic`.
-async fn subscribed(node: &TestApp, token: &str, topic: &str) -> Socket {
+pub(crate) async fn subscribed(node: &TestApp, token: &str, topic: &str) -> Socket {
     let url = format!(
         "{}/ws?token={token}",
         node.base.replacen("http://", "ws://", 1)
@@ -189,7 +189,7 @@ async fn subscribed(node: &TestApp, token: &str, topic: &str) -> Socket {
 }
 
 /// The first JSON frame `wanted` accepts (fails after [`BOUND`]).
-async fn frame(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn frame(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + BOUND;
     loop {
         let next = tokio::time::timeout_at(deadline, socket.next()).await;
