@@ -265,3 +265,42 @@ async fn killing_the_sku_owner_mid_checkouts_oversells_nothing_and_loses_nothing
         "stock conserved: sold units left, none held, none oversold"
     );
 }
+
+#[tokio::test]
+async fn a_checkout_needing_a_dead_nodes_stock_is_refused_at_once_and_given_back_later() {
+    let nats = NatsServer::start();
+    let settings = [("AGORA_CHECKOUT_SWEEP_SECS", "1")];
+    let mut cluster = TestCluster::start_with(&nats, 3, &settings).await;
+    let (shop, owner) = shop(&cluster, 10).await;
+    let (token, home) = buyer_elsewhere(&cluster, owner).await;
+    replicated(&cluster.nodes[home], &shop.item_id).await;
+    let buyer = Buyer::fill(&cluster.nodes[home], token, &shop, 1).await;
+    cluster.nodes[owner].kill9();
+    let started = Instant::now();
+    let refused = buyer.checkout(&cluster.nodes[home], GOOD_CARD).await;
+    let took = started.elapsed();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "NODE_UNAVAILABLE");
+    assert_eq!(body["node"], format!("node-{}", owner + 1));
+    println!("checkout refused {took:?} after the SKU owner's kill");
+    // Back on its data: the cart is unlocked and nothing stays held.
+    let killed = cluster.nodes.remove(owner);
+    cluster.nodes.insert(owner, killed.restart());
+    let node = &cluster.nodes[home];
+    wait_until("the cart is given back", BOUND, || async {
+        node.patch(
+            "/cart",
+            Some(&buyer.token),
+            &json!({"itemId": shop.item_id, "quantity": 1}),
+        )
+        .await
+        .status()
+            == StatusCode::OK
+    })
+    .await;
+    assert_eq!(shop.stock(&cluster.nodes[owner]).await, (10, 10));
+    let again = buyer.checkout(node, GOOD_CARD).await;
+    assert_eq!(again.status(), StatusCode::CREATED, "and it can be bought");
+}

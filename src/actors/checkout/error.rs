@@ -48,6 +48,11 @@ pub enum CheckoutError {
     /// is finished by recovery).
     #[error("checkout could not complete: {0}")]
     Unavailable(String),
+    /// A SKU's node is unavailable: what the checkout held is given back
+    /// when it is back (the sweep resumes the checkout). Not retried at
+    /// once: nobody answers for that node.
+    #[error("node {0}, which holds stock of this cart, is unavailable")]
+    NodeUnavailable(String),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -94,6 +99,9 @@ impl From<InventoryError> for CheckoutError {
     fn from(e: InventoryError) -> Self {
         match e {
             InventoryError::Storage(e) => CheckoutError::Storage(e),
+            InventoryError::Unavailable(EntityError::NodeUnavailable(node)) => {
+                CheckoutError::NodeUnavailable(node)
+            }
             other => CheckoutError::Unavailable(other.to_string()),
         }
     }

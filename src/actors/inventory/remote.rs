@@ -72,6 +72,7 @@ impl RemoteInventory {
         let reply = self.rpc.call(node, KIND, body).await.map_err(|e| {
             InventoryError::Unavailable(match e {
                 CallError::TimedOut(_) => EntityError::Timeout,
+                CallError::Unavailable(node) => EntityError::NodeUnavailable(node),
                 other => EntityError::Unavailable(other.to_string()),
             })
         })?;

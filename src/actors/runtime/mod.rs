@@ -52,6 +52,10 @@ pub enum EntityError {
     /// The entity could not be activated, or failed while handling the call.
     #[error("entity unavailable: {0}")]
     Unavailable(String),
+    /// The entity lives on another node, which nobody answers for (down,
+    /// frozen and dropped, or starting).
+    #[error("node {0}, which holds the entity, is unavailable")]
+    NodeUnavailable(String),
     /// Storage failed inside the entity.
     #[error(transparent)]
     Storage(#[from] StorageError),

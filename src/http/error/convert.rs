@@ -216,6 +216,7 @@ impl From<CheckoutError> for ApiError {
                 )
                 .retry_after(1)
             }
+            CheckoutError::NodeUnavailable(node) => CallError::Unavailable(node).into(),
             CheckoutError::Storage(e) => e.into(),
         }
     }
@@ -285,6 +286,7 @@ impl From<EntityError> for ApiError {
                 ApiError::new(Code::Unavailable, "temporarily unavailable; retry shortly")
                     .retry_after(1)
             }
+            EntityError::NodeUnavailable(node) => CallError::Unavailable(node).into(),
             EntityError::Storage(e) => e.into(),
         }
     }

@@ -223,7 +223,9 @@ fn retention(result: &Result<CheckoutReply, CheckoutServiceError>) -> Retention 
         // Never a run's outcome: a key's own refusals come before the run.
         Err(CheckoutServiceError::KeyReused | CheckoutServiceError::KeyInUse) => Retention::Release,
         Err(
-            CheckoutServiceError::Checkout(Saga::Unavailable(_) | Saga::Storage(_))
+            CheckoutServiceError::Checkout(
+                Saga::Unavailable(_) | Saga::NodeUnavailable(_) | Saga::Storage(_),
+            )
             | CheckoutServiceError::Order(_)
             | CheckoutServiceError::Storage(_),
         ) => Retention::Leave,
