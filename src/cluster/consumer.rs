@@ -32,10 +32,10 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{self, Message};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::relay::{stream_config, STREAM};
 use super::replica::{self, Foreign};
+use super::task::StoppableTask;
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
 use crate::storage::{codec, Store};
@@ -52,13 +52,10 @@ const EXPIRES: Duration = Duration::from_secs(10);
 /// The first and the longest wait before retrying after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long stopping waits for an in-flight batch.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running consumer task.
 pub struct Consumer {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: StoppableTask,
 }
 
 impl Consumer {
@@ -70,28 +67,23 @@ impl Consumer {
         node_id: &str,
         peers: &[String],
     ) -> Consumer {
-        let (stop, stopped) = watch::channel(false);
-        let worker = Worker {
-            jetstream,
-            store,
-            durable: durable_name(node_id),
-            subjects: peers.iter().map(|p| format!("agora.events.{p}")).collect(),
-            stop: stopped,
-        };
-        Consumer {
-            stop,
-            task: tokio::spawn(worker.run()),
-        }
+        let task = StoppableTask::spawn(|stopped| {
+            let worker = Worker {
+                jetstream,
+                store,
+                durable: durable_name(node_id),
+                subjects: peers.iter().map(|p| format!("agora.events.{p}")).collect(),
+                stop: stopped,
+            };
+            worker.run()
+        });
+        Consumer { task }
     }
 
     /// Stops the task (before the NATS connection closes). A batch written
     /// but not acked is redelivered at the next start, and skipped.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
-            abort.abort();
-        }
+        self.task.stop().await;
     }
 }
 

@@ -272,16 +272,7 @@ async fn open_bucket(jetstream: &jetstream::Context) -> Result<kv::Store, String
         storage: StorageType::Memory,
         ..Default::default()
     };
-    match tokio::time::timeout(
-        CALL_TIMEOUT * 5,
-        jetstream.create_or_update_key_value(config),
-    )
-    .await
-    {
-        Ok(Ok(bucket)) => Ok(bucket),
-        Ok(Err(e)) => Err(format!("creating the {BUCKET} bucket: {e}")),
-        Err(_) => Err(format!("creating the {BUCKET} bucket: timed out")),
-    }
+    super::task::open_bucket(jetstream, config, CALL_TIMEOUT * 5).await
 }
 
 /// Milliseconds since the Unix epoch.

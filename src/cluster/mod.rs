@@ -38,6 +38,7 @@ mod replica;
 mod rpc;
 mod session_copies;
 mod sessions;
+mod task;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};

@@ -31,9 +31,9 @@ use std::time::Duration;
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::replica;
+use super::task::StoppableTask;
 use crate::domain::event::Event;
 use crate::domain::Timestamp;
 use crate::storage::event_log::EventConsumer;
@@ -53,42 +53,34 @@ const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The first and the longest wait before retrying after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long stopping waits for an in-flight batch.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running relay task.
 pub struct Relay {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: StoppableTask,
 }
 
 impl Relay {
     /// Starts relaying `store`'s log as `node_id`. Never fails: setting up
     /// the stream is retried by the task until NATS answers.
     pub fn start(jetstream: jetstream::Context, store: Store, node_id: &str) -> Relay {
-        let (stop, stopped) = watch::channel(false);
-        let worker = Worker {
-            jetstream,
-            store,
-            node: node_id.to_owned(),
-            subject: format!("agora.events.{node_id}"),
-            stop: stopped,
-        };
-        Relay {
-            stop,
-            task: tokio::spawn(worker.run()),
-        }
+        let task = StoppableTask::spawn(|stopped| {
+            let worker = Worker {
+                jetstream,
+                store,
+                node: node_id.to_owned(),
+                subject: format!("agora.events.{node_id}"),
+                stop: stopped,
+            };
+            worker.run()
+        });
+        Relay { task }
     }
 
     /// Stops the task (before the NATS connection closes). What it had not
     /// committed is relayed again, and skipped by the stream, at the next
     /// start.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
-            abort.abort();
-        }
+        self.task.stop().await;
     }
 }
 

@@ -262,16 +262,7 @@ async fn open_bucket(jetstream: &jetstream::Context, ttl: Duration) -> Result<kv
         storage: StorageType::File,
         ..Default::default()
     };
-    match tokio::time::timeout(
-        CALL_TIMEOUT * 5,
-        jetstream.create_or_update_key_value(config),
-    )
-    .await
-    {
-        Ok(Ok(bucket)) => Ok(bucket),
-        Ok(Err(e)) => Err(format!("creating the {SESSIONS_BUCKET} bucket: {e}")),
-        Err(_) => Err(format!("creating the {SESSIONS_BUCKET} bucket: timed out")),
-    }
+    super::task::open_bucket(jetstream, config, CALL_TIMEOUT * 5).await
 }
 
 /// Whether NATS answered that the bucket's stream does not exist.
