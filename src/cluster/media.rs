@@ -124,6 +124,7 @@ async fn open_bucket(jetstream: &jetstream::Context) -> Result<ObjectStore, Clus
                     bucket: MEDIA_BUCKET.to_owned(),
                     description: Some("Agora item images by SHA-256".to_owned()),
                     storage: StorageType::File,
+                    num_replicas: super::task::replicas(),
                     ..Default::default()
                 })
                 .await

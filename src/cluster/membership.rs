@@ -268,6 +268,7 @@ async fn open_bucket(jetstream: &jetstream::Context) -> Result<kv::Store, String
         bucket: BUCKET.to_owned(),
         description: "Agora nodes' heartbeats (id, HTTP address, start time)".to_owned(),
         history: 1,
+        num_replicas: super::task::replicas(),
         max_age: KEY_TTL,
         storage: StorageType::Memory,
         ..Default::default()

@@ -132,6 +132,7 @@ impl Cluster {
         if !at_least(&version, MIN_SERVER) {
             return Err(ClusterError::ServerTooOld(version));
         }
+        task::set_replicas(settings.cluster.replicas);
         let jetstream = jetstream::new(client.clone());
         let membership = Membership::start(
             settings,

@@ -84,14 +84,14 @@ impl Relay {
     }
 }
 
-/// The stream's settings: file storage, one replica for now (three on a
-/// NATS cluster of three), limits retention by age.
+/// The stream's settings: file storage, `cluster.replicas` copies (three
+/// on a NATS cluster of three), limits retention by age.
 pub(super) fn stream_config() -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
         subjects: vec!["agora.events.>".to_owned()],
         storage: stream::StorageType::File,
-        num_replicas: 1,
+        num_replicas: super::task::replicas(),
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::Old,
         max_age: MAX_AGE,

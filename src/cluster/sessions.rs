@@ -258,6 +258,7 @@ async fn open_bucket(jetstream: &jetstream::Context, ttl: Duration) -> Result<kv
         bucket: SESSIONS_BUCKET.to_owned(),
         description: "Agora sessions by SHA-256 of the token (user, role, expiry)".to_owned(),
         history: 1,
+        num_replicas: super::task::replicas(),
         max_age: ttl,
         storage: StorageType::File,
         ..Default::default()

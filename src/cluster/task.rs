@@ -1,7 +1,9 @@
-//! What the relay and the consumer share: a task told to stop through a
-//! flag, and the helper that opens a key-value bucket within a bound.
+//! What the cluster's parts share: a task told to stop through a flag, the
+//! helper that opens a key-value bucket within a bound, and how many copies
+//! NATS keeps of the stream and the buckets (`cluster.replicas`).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -55,4 +57,20 @@ pub(super) async fn open_bucket(
         Ok(Err(e)) => Err(format!("creating the {name} bucket: {e}")),
         Err(_) => Err(format!("creating the {name} bucket: timed out")),
     }
+}
+
+/// Copies NATS keeps of every stream and bucket this node creates: set once
+/// from `cluster.replicas` when the node joins (every node of a cluster
+/// reads the same file, so they agree).
+static REPLICAS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets [`replicas`] (at join).
+pub(super) fn set_replicas(count: usize) {
+    REPLICAS.store(count.max(1), Ordering::Relaxed);
+}
+
+/// Copies of each stream and bucket: 1 on one NATS server, 3 on a NATS
+/// cluster of three (so losing one server loses nothing).
+pub(super) fn replicas() -> usize {
+    REPLICAS.load(Ordering::Relaxed)
 }

@@ -158,6 +158,9 @@ pub struct ClusterSettings {
     /// How long a call to another node waits for its answer (a forwarded
     /// checkout waits `checkout_wait_ms` longer).
     pub call_timeout_ms: u64,
+    /// Copies NATS keeps of the event stream and the buckets: 1 on one
+    /// NATS server, 3 on a NATS cluster of three.
+    pub replicas: usize,
 }
 
 impl Default for ClusterSettings {
@@ -167,6 +170,7 @@ impl Default for ClusterSettings {
             shards: DEFAULT_SHARDS,
             nodes: Vec::new(),
             call_timeout_ms: 5_000,
+            replicas: 1,
         }
     }
 }

@@ -115,6 +115,10 @@ fn a_cluster_takes_one_nats_url_or_a_list_and_defaults_to_1024_shards() {
     .unwrap();
     assert_eq!(one.cluster.nats, vec!["nats://127.0.0.1:4222"]);
     assert_eq!(one.cluster.shards, 1024);
+    assert_eq!(
+        (one.cluster.replicas, one.cluster.call_timeout_ms),
+        (1, 5_000)
+    );
     assert!(one.cluster.is_clustered());
     let many = from_file(
         "node_id = \"a\"\n[cluster]\nnats = [\"nats://h1:4222\", \"tls://h2:4222\"]\n\
@@ -148,6 +152,15 @@ fn a_cluster_refuses_ids_nats_cannot_route_peers_without_nats_and_too_many_shard
     let problem = from_file("[cluster]\nnats = \"http://x:4222\"\n").unwrap_err();
     assert!(problem.contains("is not a nats://"), "{problem}");
     assert!(problem.contains("cluster.nodes is empty"), "{problem}");
+    let problem = from_file("[cluster]\nreplicas = 7\ncall_timeout_ms = 1\n").unwrap_err();
+    assert!(
+        problem.contains("cluster.replicas must be between 1 and 5"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("cluster.call_timeout_ms must be between"),
+        "{problem}"
+    );
 }
 
 #[test]

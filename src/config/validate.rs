@@ -253,6 +253,12 @@ impl Settings {
                 cluster.call_timeout_ms
             ));
         }
+        if !(1..=5).contains(&cluster.replicas) {
+            problems.push(format!(
+                "cluster.replicas must be between 1 and 5 (got {})",
+                cluster.replicas
+            ));
+        }
         if !cluster.nats.is_empty() && nodes.is_empty() {
             problems.push("cluster.nats is set but cluster.nodes is empty".into());
         }
