@@ -7,12 +7,14 @@
 //! SECS=10 ROUNDS=2 cargo bench --bench cluster_http
 //! ```
 //!
-//! 1. Checkout, `BUYERS` (64) closed loops of `PATCH /cart` + `POST
+//! 1. Checkout, first on one node alone (no `[cluster]`, no NATS: the
+//!    twin), then `BUYERS` (64) closed loops of `PATCH /cart` + `POST
 //!    /checkout`, each buyer's requests sent to the buyer's node: *local*,
 //!    every buyer buying items of sellers on its own node; *remote*, items of
-//!    sellers on the next node (every reservation, commit and the item read a
-//!    call to another node). Checkouts/s, p50/p99, CPU per checkout (the
+//!    sellers on the next node (every stock reservation and commit a call
+//!    to the SKU's node). Checkouts/s, p50/p99, CPU per checkout (the
 //!    three nodes and nats-server, `/proc/<pid>/stat` before/after).
+//!    Then node 1 loaded alone: what nodes 2 and 3 spend applying its events.
 //! 2. During each mode, the relay lag (an event's commit → applied on
 //!    another node) from every node's `agora_consumer_lag_seconds`.
 //! 3. Search freshness: an item listed on node 1 → found by `GET
@@ -33,6 +35,10 @@ use hdrhistogram::Histogram;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "cluster_http/alone.rs"]
+mod alone;
+#[path = "cluster_http/apply.rs"]
+mod apply;
 #[path = "cluster_http/lag.rs"]
 mod lag;
 #[path = "support/nats.rs"]
@@ -112,10 +118,10 @@ impl Cluster {
         &self.nodes[n].base
     }
 
-    /// CPU used so far by the nodes and nats-server, µs.
-    fn cpu(&self) -> u64 {
+    /// CPU used so far by the nodes and by nats-server, µs.
+    fn cpu(&self) -> (u64, u64) {
         let nodes: u64 = self.nodes.iter().map(Server::cpu_micros).sum();
-        nodes + cpu_micros_of(&self.nats.pid().to_string())
+        (nodes, cpu_micros_of(&self.nats.pid().to_string()))
     }
 }
 
@@ -305,12 +311,14 @@ async fn checkout_mode(
         latency.add(task.await.unwrap()).unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cluster.cpu() - cpu_before;
+    let (nodes, nats) = cluster.cpu();
+    let (nodes, nats) = (nodes - cpu_before.0, nats - cpu_before.1);
+    let cpu = nodes + nats;
     let driver = cpu_micros_of("self") - driver_before;
     let lag = lag::scrape(cluster).await.since(&lag_before);
     let confirmed = counters.confirmed.load(Ordering::Relaxed);
     println!(
-        "{}\t{}\t{:.0}\t{:.2}\t{:.2}\t{}\t{}\t{:.0}\t{:.2}\t{:.2}\t{}",
+        "{}\t{}\t{:.0}\t{:.2}\t{:.2}\t{}\t{}\t{:.0}\t{:.0}\t{:.2}\t{:.2}\t{}",
         if offset == 0 { "local " } else { "remote" },
         buyers.len(),
         confirmed as f64 / secs,
@@ -319,6 +327,7 @@ async fn checkout_mode(
         counters.refused.load(Ordering::Relaxed),
         counters.errors.load(Ordering::Relaxed),
         cpu as f64 / confirmed.max(1) as f64,
+        nats as f64 / confirmed.max(1) as f64,
         cpu as f64 / 1e6 / secs,
         driver as f64 / 1e6 / secs,
         lag.describe(),
@@ -331,6 +340,11 @@ async fn main() {
     let secs: u64 = env_or("SECS", 10);
     let rounds: usize = env_or("ROUNDS", 1);
     let buyers_wanted: usize = env_or("BUYERS", 64);
+    println!("mode\tbuyers\tcheckouts/s\tp50 ms\tp99 ms\trefused\terrors\tCPU µs/checkout\tof which NATS\tserver cores\tdriver cores\trelay lag (commit → applied elsewhere)");
+    // The twin first, before any node of the cluster runs.
+    if env_or("ALONE", 1) == 1 {
+        alone::checkout(buyers_wanted, secs).await;
+    }
     let mut cluster = Cluster::start(nats);
     let setup = Instant::now();
     let sellers = users_per_node(&cluster, "seller", 2).await;
@@ -345,11 +359,13 @@ async fn main() {
     wait_replicated(&cluster).await;
     eprintln!("seeded in {:.1} s", setup.elapsed().as_secs_f64());
 
-    println!("mode\tbuyers\tcheckouts/s\tp50 ms\tp99 ms\trefused\terrors\tCPU µs/checkout\tserver cores\tdriver cores\trelay lag (commit → applied elsewhere)");
     for _ in 0..rounds {
         checkout_mode(&cluster, &buyers, &items, 0, secs).await;
         checkout_mode(&cluster, &buyers, &items, 1, secs).await;
     }
+
+    let on_first: Vec<User> = buyers.iter().filter(|b| b.node == 0).cloned().collect();
+    apply::one_node_loaded(&cluster, &on_first, &items[0], secs).await;
     probes::freshness(&cluster, &sellers[0][0], env_or("FRESH", 20)).await;
     // The first seller of node 3 listed every other item there.
     let own: Vec<String> = items[2].iter().step_by(2).cloned().collect();
