@@ -23,6 +23,8 @@
 //!    its items through node 1 until `503 NODE_UNAVAILABLE`; node 3 started
 //!    again between `TRIALS` (5) trials.
 //!
+//! `ALONE=0` skips the twin, `ROUNDS=0` the cluster's checkout modes.
+//!
 //! Bounded: every wait has a limit; processes are stopped by PID. Prints a
 //! clear message and exits 0 when no nats-server is found.
 

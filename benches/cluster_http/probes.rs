@@ -131,48 +131,11 @@ pub async fn dead_node(cluster: &mut Cluster, seller: &User, items: &[String], t
     let item = &items[0];
     until_served(cluster, seller, item).await;
     for trial in 0..trials {
-        let killed = Instant::now();
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(cluster.nodes[victim].pid() as libc::pid_t, libc::SIGKILL) };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut first = None;
-        while first.is_none() {
-            assert!(
-                killed.elapsed() < Duration::from_secs(60),
-                "never 503 NODE_UNAVAILABLE"
-            );
-            let (cluster_client, base) = (cluster.client.clone(), cluster.base(0).to_owned());
-            let (token, item, tx) = (seller.token.clone(), item.clone(), tx.clone());
-            tokio::spawn(async move {
-                let sent = killed.elapsed();
-                let (status, code) = patch_at(&cluster_client, &base, &token, &item, 1001).await;
-                let outcome = format!("{status} {code}");
-                let _ = tx.send(Probe {
-                    sent,
-                    answered: killed.elapsed(),
-                    outcome,
-                });
-            });
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            while let Ok(probe) = rx.try_recv() {
-                if probe.outcome == "503 NODE_UNAVAILABLE" && first.is_none() {
-                    first = Some(probe);
-                }
-            }
-        }
-        drop(tx);
-        // Probes still out (sent to the dying node) wait for their answer.
-        let mut timed_out = Vec::new();
-        while let Ok(Some(probe)) = tokio::time::timeout(Duration::from_secs(40), rx.recv()).await {
-            if probe.outcome != "503 NODE_UNAVAILABLE" {
-                timed_out.push(probe);
-            }
-        }
+        let (first, timed_out) = kill_and_probe(cluster, seller, item, victim).await;
         let restarted = Instant::now();
         cluster.nodes[victim] = cluster.start_node(victim);
         let (_, seen) = until_served(cluster, seller, item).await;
         let serving = restarted.elapsed();
-        let first = first.unwrap();
         let late = timed_out.iter().map(|p| p.sent).max().unwrap_or_default();
         let outcomes: Vec<&str> = timed_out.iter().map(|p| p.outcome.as_str()).collect();
         println!(
@@ -188,6 +151,55 @@ pub async fn dead_node(cluster: &mut Cluster, seller: &User, items: &[String], t
             seen,
         );
     }
+}
+
+/// Kills node `victim` and sends a probe every 2 ms until one answers
+/// `503 NODE_UNAVAILABLE`; that probe, and those that answered otherwise
+/// (waited for, bounded).
+async fn kill_and_probe(
+    cluster: &Cluster,
+    seller: &User,
+    item: &str,
+    victim: usize,
+) -> (Probe, Vec<Probe>) {
+    let killed = Instant::now();
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(cluster.nodes[victim].pid() as libc::pid_t, libc::SIGKILL) };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut first = None;
+    while first.is_none() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "never 503 NODE_UNAVAILABLE"
+        );
+        let (cluster_client, base) = (cluster.client.clone(), cluster.base(0).to_owned());
+        let (token, item, tx) = (seller.token.clone(), item.to_owned(), tx.clone());
+        tokio::spawn(async move {
+            let sent = killed.elapsed();
+            let (status, code) = patch_at(&cluster_client, &base, &token, &item, 1001).await;
+            let outcome = format!("{status} {code}");
+            let _ = tx.send(Probe {
+                sent,
+                answered: killed.elapsed(),
+                outcome,
+            });
+        });
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        while let Ok(probe) = rx.try_recv() {
+            if probe.outcome == "503 NODE_UNAVAILABLE" && first.is_none() {
+                first = Some(probe);
+            }
+        }
+    }
+    drop(tx);
+    // Probes still out (sent to the dying node) wait for their answer.
+    let mut timed_out = Vec::new();
+    while let Ok(Some(probe)) = tokio::time::timeout(Duration::from_secs(40), rx.recv()).await {
+        if probe.outcome != "503 NODE_UNAVAILABLE" {
+            timed_out.push(probe);
+        }
+    }
+    (first.expect("a NODE_UNAVAILABLE probe"), timed_out)
 }
 
 /// One probe's `PATCH`: status and problem code (`0` and the error when
