@@ -84,7 +84,7 @@ fn shipped_config(port: u16, store: &Path) -> String {
 /// `NATS_SERVER`, else `nats-server` on `PATH`.
 fn binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("NATS_SERVER") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join("nats-server"))
