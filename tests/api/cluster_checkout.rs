@@ -176,10 +176,13 @@ async fn killing_the_coordinators_node_mid_checkouts_oversells_nothing_and_loses
 async fn kill_mid_checkouts(victim: Victim) {
     let nats = NatsServer::start();
     // Payments take a while, so the kill finds checkouts at every step:
-    // reserving, waiting for the gateway, committing.
+    // reserving, waiting for the gateway, committing. A charge the killed
+    // node never heard back about leaves its order waiting for payment
+    // until the payment window closes (3 s here), as with a real gateway.
     let settings = [
         ("AGORA_CHECKOUT_SWEEP_SECS", "1"),
         ("AGORA_PAYMENT_LATENCY_MS", "300"),
+        ("AGORA_PAYMENT_TTL_SECS", "3"),
     ];
     let mut cluster = TestCluster::start_with(&nats, 3, &settings).await;
     let stocked = 30;
