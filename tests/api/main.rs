@@ -3,6 +3,7 @@
 
 mod accounts;
 mod archive;
+mod browser;
 mod cart;
 mod catalog;
 mod checkout;
@@ -32,4 +33,5 @@ mod search;
 mod sessions_cluster;
 mod shop;
 mod sign_in;
+mod storefront_browser;
 mod wishlist;
