@@ -32,4 +32,5 @@ mod search;
 mod sessions_cluster;
 mod shop;
 mod sign_in;
+mod storefront;
 mod wishlist;
