@@ -146,7 +146,10 @@ async function searchPage(params) {
   const max = field('Max price', { type: 'number', min: 0, step: '0.01', value: toMajor(filters.maxPrice), test: 'max-price' });
   const stock = h('input', { type: 'checkbox', id: 'in-stock', test: 'in-stock', checked: filters.inStock === 'true',
     onchange: (e) => go({ inStock: e.target.checked ? 'true' : '' }) });
-  mount(side, facetSelect('category', 'Category'), facetSelect('brand', 'Brand'),
+  // Filters fold away on phones, where they would push the results down.
+  const filterBox = h('details', { open: window.innerWidth > 700 }, h('summary', {}, 'Filters'));
+  side.append(filterBox);
+  mount(filterBox, h('summary', {}, 'Filters'), facetSelect('category', 'Category'), facetSelect('brand', 'Brand'),
     h('form', { onsubmit: (e) => { e.preventDefault(); go({ minPrice: toMinor(min.input.value), maxPrice: toMinor(max.input.value) }); } },
       min, max, h('button', { type: 'submit', class: 'secondary' }, 'Apply price')),
     h('div', { class: 'field' }, h('label', { for: 'in-stock' }, stock, ' In stock only')), sort);
@@ -361,7 +364,8 @@ async function checkoutPage() {
       }
     }
     busy = false; button.disabled = false;
-  } }, h('h2', {}, 'Shipping address'), line1, city, postal, country, h('h2', {}, 'Payment'), card, help, totalLine, button, message);
+  } }, h('h2', {}, 'Your items'), h('ul', { test: 'checkout-lines' }, cart.lines.map((l) => h('li', {}, `${l.name} × ${l.quantity}: ${money(l.lineTotal, cart.currency)}`))),
+  h('h2', {}, 'Shipping address'), line1, city, postal, country, h('h2', {}, 'Payment'), card, help, totalLine, button, message);
   mount(box, form);
 }
 
