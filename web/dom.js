@@ -83,3 +83,22 @@ export async function loading(el, promise) {
 
 export const number = (n) => new Intl.NumberFormat().format(n);
 export const when = (at) => (at ? new Date(at).toLocaleString() : '');
+
+/**
+ * A button that asks again in place ("Cancel order" → "Yes, cancel order")
+ * instead of a blocking confirm() dialog, which keyboard users and
+ * WebDriver tests both handle badly.
+ */
+export function confirmButton(label, confirmLabel, action, test) {
+  const button = h('button', { type: 'button', class: 'secondary', test });
+  let armed = false;
+  const reset = () => { armed = false; button.textContent = label; };
+  reset();
+  button.addEventListener('click', async () => {
+    if (!armed) { armed = true; button.textContent = confirmLabel; return; }
+    button.disabled = true;
+    try { await action(); } finally { button.disabled = false; reset(); }
+  });
+  button.addEventListener('blur', () => { if (armed && !button.disabled) reset(); });
+  return button;
+}

@@ -6,7 +6,7 @@
 // and reads each with GET /items/{id}.
 
 import { del, get, patch, post, query, session, signIn, signOut, call } from './api.js';
-import { field, h, loading, money, mount, problemBox, when } from './dom.js';
+import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
 import { connect, disconnect, listen } from './live.js';
 
 const main = document.getElementById('main');
@@ -135,7 +135,7 @@ function itemRow(item, reload) {
       ' ', h('button', { class: 'link', onclick: () => act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: -1, variantId: v.variantId })) }, '−1')))) : null,
     drop,
     item.status === 'active'
-      ? h('button', { class: 'secondary', test: 'withdraw', onclick: () => confirm(`Withdraw ${item.name}?`) && act(() => del(`/items/${encodeURIComponent(item.id)}`)) }, 'Withdraw')
+      ? confirmButton('Withdraw', 'Yes, withdraw it', () => act(() => del(`/items/${encodeURIComponent(item.id)}`)), 'withdraw')
       : h('button', { class: 'secondary', onclick: () => act(() => patch(`/items/${encodeURIComponent(item.id)}`, { status: 'active' })) }, 'Re-list'),
     message);
 }

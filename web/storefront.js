@@ -4,7 +4,7 @@
 // public API; data is always rendered as text.
 
 import { ApiError, call, del, get, patch, post, put, query, session, signIn, signOut } from './api.js';
-import { field, h, loading, money, mount, number, problemBox, when } from './dom.js';
+import { confirmButton, field, h, loading, money, mount, number, problemBox, when } from './dom.js';
 import { connect, disconnect, isLive, listen, subscribe, unsubscribe } from './live.js';
 
 const main = document.getElementById('main');
@@ -383,10 +383,9 @@ async function orderPage(id) {
   const payment = h('span', { test: 'payment-status' });
   const history = h('div');
   const message = h('div', { 'aria-live': 'polite' });
-  const cancel = h('button', { class: 'secondary', test: 'cancel-order', onclick: async () => {
-    if (!confirm('Cancel this order?')) return;
+  const cancel = confirmButton('Cancel order', 'Yes, cancel this order', async () => {
     try { order = await post(`${path}/cancel`); render(); } catch (error) { mount(message, problemBox(error)); }
-  } }, 'Cancel order');
+  }, 'cancel-order');
   const render = () => {
     status.textContent = order.status;
     payment.textContent = order.paymentStatus;
