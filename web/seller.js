@@ -3,7 +3,7 @@
 //
 // The API has no "my items" list, so the page remembers the ids of the
 // items this seller created from this browser (localStorage, per seller)
-// and reads each with GET /items/{id}.
+// (and those named by its orders), reading each with GET /items/{id}.
 
 import { del, get, patch, post, query, session, signIn, signOut, call } from './api.js';
 import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
@@ -147,12 +147,18 @@ async function loadItems(box) {
   mount(box, h('ul', { class: 'grid' }, items.filter(Boolean).map((item) => itemRow(item, () => loadItems(box)))));
 }
 
+let onNewItems = () => {};
+
 async function loadOrders(box, status = '') {
   const filter = field('Status', { tag: 'select', test: 'seller-order-filter', onchange: (e) => loadOrders(box, e.target.value) });
   for (const s of ['', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'PAYMENT_PENDING', 'CANCELLED']) filter.input.append(h('option', { value: s, selected: s === status }, s || 'All'));
   const list = h('div');
   mount(box, filter, list);
   const page = await loading(list, get(`/seller/orders${query({ status, size: 50 })}`));
+  // Items sold from another browser are learnt from their orders.
+  const before = knownIds().length;
+  for (const order of page.items) for (const line of order.lines) if (!knownIds().includes(line.itemId)) localStorage.setItem(itemsKey(), JSON.stringify([...knownIds(), line.itemId]));
+  if (knownIds().length !== before) onNewItems();
   if (!page.items.length) { mount(list, h('p', {}, 'No orders to fulfil.')); return; }
   mount(list, h('ul', { class: 'grid' }, page.items.map((order) => {
     const mine = order.fulfilment?.[0]?.status || 'PENDING';
@@ -180,6 +186,7 @@ function dashboard() {
     h('h2', {}, 'Orders to fulfil'), orders,
     h('h2', {}, 'Your items'), items,
     h('h2', {}, 'New item'), newItemForm(() => loadItems(items)));
+  onNewItems = () => loadItems(items).catch(() => {});
   loadItems(items).catch(() => {});
   loadOrders(orders).catch(() => {});
   connect();
