@@ -8,7 +8,7 @@
 //!   and `/seller/orders`), `notifications`, `wishlist`, `recommend`,
 //!   `media`, `ops` (health, readiness, metrics, the document), `cluster`
 //!   (this node's view of the cluster), `placement` (which node owns an
-//!   entity), `ws`.
+//!   entity), `ws`, and `storefront` (the pages, outside the document).
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
 //!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
 //!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
@@ -34,6 +34,7 @@ pub mod security;
 mod seller_orders;
 pub mod server;
 mod sessions;
+mod storefront;
 mod strict;
 mod users;
 mod wishlist;
@@ -223,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(openapi_json));
+    let routes = routes.merge(storefront::router());
     security::with_security_headers(routes.layer(gateway).with_state(state))
 }
 

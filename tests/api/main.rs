@@ -33,5 +33,6 @@ mod search;
 mod sessions_cluster;
 mod shop;
 mod sign_in;
+mod storefront;
 mod storefront_browser;
 mod wishlist;

@@ -1,0 +1,206 @@
+// The seller page: sign in as a seller, list items, see and change their
+// price and stock, withdraw them, and fulfil orders (ship, deliver).
+//
+// The API has no "my items" list, so the page remembers the ids of the
+// items this seller created from this browser (localStorage, per seller)
+// (and those named by its orders), reading each with GET /items/{id}.
+
+import { del, get, patch, post, query, session, signIn, signOut, call } from './api.js';
+import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
+import { connect, disconnect, listen } from './live.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const MAJOR_DIGITS = 2;
+
+const itemsKey = () => `agora.seller.items.${session.user?.id}`;
+const knownIds = () => { try { return JSON.parse(localStorage.getItem(itemsKey()) || '[]'); } catch { return []; } };
+const remember = (id) => localStorage.setItem(itemsKey(), JSON.stringify([id, ...knownIds().filter((x) => x !== id)]));
+
+/** "9.99" → 999: major units typed by a person, to minor units, without floats. */
+export function toMinor(text) {
+  const match = /^\s*(\d+)(?:[.,](\d*))?\s*$/.exec(text);
+  if (!match) return null;
+  const fraction = (match[2] || '').padEnd(MAJOR_DIGITS, '0');
+  if (fraction.length > MAJOR_DIGITS) return null;
+  return Number(match[1]) * 10 ** MAJOR_DIGITS + Number(fraction || 0);
+}
+
+function renderNav() {
+  const user = session.user;
+  if (!user) mount(nav, h('span', { class: 'muted' }, 'Not signed in'));
+  else mount(nav, h('span', { class: 'muted', test: 'user-name' }, user.name || user.email),
+    h('button', { class: 'link', test: 'sign-out', onclick: async () => { await signOut(); disconnect(); start(); } }, 'Sign out'));
+}
+
+function signInView(signUp = false) {
+  const name = signUp ? field('Name', { test: 'name', required: true }) : null;
+  const email = field('Email', { type: 'email', test: 'email', required: true, autocomplete: 'email' });
+  const password = field('Password', { type: 'password', test: 'password', required: true, autocomplete: signUp ? 'new-password' : 'current-password' });
+  const message = h('div', { 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', test: signUp ? 'sign-up-submit' : 'sign-in-submit' }, signUp ? 'Create seller account' : 'Sign in');
+  mount(main, h('h1', {}, signUp ? 'Become a seller' : 'Seller sign in'),
+    h('form', { onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      mount(message, h('p', { class: 'loading', role: 'status' }, 'Signing in…'));
+      try {
+        if (signUp) await post('/users', { email: email.input.value, password: password.input.value, name: name.input.value, role: 'seller' });
+        const user = await signIn(email.input.value, password.input.value);
+        if (user.role !== 'seller') { mount(message, h('div', { class: 'error', role: 'alert' }, 'This account is a buyer account; sellers sign up here.')); submit.disabled = false; return; }
+        start();
+      } catch (error) { mount(message, problemBox(error)); }
+      submit.disabled = false;
+    } }, name, email, password, submit, message),
+    h('p', {}, h('button', { class: 'link', onclick: () => signInView(!signUp) }, signUp ? 'Have an account? Sign in' : 'New seller? Create an account')));
+  email.input.focus();
+}
+
+function newItemForm(onCreated) {
+  const name = field('Name', { test: 'new-item-name', required: true });
+  const description = field('Description', { tag: 'textarea', test: 'new-item-description', required: true, rows: 3 });
+  const price = field('Price (e.g. 9.99)', { test: 'new-item-price', required: true, inputmode: 'decimal' });
+  const quantity = field('Quantity', { type: 'number', min: 0, step: 1, test: 'new-item-quantity', required: true, value: '1' });
+  const currency = field('Currency', { test: 'new-item-currency', value: 'INR', maxlength: 3 });
+  const brand = field('Brand', { test: 'new-item-brand' });
+  const category = field('Category', { test: 'new-item-category' });
+  const tags = field('Tags (comma separated)', { test: 'new-item-tags' });
+  const attributes = field('Attributes (JSON object, optional)', { tag: 'textarea', test: 'new-item-attributes', rows: 2, placeholder: '{"color": "black"}' });
+  const variants = field('Variants (one a line: sku, price, quantity, attribute=value…)', { tag: 'textarea', test: 'new-item-variants', rows: 3, placeholder: 'MOUSE-BLK, 9.99, 60, color=black' });
+  const message = h('div', { 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', test: 'new-item-submit' }, 'Create item');
+  const form = h('form', { onsubmit: async (e) => {
+    e.preventDefault();
+    const minor = toMinor(price.input.value);
+    if (minor === null) { mount(message, h('div', { class: 'error', role: 'alert' }, 'Enter the price like 9.99')); return; }
+    const body = { name: name.input.value, description: description.input.value, price: minor,
+      quantity: Number(quantity.input.value || 0), currency: currency.input.value.trim().toUpperCase() || 'INR' };
+    if (brand.input.value.trim()) body.brand = brand.input.value.trim();
+    if (category.input.value.trim()) body.category = category.input.value.trim();
+    const tagList = tags.input.value.split(',').map((t) => t.trim()).filter(Boolean);
+    if (tagList.length) body.tags = tagList;
+    try {
+      if (attributes.input.value.trim()) body.attributes = JSON.parse(attributes.input.value);
+      const lines = variants.input.value.split('\n').map((l) => l.trim()).filter(Boolean);
+      if (lines.length) {
+        body.variants = lines.map((line) => {
+          const [sku, p, q, ...attrs] = line.split(',').map((s) => s.trim());
+          const vPrice = toMinor(p);
+          if (vPrice === null) throw new Error(`variant ${sku}: enter the price like 9.99`);
+          return { sku, price: vPrice, quantity: Number(q || 0),
+            attributes: Object.fromEntries(attrs.map((a) => a.split('=').map((s) => s.trim()))) };
+        });
+      }
+    } catch (error) {
+      mount(message, h('div', { class: 'error', role: 'alert' }, String(error.message || error))); return;
+    }
+    submit.disabled = true;
+    mount(message, h('p', { class: 'loading', role: 'status' }, 'Creating…'));
+    try {
+      const item = await post('/items', body);
+      remember(item.id);
+      form.reset();
+      mount(message, h('p', { class: 'notice', test: 'item-created' }, 'Created ', h('a', { href: `/#/item/${encodeURIComponent(item.id)}` }, item.name)));
+      onCreated();
+    } catch (error) {
+      const fields = error.problem?.errors;
+      mount(message, problemBox(error), fields ? h('ul', {}, Object.entries(fields).map(([k, v]) => h('li', {}, `${k}: ${v}`))) : null);
+    }
+    submit.disabled = false;
+  } }, name, description, h('div', { class: 'row' }, price, currency, quantity), brand, category, tags, attributes, variants, submit, message);
+  return form;
+}
+
+function itemRow(item, reload) {
+  const message = h('div', { 'aria-live': 'polite' });
+  const act = async (fn) => { try { await fn(); reload(); } catch (error) { mount(message, problemBox(error)); } };
+  const price = field('New price', { inputmode: 'decimal', test: 'edit-price', value: (item.price / 100).toFixed(2) });
+  const delta = field('Stock change (+/-)', { type: 'number', step: 1, test: 'stock-delta', value: '0' });
+  const drop = h('div', { class: 'drop', tabindex: 0, test: 'image-drop' }, 'Drop a PNG, JPEG or WebP image here, or ',
+    h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', 'aria-label': `Image for ${item.name}`, onchange: (e) => upload(e.target.files[0]) }));
+  const upload = (file) => file && act(() => call('POST', `/items/${encodeURIComponent(item.id)}/images`, file, { 'Content-Type': file.type }));
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); upload(e.dataTransfer.files[0]); });
+  return h('li', { class: 'card', test: 'seller-item' },
+    h('strong', { test: 'seller-item-name' }, item.name),
+    h('span', {}, `${money(item.price, item.currency)} · `, h('span', { test: 'seller-item-available' }, String(item.available)), ` available of ${item.quantity} · ${item.status}`),
+    item.images?.length ? h('img', { src: item.images[0], alt: '' }) : null,
+    h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); const minor = toMinor(price.input.value); if (minor === null) { mount(message, h('div', { class: 'error', role: 'alert' }, 'Enter the price like 9.99')); return; } act(() => patch(`/items/${encodeURIComponent(item.id)}`, { price: minor })); } },
+      price, h('button', { type: 'submit', class: 'secondary' }, 'Set price')),
+    item.variants?.length ? null : h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: Number(delta.input.value) })); } },
+      delta, h('button', { type: 'submit', class: 'secondary' }, 'Adjust stock')),
+    item.variants?.length ? h('ul', {}, item.variants.map((v) => h('li', {}, `${v.sku || v.variantId}: ${money(v.price, item.currency)}, ${v.available} available`,
+      ' ', h('button', { class: 'link', onclick: () => act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: 1, variantId: v.variantId })) }, '+1'),
+      ' ', h('button', { class: 'link', onclick: () => act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: -1, variantId: v.variantId })) }, '−1')))) : null,
+    drop,
+    item.status === 'active'
+      ? confirmButton('Withdraw', 'Yes, withdraw it', () => act(() => del(`/items/${encodeURIComponent(item.id)}`)), 'withdraw')
+      : h('button', { class: 'secondary', onclick: () => act(() => patch(`/items/${encodeURIComponent(item.id)}`, { status: 'active' })) }, 'Re-list'),
+    message);
+}
+
+async function loadItems(box) {
+  const ids = knownIds();
+  if (!ids.length) { mount(box, h('p', {}, 'No items yet: create one below.')); return; }
+  const items = await loading(box, Promise.all(ids.map((id) => get(`/items/${encodeURIComponent(id)}`).catch(() => null))));
+  mount(box, h('ul', { class: 'grid' }, items.filter(Boolean).map((item) => itemRow(item, () => loadItems(box)))));
+}
+
+let onNewItems = () => {};
+
+async function loadOrders(box, status = '') {
+  const filter = field('Status', { tag: 'select', test: 'seller-order-filter', onchange: (e) => loadOrders(box, e.target.value) });
+  for (const s of ['', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'PAYMENT_PENDING', 'CANCELLED']) filter.input.append(h('option', { value: s, selected: s === status }, s || 'All'));
+  const list = h('div');
+  mount(box, filter, list);
+  const page = await loading(list, get(`/seller/orders${query({ status, size: 50 })}`));
+  // Items sold from another browser are learnt from their orders.
+  const before = knownIds().length;
+  for (const order of page.items) for (const line of order.lines) if (!knownIds().includes(line.itemId)) localStorage.setItem(itemsKey(), JSON.stringify([...knownIds(), line.itemId]));
+  if (knownIds().length !== before) onNewItems();
+  if (!page.items.length) { mount(list, h('p', {}, 'No orders to fulfil.')); return; }
+  mount(list, h('ul', { class: 'grid' }, page.items.map((order) => {
+    const mine = order.fulfilment?.[0]?.status || 'PENDING';
+    const message = h('div', { 'aria-live': 'polite' });
+    const act = (verb) => async () => {
+      try { await post(`/orders/${encodeURIComponent(order.id)}/${verb}`); loadOrders(box, status); } catch (error) { mount(message, problemBox(error)); }
+    };
+    const a = order.shippingAddress;
+    return h('li', { class: 'card', test: 'seller-order' },
+      h('code', {}, order.id), h('span', {}, 'Order ', h('strong', { test: 'seller-order-status' }, order.status), ` · your part: ${mine}`),
+      h('span', { class: 'muted' }, when(order.createdAt)),
+      h('ul', {}, order.lines.map((l) => h('li', {}, `${l.name} × ${l.quantity} (${money(l.lineTotal, order.currency)})`))),
+      a ? h('address', {}, [a.line1, a.line2, a.city, a.state, a.postalCode, a.country].filter(Boolean).join(', ')) : null,
+      h('div', { class: 'row' },
+        h('button', { test: 'ship', disabled: !(order.status === 'CONFIRMED' && mine === 'PENDING'), onclick: act('ship') }, 'Ship'),
+        h('button', { test: 'deliver', disabled: mine !== 'SHIPPED', onclick: act('deliver') }, 'Deliver')),
+      message);
+  })));
+}
+
+function dashboard() {
+  const items = h('section', { 'aria-live': 'polite' });
+  const orders = h('section', { 'aria-live': 'polite' });
+  mount(main, h('h1', {}, 'Your shop'),
+    h('h2', {}, 'Orders to fulfil'), orders,
+    h('h2', {}, 'Your items'), items,
+    h('h2', {}, 'New item'), newItemForm(() => loadItems(items)));
+  onNewItems = () => loadItems(items).catch(() => {});
+  loadItems(items).catch(() => {});
+  loadOrders(orders).catch(() => {});
+  connect();
+  stopListening();
+  stopListening = listen((m) => { if (m.type === 'order.updated' || m.type === 'notification') loadOrders(orders).catch(() => {}); });
+}
+
+let stopListening = () => {};
+
+function start() {
+  renderNav();
+  if (session.user?.role === 'seller') dashboard();
+  else signInView();
+}
+
+window.addEventListener('agora:signed-out', start);
+start();
