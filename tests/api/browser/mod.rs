@@ -125,9 +125,22 @@ impl Browser {
 
     /// Types `text` into the `name` field.
     pub async fn type_into(&self, name: &str, text: &str) {
-        let field = self.hook(name).await;
-        field.clear().await.expect("clear");
-        field.send_keys(text).await.expect("type");
+        let started = Instant::now();
+        loop {
+            let field = self.hook(name).await;
+            let typed = match field.clear().await {
+                Ok(()) => field.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                // Replaced by a re-render between finding and typing.
+                Err(_) if started.elapsed() < BOUND => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("type into [data-test={name}]: {e}"),
+            }
+        }
     }
 
     /// Types `text` into the `name` field after what it holds.
@@ -163,9 +176,19 @@ impl Browser {
         found
     }
 
-    /// Clicks the `name` element.
+    /// Clicks the `name` element. A page that re-renders may replace the
+    /// element between finding and clicking it: then it is found again.
     pub async fn click(&self, name: &str) {
-        self.hook(name).await.click().await.expect("click");
+        let started = Instant::now();
+        loop {
+            match self.hook(name).await.click().await {
+                Ok(()) => return,
+                Err(_) if started.elapsed() < BOUND => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click [data-test={name}]: {e}"),
+            }
+        }
     }
 
     /// Waits until the `name` element's text satisfies `wanted`; returns it.
@@ -204,7 +227,9 @@ impl Browser {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| e["level"] == "SEVERE")
+            // An expected error answer (a 409 the page explains) is logged
+            // by Chrome as a network entry; only the page's own count.
+            .filter(|e| e["level"] == "SEVERE" && e["source"] != "network")
             .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
