@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{mouse, TestApp};
 use crate::nats::{wait_until, NatsServer, TestCluster};
+use crate::replication::metric;
 
 /// Far beyond the relay's usual milliseconds: a slow CI box must not fail.
 const BOUND: Duration = Duration::from_secs(30);
@@ -42,21 +43,6 @@ fn id(message: &StreamMessage) -> String {
         .get(async_nats::header::NATS_MESSAGE_ID)
         .map(|v| v.as_str().to_owned())
         .unwrap_or_default()
-}
-
-/// A metric's value in `node`'s `/metrics` (`None`: not there).
-async fn metric(node: &TestApp, name: &str) -> Option<f64> {
-    let text = node
-        .client
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Waits until `node` relayed everything; returns its last relayed seq.

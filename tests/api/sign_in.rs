@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{problem, ulid_like, Options, TestApp};
+use crate::helpers::{eventually, problem, ulid_like, Options, TestApp};
 
 /// Three free failures, then 3 s, 6 s, ... waits.
 async fn throttled_server() -> TestApp {
@@ -77,7 +77,12 @@ async fn repeated_failures_make_that_email_wait_even_with_the_right_password() {
         StatusCode::UNAUTHORIZED
     );
 
-    // Logged with the email hashed, never the email or a password.
+    // Logged with the email hashed, never the email or a password. The
+    // server's output reaches the test through a pipe: wait for the last line.
+    eventually("the fourth failure is logged", || async {
+        app.logs().matches("sign-in failed").count() >= 4
+    })
+    .await;
     let logs = app.logs();
     let hashed: String = Sha256::digest(target.as_bytes())[..8]
         .iter()
