@@ -33,8 +33,8 @@ mod nats;
 #[path = "support/mod.rs"]
 mod support;
 
-use nats::{cpu_micros_of, free_port, Nats};
-use support::env_or;
+use nats::{free_port, Nats};
+use support::{cpu_micros_of, env_or};
 
 /// SKUs with stock on each node (the 64 callers spread over them, as
 /// checkouts over a catalogue do).

@@ -50,8 +50,8 @@ mod probes;
 #[path = "support/mod.rs"]
 mod support;
 
-use nats::{cpu_micros_of, free_port, Nats};
-use support::{env_or, fetch_json, Server};
+use nats::{free_port, Nats};
+use support::{cpu_micros_of, env_or, fetch_json, Server};
 
 /// Nodes in the cluster.
 const NODES: usize = 3;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::nats::cpu_micros_of;
+use super::support::cpu_micros_of;
 use super::support::Server;
 use super::{buyer_loop, Cluster, Counters, User};
 
