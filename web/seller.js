@@ -1,21 +1,15 @@
-// The seller page: sign in as a seller, list items, see and change their
-// price and stock, withdraw them, and fulfil orders (ship, deliver).
-//
-// The API has no "my items" list, so the page remembers the ids of the
-// items this seller created from this browser (localStorage, per seller)
-// (and those named by its orders), reading each with GET /items/{id}.
+// The seller page: sign in as a seller, list items (GET /seller/items),
+// see and change their price and stock, upload images, withdraw them, and
+// fulfil orders (GET /seller/orders: ship, deliver), all live.
 
 import { del, get, patch, post, query, session, signIn, signOut, call } from './api.js';
 import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
-import { connect, disconnect, listen } from './live.js';
+import { connect, disconnect, listen, subscribe, unsubscribe } from './live.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const MAJOR_DIGITS = 2;
 
-const itemsKey = () => `agora.seller.items.${session.user?.id}`;
-const knownIds = () => { try { return JSON.parse(localStorage.getItem(itemsKey()) || '[]'); } catch { return []; } };
-const remember = (id) => localStorage.setItem(itemsKey(), JSON.stringify([id, ...knownIds().filter((x) => x !== id)]));
 
 /** "9.99" → 999: major units typed by a person, to minor units, without floats. */
 export function toMinor(text) {
@@ -98,7 +92,6 @@ function newItemForm(onCreated) {
     mount(message, h('p', { class: 'loading', role: 'status' }, 'Creating…'));
     try {
       const item = await post('/items', body);
-      remember(item.id);
       form.reset();
       mount(message, h('p', { class: 'notice', test: 'item-created' }, 'Created ', h('a', { href: `/#/item/${encodeURIComponent(item.id)}` }, item.name)));
       onCreated();
@@ -122,7 +115,7 @@ function itemRow(item, reload) {
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); upload(e.dataTransfer.files[0]); });
-  return h('li', { class: 'card', test: 'seller-item' },
+  return h('li', { class: 'card', test: 'seller-item', 'data-item-id': item.id },
     h('strong', { test: 'seller-item-name' }, item.name),
     h('span', {}, `${money(item.price, item.currency)} · `, h('span', { test: 'seller-item-available' }, String(item.available)), ` available of ${item.quantity} · ${item.status}`),
     item.images?.length ? h('img', { src: item.images[0], alt: '' }) : null,
@@ -140,14 +133,35 @@ function itemRow(item, reload) {
     message);
 }
 
-async function loadItems(box) {
-  const ids = knownIds();
-  if (!ids.length) { mount(box, h('p', {}, 'No items yet: create one below.')); return; }
-  const items = await loading(box, Promise.all(ids.map((id) => get(`/items/${encodeURIComponent(id)}`).catch(() => null))));
-  mount(box, h('ul', { class: 'grid' }, items.filter(Boolean).map((item) => itemRow(item, () => loadItems(box)))));
+// The item topics the list follows (stock changes, live).
+const followed = new Set();
+
+function follow(items) {
+  for (const topic of followed) unsubscribe(topic);
+  followed.clear();
+  for (const item of items) { const topic = `item:${item.id}`; followed.add(topic); subscribe(topic); }
 }
 
-let onNewItems = () => {};
+/** The seller's items, a page at a time (`more` by cursor), by status. */
+async function loadItems(box, status = '') {
+  const filter = field('Show', { tag: 'select', test: 'seller-item-filter', onchange: (e) => loadItems(box, e.target.value) });
+  for (const [value, label] of [['', 'All'], ['active', 'Listed'], ['inactive', 'Withdrawn']]) filter.input.append(h('option', { value, selected: value === status }, label));
+  const list = h('ul', { class: 'grid' });
+  const more = h('div');
+  const shown = [];
+  mount(box, filter, list, more);
+  const reload = () => loadItems(box, status);
+  const next = async (cursor) => {
+    const page = await loading(more, get(`/seller/items${query({ status, cursor, size: 24 })}`));
+    shown.push(...page.items);
+    follow(shown);
+    list.append(...page.items.map((item) => itemRow(item, reload)));
+    if (!shown.length) mount(more, h('p', {}, 'No items yet: create one below.'));
+    else if (page.nextCursor) mount(more, h('button', { class: 'secondary', test: 'more-items', onclick: () => next(page.nextCursor).catch((e) => mount(more, problemBox(e))) }, 'More items'));
+    else mount(more);
+  };
+  await next(undefined);
+}
 
 async function loadOrders(box, status = '') {
   const filter = field('Status', { tag: 'select', test: 'seller-order-filter', onchange: (e) => loadOrders(box, e.target.value) });
@@ -155,10 +169,6 @@ async function loadOrders(box, status = '') {
   const list = h('div');
   mount(box, filter, list);
   const page = await loading(list, get(`/seller/orders${query({ status, size: 50 })}`));
-  // Items sold from another browser are learnt from their orders.
-  const before = knownIds().length;
-  for (const order of page.items) for (const line of order.lines) if (!knownIds().includes(line.itemId)) localStorage.setItem(itemsKey(), JSON.stringify([...knownIds(), line.itemId]));
-  if (knownIds().length !== before) onNewItems();
   if (!page.items.length) { mount(list, h('p', {}, 'No orders to fulfil.')); return; }
   mount(list, h('ul', { class: 'grid' }, page.items.map((order) => {
     const mine = order.fulfilment?.[0]?.status || 'PENDING';
@@ -186,12 +196,16 @@ function dashboard() {
     h('h2', {}, 'Orders to fulfil'), orders,
     h('h2', {}, 'Your items'), items,
     h('h2', {}, 'New item'), newItemForm(() => loadItems(items)));
-  onNewItems = () => loadItems(items).catch(() => {});
-  loadItems(items).catch(() => {});
+  loadItems(items).catch((error) => mount(items, problemBox(error)));
   loadOrders(orders).catch(() => {});
   connect();
   stopListening();
-  stopListening = listen((m) => { if (m.type === 'order.updated' || m.type === 'notification') loadOrders(orders).catch(() => {}); });
+  stopListening = listen((m) => {
+    if (m.type === 'order.updated' || m.type === 'notification') loadOrders(orders).catch(() => {});
+    if (m.type === 'stock.changed') {
+      for (const row of items.querySelectorAll(`[data-item-id="${CSS.escape(m.itemId)}"] [data-test="seller-item-available"]`)) row.textContent = String(m.available);
+    }
+  });
 }
 
 let stopListening = () => {};

@@ -31,6 +31,7 @@ mod recommend;
 pub mod route;
 mod search;
 pub mod security;
+mod seller_items;
 mod seller_orders;
 pub mod server;
 mod sessions;
@@ -244,6 +245,7 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
         .merge(checkout::router())
         .merge(orders::router())
         .merge(seller_orders::router())
+        .merge(seller_items::router())
         .merge(ops::router())
         .merge(cluster::router())
         .merge(placement::router())

@@ -126,6 +126,7 @@ fn target(request: &Request) -> Target {
         | ("/wishlist", _)
         | ("/wishlist/{itemId}", _)
         | ("/seller/orders", _)
+        | ("/seller/items", _)
         | ("/items", &Method::POST) => by_caller(),
         ("/cart", _) => match caller {
             Some(user) => Target::Id(user),

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::search::Search;
 use crate::services::account::AccountService;
+use crate::services::catalog::index_items_by_seller;
 use crate::services::checkout::CheckoutService;
 use crate::services::order::OrderService;
 use crate::services::recommend::Recommender;
@@ -22,9 +23,9 @@ use crate::storage::Store;
 
 /// Interrupted checkouts are finished or undone before the first request,
 /// so no buyer sees a half-made order or a held cart; orders stored by a
-/// release without the sellers' index are indexed (once), so
-/// `/seller/orders` lists them from the start.
-pub(super) async fn recover_before_first_request(actors: &NodeActors) {
+/// release without the sellers' indexes are indexed (once), so
+/// `/seller/orders` and `/seller/items` list them from the start.
+pub(super) async fn recover_before_first_request(store: &Store, actors: &NodeActors) {
     match actors.checkouts.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(checkouts = n, "interrupted checkouts resumed"),
@@ -35,6 +36,13 @@ pub(super) async fn recover_before_first_request(actors: &NodeActors) {
         Ok(n) => tracing::info!(orders = n, "orders indexed by seller"),
         Err(e) => {
             tracing::warn!(error = %e, "indexing orders by seller failed; retried at the next start")
+        }
+    }
+    match index_items_by_seller(store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(items = n, "items indexed by seller"),
+        Err(e) => {
+            tracing::warn!(error = %e, "indexing items by seller failed; retried at the next start")
         }
     }
 }

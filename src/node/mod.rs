@@ -180,7 +180,7 @@ impl Node {
         let read_models = wiring::start_read_models(&settings, &store).await?;
         let responders = wiring::answer_calls(cluster.as_ref(), &actors, &services).await?;
         wiring::close_revoked_sockets(&services.accounts, &read_models.hub);
-        background::recover_before_first_request(&actors).await;
+        background::recover_before_first_request(&store, &actors).await;
         let background = Background::start(&settings, &store, &actors, &services, &read_models);
         Ok(Node {
             settings,

@@ -16,6 +16,7 @@
 
 pub mod archive;
 pub mod archiver;
+pub mod backfill;
 mod cache;
 pub mod codec;
 mod committer;

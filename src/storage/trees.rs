@@ -67,11 +67,15 @@ pub enum TreeName {
     /// node id → big-endian sequence number: the last event of that node
     /// this node applied.
     Replication,
+    /// seller id ‖ 0 ‖ item id → (): a seller's items, oldest first (item
+    /// ids are ULIDs), plus one marker key, sorted first, once every item
+    /// is indexed.
+    SellerItems,
 }
 
 impl TreeName {
     /// Every tree, in the order of their indexes.
-    pub const ALL: [TreeName; 25] = [
+    pub const ALL: [TreeName; 26] = [
         TreeName::Users,
         TreeName::UsersByEmail,
         TreeName::Sessions,
@@ -97,6 +101,7 @@ impl TreeName {
         TreeName::ForeignEvents,
         TreeName::StockReplicas,
         TreeName::Replication,
+        TreeName::SellerItems,
     ];
 
     pub(super) fn index(self) -> usize {
@@ -144,6 +149,7 @@ impl TreeName {
             TreeName::ForeignEvents => "foreign_events",
             TreeName::StockReplicas => "stock_replicas",
             TreeName::Replication => "replication",
+            TreeName::SellerItems => "seller_items",
         }
     }
 }

@@ -229,10 +229,42 @@ async fn a_seller_lists_an_item_priced_in_major_units() {
     let email = format!("seller-{}@example.com", ulid_like());
     let created = app.register(&email, "correct horse", "seller").await;
     assert_eq!(created.status(), StatusCode::CREATED);
+    // An item listed elsewhere (through the API) is on the seller's list,
+    // its stock following changes live.
+    let signed_in: Value = app
+        .sign_in(&email, "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = signed_in["token"].as_str().unwrap();
+    let chair = app
+        .create_item(
+            token,
+            &json!({"name": "Garden Chair", "description": "Teak", "price": 4500, "quantity": 3}),
+        )
+        .await;
     browser.goto(&app.url("/seller")).await;
     browser.type_into("email", &email).await;
     browser.type_into("password", "correct horse").await;
     browser.click("sign-in-submit").await;
+    browser
+        .first_hook_containing("seller-item", "Garden Chair")
+        .await;
+    browser
+        .text_until("seller-item-available", |t| t == "3")
+        .await;
+    let restocked = app
+        .post(
+            &format!("/items/{}/stock", chair["id"].as_str().unwrap()),
+            Some(token),
+            &json!({"delta": 5}),
+        )
+        .await;
+    assert_eq!(restocked.status(), StatusCode::OK);
+    browser
+        .text_until("seller-item-available", |t| t == "8")
+        .await;
     let name = format!("Desk Lamp {}", ulid_like());
     browser.type_into("new-item-name", &name).await;
     browser

@@ -109,6 +109,10 @@ impl From<CatalogError> for ApiError {
                 format!("the change would make stock negative: {available} available"),
             )
             .with("available", json!(available)),
+            CatalogError::InvalidCursor => ApiError::new(
+                Code::InvalidCursor,
+                "the cursor was not issued by this server",
+            ),
             CatalogError::Unavailable(e) => e.into(),
             CatalogError::Storage(e) => e.into(),
         }

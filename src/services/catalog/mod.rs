@@ -4,6 +4,10 @@
 //! Every change writes the item and its event (`item.created`,
 //! `item.updated`, `item.deactivated`) in one atomic write.
 
+mod seller;
+
+pub use seller::{index_items_by_seller, seller_item_key, ItemPage};
+
 use crate::actors::inventory::{InventoryActors, InventoryError};
 use crate::actors::runtime::EntityError;
 use crate::domain::event::EventBody;
@@ -38,6 +42,9 @@ pub enum CatalogError {
     /// An actor the change needed was overloaded, too slow or failed.
     #[error("temporarily unavailable: {0}")]
     Unavailable(EntityError),
+    /// The cursor was not issued by this server for this list.
+    #[error("invalid cursor")]
+    InvalidCursor,
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -131,6 +138,11 @@ impl CatalogService {
             .write(move |tx| {
                 claim_skus(tx, &new.item)?;
                 tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
+                tx.put_raw(
+                    TreeName::SellerItems,
+                    seller_item_key(&new.item.seller_id, &new.item.id),
+                    Vec::new(),
+                );
                 tx.emit(EventBody::ItemCreated(new.item.clone()));
                 for (variant_id, quantity) in &new.stock {
                     InventoryActors::stage_opening_stock(tx, &new.item.id, variant_id, *quantity)?;
