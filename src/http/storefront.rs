@@ -51,6 +51,10 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("live.js", JS),
     asset!("storefront.js", JS),
+    asset!("shell.js", JS),
+    asset!("browse.js", JS),
+    asset!("buy.js", JS),
+    asset!("account.js", JS),
     asset!("seller.js", JS),
 ];
 

@@ -177,6 +177,8 @@ async fn a_guest_cart_survives_sign_in_and_its_order_turns_shipped_live() {
     browser.type_into("email", &email).await;
     browser.type_into("password", "correct horse").await;
     browser.click("sign-in-submit").await;
+    // Signed in (the guest's count was "1" already, so wait for the name).
+    browser.text_until("user-name", |t| !t.is_empty()).await;
     browser
         .text_until("cart-count", |t| t.starts_with('1'))
         .await;
