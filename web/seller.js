@@ -110,7 +110,7 @@ function itemRow(item, reload) {
   const price = field('New price', { inputmode: 'decimal', test: 'edit-price', value: (item.price / 100).toFixed(2) });
   const delta = field('Stock change (+/-)', { type: 'number', step: 1, test: 'stock-delta', value: '0' });
   const drop = h('div', { class: 'drop', tabindex: 0, test: 'image-drop' }, 'Drop a PNG, JPEG or WebP image here, or ',
-    h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', 'aria-label': `Image for ${item.name}`, onchange: (e) => upload(e.target.files[0]) }));
+    h('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', test: 'image-file', 'aria-label': `Image for ${item.name}`, onchange: (e) => upload(e.target.files[0]) }));
   const upload = (file) => file && act(() => call('POST', `/items/${encodeURIComponent(item.id)}/images`, file, { 'Content-Type': file.type }));
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
@@ -118,7 +118,7 @@ function itemRow(item, reload) {
   return h('li', { class: 'card', test: 'seller-item', 'data-item-id': item.id },
     h('strong', { test: 'seller-item-name' }, item.name),
     h('span', {}, `${money(item.price, item.currency)} · `, h('span', { test: 'seller-item-available' }, String(item.available)), ` available of ${item.quantity} · ${item.status}`),
-    item.images?.length ? h('img', { src: item.images[0], alt: '' }) : null,
+    item.images?.length ? h('img', { src: item.images[0], alt: '', test: 'seller-item-image' }) : null,
     h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); const minor = toMinor(price.input.value); if (minor === null) { mount(message, h('div', { class: 'error', role: 'alert' }, 'Enter the price like 9.99')); return; } act(() => patch(`/items/${encodeURIComponent(item.id)}`, { price: minor })); } },
       price, h('button', { type: 'submit', class: 'secondary' }, 'Set price')),
     item.variants?.length ? null : h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: Number(delta.input.value) })); } },

@@ -36,4 +36,5 @@ mod shop;
 mod sign_in;
 mod storefront;
 mod storefront_browser;
+mod storefront_flows;
 mod wishlist;

@@ -11,11 +11,11 @@ use crate::helpers::{ulid_like, TestApp};
 use crate::nats::wait_until;
 
 /// WebDriver's Enter key.
-const ENTER: &str = "\u{E007}";
+pub const ENTER: &str = "\u{E007}";
 
 /// A seller with one item named `name` at ₹`price`/100, `quantity` units,
 /// found by search; the seller's token and the item's id.
-async fn listed(app: &TestApp, name: &str, price: i64, quantity: i64) -> (String, String) {
+pub async fn listed(app: &TestApp, name: &str, price: i64, quantity: i64) -> (String, String) {
     let seller = app.user_token("seller").await;
     let item = app
         .create_item(
@@ -37,7 +37,7 @@ async fn listed(app: &TestApp, name: &str, price: i64, quantity: i64) -> (String
 }
 
 /// Fails with the entries if the console logged anything severe.
-async fn no_severe_console_errors(browser: &Browser) {
+pub async fn no_severe_console_errors(browser: &Browser) {
     let severe = browser.severe_console_entries().await;
     assert!(severe.is_empty(), "severe console entries: {severe:#?}");
 }

@@ -1,0 +1,159 @@
+//! The storefront's harder paths in a real browser: a checkout that meets
+//! a price change and a declined card before it orders (once), and a
+//! seller's image upload on the seller page.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::browser::Browser;
+use crate::helpers::{ulid_like, TestApp};
+use crate::storefront_browser::{listed, no_severe_console_errors};
+
+/// A new buyer signed in through the page; their email and API token.
+async fn signed_in_buyer(app: &TestApp, browser: &Browser) -> (String, String) {
+    let email = format!("buyer-{}@example.com", ulid_like());
+    let created = app.register(&email, "correct horse", "buyer").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    browser.goto(&app.url("/#/signin")).await;
+    browser.type_into("email", &email).await;
+    browser.type_into("password", "correct horse").await;
+    browser.click("sign-in-submit").await;
+    browser.text_until("user-name", |t| !t.is_empty()).await;
+    let session: Value = app
+        .sign_in(&email, "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    (email, session["token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_checkout_shows_a_new_price_and_a_decline_then_orders_once_at_the_new_total() {
+    let app = TestApp::spawn().await;
+    let Some(browser) = Browser::open(1280).await else {
+        return;
+    };
+    let (seller, id) = listed(&app, "Wireless Mouse", 999, 100).await;
+    let (_, token) = signed_in_buyer(&app, &browser).await;
+    browser.goto(&app.url(&format!("/#/item/{id}"))).await;
+    browser.click("add-to-cart").await;
+    browser
+        .text_until("cart-count", |t| t.starts_with('1'))
+        .await;
+    browser.goto(&app.url("/#/checkout")).await;
+    browser.type_into("address-line1", "1 MG Road").await;
+    browser.type_into("address-city", "Bengaluru").await;
+    browser.type_into("address-postal-code", "560001").await;
+    browser.type_into("address-country", "IN").await;
+
+    // The seller raises the price while the buyer is on the page.
+    let raised = app
+        .patch(
+            &format!("/items/{id}"),
+            Some(&seller),
+            &json!({"price": 1299}),
+        )
+        .await;
+    assert_eq!(raised.status(), StatusCode::OK);
+    browser
+        .type_into("card-number", "4000 0000 0000 0002")
+        .await;
+    browser.click("place-order").await;
+    let told = browser.text_until("price-changed", |t| !t.is_empty()).await;
+    assert!(told.contains("12.99"), "the new total is shown: {told}");
+
+    // Confirmed at the new total, the card is declined: the page says so.
+    browser.click("place-order").await;
+    browser.text_until("declined", |t| !t.is_empty()).await;
+
+    // Another card: the order is confirmed, at the new total, once.
+    browser
+        .type_into("card-number", "4242 4242 4242 4242")
+        .await;
+    browser.click("place-order").await;
+    browser
+        .text_until("order-status", |t| t.contains("CONFIRMED"))
+        .await;
+    let orders: Value = app.get("/orders", Some(&token)).await.json().await.unwrap();
+    let statuses: Vec<(&str, i64)> = orders["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["status"].as_str().unwrap(), o["amount"].as_i64().unwrap()))
+        .collect();
+    let confirmed: Vec<_> = statuses.iter().filter(|(s, _)| *s == "CONFIRMED").collect();
+    assert_eq!(confirmed.len(), 1, "ordered once: {statuses:?}");
+    assert!(
+        confirmed[0].1 >= 1299,
+        "the new price (with any tax and shipping): {statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(s, _)| *s == "PAYMENT_FAILED")
+            .count(),
+        1,
+        "the declined attempt: {statuses:?}"
+    );
+    no_severe_console_errors(&browser).await;
+    browser.close().await;
+}
+
+/// A 64×64 PNG of one colour, written to a temporary file.
+fn png_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let image = image::RgbImage::from_pixel(64, 64, image::Rgb([200, 80, 40]));
+    let path = dir.join("lamp.png");
+    image.save(&path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_seller_uploads_an_image_from_the_seller_page() {
+    let app = TestApp::spawn().await;
+    let Some(browser) = Browser::open(1280).await else {
+        return;
+    };
+    let email = format!("seller-{}@example.com", ulid_like());
+    let created = app.register(&email, "correct horse", "seller").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let session: Value = app
+        .sign_in(&email, "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lamp = app
+        .create_item(
+            session["token"].as_str().unwrap(),
+            &json!({"name": "Desk Lamp", "description": "Warm", "price": 2500, "quantity": 2}),
+        )
+        .await;
+    browser.goto(&app.url("/seller")).await;
+    browser.type_into("email", &email).await;
+    browser.type_into("password", "correct horse").await;
+    browser.click("sign-in-submit").await;
+    browser
+        .first_hook_containing("seller-item", "Desk Lamp")
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = png_file(dir.path());
+    // A file input takes the file's path as typed keys (WebDriver).
+    browser
+        .hook("image-file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    browser.hook("seller-item-image").await;
+    let item = app
+        .get_json(&format!("/items/{}", lamp["id"].as_str().unwrap()))
+        .await;
+    let images = item["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{item}");
+    let served = app.get(images[0].as_str().unwrap(), None).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    no_severe_console_errors(&browser).await;
+    browser.close().await;
+}
