@@ -11,6 +11,13 @@ export const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 let cleanup = [];
 
+// "Skip to content" moves the focus; as a plain `#main` link it would be
+// taken for a route.
+document.querySelector('.skip')?.addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 /** Runs what the last page registered (its timers, listeners). */
 export function leavePage() {
   for (const fn of cleanup) fn();
