@@ -157,3 +157,63 @@ async fn a_seller_uploads_an_image_from_the_seller_page() {
     no_severe_console_errors(&browser).await;
     browser.close().await;
 }
+
+/// How far the page scrolls sideways (0 when it fits the window), and
+/// the widest element's description when it does not.
+async fn sideways(browser: &Browser) -> (i64, String) {
+    let found = browser
+        .run(
+            "const root = document.documentElement;
+             const over = root.scrollWidth - root.clientWidth;
+             let widest = '';
+             for (const el of document.querySelectorAll('body *')) {
+               const r = el.getBoundingClientRect();
+               if (r.right > root.clientWidth + 1) { widest = el.tagName + '.' + el.className + ' ' + r.right; break; }
+             }
+             return [over, widest];",
+        )
+        .await;
+    (
+        found[0].as_i64().unwrap(),
+        found[1].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn no_shopper_page_scrolls_sideways_on_a_375_px_phone() {
+    let app = TestApp::spawn().await;
+    let Some(browser) = Browser::open(375).await else {
+        return;
+    };
+    let (_, id) = listed(
+        &app,
+        "Wireless Mouse with a rather long descriptive name",
+        99_999,
+        5,
+    )
+    .await;
+    let (_, _) = signed_in_buyer(&app, &browser).await;
+    browser.goto(&app.url(&format!("/#/item/{id}"))).await;
+    browser.click("add-to-cart").await;
+    browser
+        .text_until("cart-count", |t| t.starts_with('1'))
+        .await;
+    for (route, hook) in [
+        ("/#/", "recommendation"),
+        ("/#/search?term=mouse", "search-result"),
+        (&format!("/#/item/{id}") as &str, "item-name"),
+        ("/#/cart", "cart-line"),
+        ("/#/checkout", "place-order"),
+        ("/#/orders", "order-filter"),
+    ] {
+        browser.goto(&app.url(route)).await;
+        browser.hook(hook).await;
+        let (over, widest) = sideways(&browser).await;
+        assert!(
+            over <= 0 && widest.is_empty(),
+            "{route} is wider than the phone by {over} px: {widest}"
+        );
+    }
+    no_severe_console_errors(&browser).await;
+    browser.close().await;
+}

@@ -7,6 +7,7 @@
 //! saying so; in CI (`CI` set) a missing browser fails them, since `.ci/run`
 //! installs Debian's `chromium` and `chromium-driver`.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,7 +61,10 @@ impl Browser {
         // Two TLS providers are linked (fantoccini's and NATS's): pick one.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let port = free_port();
+        // Its own process group, with the Chromium it starts, so a test
+        // that panics takes the whole browser down with it (see `Drop`).
         let child = Command::new(&driver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -69,12 +73,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("starting {}: {e}", driver.display()));
         let mut browser = None;
         let started = Instant::now();
+        let mut options = json!({
+            "binary": chrome,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", format!("--window-size={width},900")],
+        });
+        // A window is never narrower than 500 px: a phone is emulated (its
+        // viewport, its meta viewport handling, touch), as DevTools does.
+        if width < 500 {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": 812, "pixelRatio": 2.0,
+                                  "mobile": true, "touch": true},
+            });
+        }
         let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": chrome,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", format!("--window-size={width},900")],
-            },
+            "goog:chromeOptions": options,
             "goog:loggingPrefs": {"browser": "ALL"},
         });
         let Value::Object(capabilities) = capabilities else {
@@ -244,8 +257,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A panicking test never reaches `close`: the driver must still go.
-        let _ = self.driver.kill();
+        // A panicking test never reaches `close`: the driver and the
+        // browser it started (its process group) must still go.
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            // SAFETY: signals only the process group this harness created.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.driver.wait();
     }
 }
