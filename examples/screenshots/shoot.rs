@@ -2,12 +2,14 @@
 //! of each: the page from its top, as tall as its content up to a cap (so
 //! a long page is cut, never scaled).
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use fantoccini::Locator;
 
+use crate::art::{product_png, Shape};
 use crate::browser::{Browser, BOUND};
 use crate::cdp;
 use crate::seed::{Shop, BUYER_EMAIL, PASSWORD, SEARCH_TERM, SELLER_EMAIL};
@@ -44,6 +46,10 @@ impl Shooter<'_> {
         self.snap("home", width).await?;
         self.open(&format!("/#/search?term={SEARCH_TERM}"), "search-result")
             .await?;
+        // Phones fold the filters away: unfold them, as a shopper would.
+        self.browser
+            .run("document.querySelectorAll('aside details').forEach((d) => { d.open = true; });")
+            .await;
         self.snap("search", width).await?;
         self.open(&format!("/#/item/{}", shop.item), "item-available")
             .await?;
@@ -108,12 +114,38 @@ impl Shooter<'_> {
                 self.browser.type_into(hook, text).await;
             }
             self.browser.click("new-item-submit").await;
+            self.upload_lamp_picture().await?;
         }
         self.browser
             .first_hook_containing("seller-item", LAMP)
             .await;
         self.browser.hook("seller-order").await;
         self.snap("seller", width).await
+    }
+
+    /// Gives the lamp a picture through its card's file input (the drop
+    /// zone's keyboard and click path), and waits for the card to show it.
+    async fn upload_lamp_picture(&self) -> anyhow::Result<()> {
+        let mut file = tempfile::Builder::new().suffix(".png").tempfile()?;
+        file.write_all(&product_png(Shape::Bottle, [180, 140, 40], [254, 243, 199]))?;
+        let card = self
+            .browser
+            .first_hook_containing("seller-item", LAMP)
+            .await;
+        let input = card.find(Locator::Css("input[type=file]")).await?;
+        input.send_keys(&file.path().to_string_lossy()).await?;
+        let started = Instant::now();
+        while started.elapsed() < BOUND {
+            let card = self
+                .browser
+                .first_hook_containing("seller-item", LAMP)
+                .await;
+            if card.find(Locator::Css("img")).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the lamp's picture did not show within {BOUND:?}")
     }
 
     /// Opens `path` and waits for the `hook` element.
