@@ -13,6 +13,7 @@
 //! directory) is stopped and removed before it exits.
 
 mod art;
+mod catalog;
 mod cdp;
 // The browser tests' WebDriver session (finding chromedriver and Chromium,
 // waiting for `data-test` hooks), reused as it is.
