@@ -2,9 +2,9 @@
 // notifications, the wishlist, and signing in or up.
 
 import { del, get, post, query, session, signIn } from './api.js';
-import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
+import { confirmButton, day, field, h, loading, money, mount, problemBox, when } from './dom.js';
 import { connect, isLive } from './live.js';
-import { every, itemCard, main, onLive, refreshUnread, renderNav } from './shell.js';
+import { every, itemCard, main, onLive, refreshUnread, renderNav, variantLabels } from './shell.js';
 
 function statusTimeline(order) {
   return h('ol', { class: 'timeline', test: 'order-history' },
@@ -16,6 +16,7 @@ export async function orderPage(id) {
   mount(main, box);
   const path = `/orders/${encodeURIComponent(id)}`;
   let order = await loading(box, get(path));
+  const variants = await variantLabels(order.lines || []);
   const status = h('span', { class: 'status', test: 'order-status' });
   const payment = h('span', { test: 'payment-status' });
   const history = h('div');
@@ -31,10 +32,10 @@ export async function orderPage(id) {
     if (order.status === 'PAYMENT_PENDING') mount(message, h('p', { class: 'loading', role: 'status' }, 'Waiting for the payment to be answered…'));
     else message.replaceChildren();
   };
-  mount(box, h('h1', {}, 'Order ', h('code', {}, order.id)),
+  mount(box, h('h1', {}, `Order placed ${day(order.createdAt)}`), h('p', { class: 'muted' }, 'Order number ', h('code', {}, order.id)),
     h('p', { 'aria-live': 'polite' }, 'Status: ', status, ' · Payment: ', payment),
     h('div', { class: 'table-wrap' }, h('table', {}, h('tbody', {}, (order.lines || []).map((line) => h('tr', { test: 'order-line' },
-      h('td', {}, line.name || line.itemId), h('td', {}, `× ${line.quantity}`), h('td', { class: 'num' }, money(line.lineTotal ?? line.unitPrice * line.quantity, order.currency))))),
+      h('td', {}, line.name || line.itemId, variants.has(line.variantId) ? h('div', { class: 'muted' }, variants.get(line.variantId)) : null), h('td', {}, `× ${line.quantity}`), h('td', { class: 'num' }, money(line.lineTotal ?? line.unitPrice * line.quantity, order.currency))))),
     h('tfoot', {}, h('tr', {}, h('th', { colspan: 2 }, 'Total'), h('td', { class: 'num', test: 'order-amount' }, money(order.amount, order.currency)))))),
     h('h2', {}, 'History'), history, cancel, message, h('p', {}, h('a', { href: '#/orders' }, 'All orders')));
   render();

@@ -5,7 +5,7 @@
 import { get, patch, put, query, session } from './api.js';
 import { field, h, loading, money, mount, number, problemBox } from './dom.js';
 import { isLive, subscribe, unsubscribe } from './live.js';
-import { every, itemCard, main, onLeave, onLive, refreshCartCount, searchInput } from './shell.js';
+import { every, itemCard, main, onLeave, onLive, refreshCartCount, searchInput, variantName } from './shell.js';
 
 export async function homePage() {
   const box = h('section', { 'aria-live': 'polite' });
@@ -103,8 +103,7 @@ export async function itemPage(id) {
     : null;
   if (picker) {
     for (const v of item.variants) {
-      const label = Object.entries(v.attributes || {}).map(([k, val]) => `${k}: ${typeof val === 'object' ? JSON.stringify(val) : val}`).join(', ') || v.sku || v.variantId;
-      picker.input.append(h('option', { value: v.variantId }, label));
+      picker.input.append(h('option', { value: v.variantId }, variantName(v)));
     }
   }
   const addToCart = h('button', { test: 'add-to-cart', onclick: async () => {

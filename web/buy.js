@@ -4,7 +4,7 @@
 
 import { ApiError, call, get, patch, session } from './api.js';
 import { field, h, loading, money, mount, problemBox } from './dom.js';
-import { main, refreshCartCount } from './shell.js';
+import { main, refreshCartCount, variantLabels } from './shell.js';
 
 export async function cartPage() {
   const box = h('section', { 'aria-live': 'polite' });
@@ -12,6 +12,7 @@ export async function cartPage() {
   if (!session.token && !session.cartToken) { mount(box, h('p', { test: 'empty-cart' }, 'Your cart is empty.')); return; }
   const cart = await loading(box, get('/cart'));
   if (!cart.lines.length) { mount(box, h('p', { test: 'empty-cart' }, 'Your cart is empty.')); return; }
+  const variants = await variantLabels(cart.lines);
   const setQuantity = async (line, quantity) => {
     try {
       const body = { itemId: line.itemId, variantId: line.variantId, quantity };
@@ -27,7 +28,8 @@ export async function cartPage() {
       ? h('div', { class: 'error', test: 'price-changed' }, `Price changed from ${money(line.unitPrice, cart.currency)} to ${money(line.currentPrice, cart.currency)}`)
       : null;
     return h('tr', { test: 'cart-line' },
-      h('td', {}, h('a', { href: `#/item/${encodeURIComponent(line.itemId)}` }, line.name), changed),
+      h('td', {}, h('a', { href: `#/item/${encodeURIComponent(line.itemId)}` }, line.name),
+        variants.has(line.variantId) ? h('div', { class: 'muted', test: 'line-variant' }, variants.get(line.variantId)) : null, changed),
       h('td', {}, qty),
       h('td', { class: 'num' }, money(line.currentPrice, cart.currency)),
       h('td', { class: 'num', test: 'line-total' }, money(line.lineTotal, cart.currency)),
@@ -55,13 +57,14 @@ export async function checkoutPage() {
   mount(main, h('h1', {}, 'Checkout'), box);
   const [cart, me] = await loading(box, Promise.all([get('/cart'), get('/users/me').catch(() => ({}))]));
   if (!cart.lines.length) { mount(box, h('p', {}, 'Your cart is empty.')); return; }
+  const variants = await variantLabels(cart.lines);
   const saved = me.addresses?.[0] || {};
   const line1 = field('Address', { test: 'address-line1', required: true, autocomplete: 'address-line1', value: saved.line1 || '' });
   const city = field('City', { test: 'address-city', required: true, autocomplete: 'address-level2', value: saved.city || '' });
   const postal = field('Postal code', { test: 'address-postal-code', required: true, autocomplete: 'postal-code', value: saved.postalCode || '' });
   const country = field('Country', { test: 'address-country', required: true, autocomplete: 'country', value: saved.country || 'IN' });
   const card = field('Card number', { test: 'card-number', required: true, inputmode: 'numeric', autocomplete: 'cc-number', 'aria-describedby': 'test-cards' });
-  const help = h('details', { id: 'test-cards' }, h('summary', {}, 'Test cards (simulated gateway)'),
+  const help = h('details', { id: 'test-cards', open: true }, h('summary', {}, 'Test cards (simulated gateway)'),
     h('table', {}, h('tbody', {}, TEST_CARDS.map(([n, outcome]) => h('tr', {}, h('td', {}, n), h('td', {}, outcome))))));
   let amount = cart.total;
   const totalLine = h('p', { class: 'price', test: 'checkout-total' }, `Total ${money(amount, cart.currency)}`);
@@ -112,7 +115,7 @@ export async function checkoutPage() {
       }
     }
     busy = false; button.disabled = false;
-  } }, h('h2', {}, 'Your items'), h('ul', { test: 'checkout-lines' }, cart.lines.map((l) => h('li', {}, `${l.name} × ${l.quantity}: ${money(l.lineTotal, cart.currency)}`))),
+  } }, h('h2', {}, 'Your items'), h('ul', { test: 'checkout-lines' }, cart.lines.map((l) => h('li', {}, `${l.name}${variants.has(l.variantId) ? ` (${variants.get(l.variantId)})` : ''} × ${l.quantity}: ${money(l.lineTotal, cart.currency)}`))),
   h('h2', {}, 'Shipping address'), line1, city, postal, country, h('h2', {}, 'Payment'), card, help, totalLine, button, message);
   mount(box, form);
 }

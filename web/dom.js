@@ -82,7 +82,10 @@ export async function loading(el, promise) {
 }
 
 export const number = (n) => new Intl.NumberFormat().format(n);
-export const when = (at) => (at ? new Date(at).toLocaleString() : '');
+/** A time as people read it ("6 Dec 2026, 18:17"), never an ambiguous 12/6/2026. */
+export const when = (at) => (at ? new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '');
+/** A day as people read it ("6 Dec 2026"). */
+export const day = (at) => (at ? new Date(at).toLocaleDateString(undefined, { dateStyle: 'medium' }) : '');
 
 /**
  * A button that asks again in place ("Cancel order" → "Yes, cancel order")

@@ -115,10 +115,9 @@ function itemRow(item, reload) {
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); upload(e.dataTransfer.files[0]); });
-  return h('li', { class: 'card', test: 'seller-item', 'data-item-id': item.id },
-    h('strong', { test: 'seller-item-name' }, item.name),
-    h('span', {}, `${money(item.price, item.currency)} · `, h('span', { test: 'seller-item-available' }, String(item.available)), ` available of ${item.quantity} · ${item.status}`),
-    item.images?.length ? h('img', { src: item.images[0], alt: '', test: 'seller-item-image' }) : null,
+  // A compact summary; the changes fold away under "Edit" (open while
+  // the item has no image, since that is the first thing to add).
+  const edit = h('details', { class: 'edit', open: !item.images?.length }, h('summary', { test: 'edit-item' }, 'Edit price, stock, image'),
     h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); const minor = toMinor(price.input.value); if (minor === null) { mount(message, h('div', { class: 'error', role: 'alert' }, 'Enter the price like 9.99')); return; } act(() => patch(`/items/${encodeURIComponent(item.id)}`, { price: minor })); } },
       price, h('button', { type: 'submit', class: 'secondary' }, 'Set price')),
     item.variants?.length ? null : h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: Number(delta.input.value) })); } },
@@ -126,7 +125,15 @@ function itemRow(item, reload) {
     item.variants?.length ? h('ul', {}, item.variants.map((v) => h('li', {}, `${v.sku || v.variantId}: ${money(v.price, item.currency)}, ${v.available} available`,
       ' ', h('button', { class: 'link', onclick: () => act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: 1, variantId: v.variantId })) }, '+1'),
       ' ', h('button', { class: 'link', onclick: () => act(() => post(`/items/${encodeURIComponent(item.id)}/stock`, { delta: -1, variantId: v.variantId })) }, '−1')))) : null,
-    drop,
+    drop);
+  return h('li', { class: 'card seller-card', test: 'seller-item', 'data-item-id': item.id },
+    item.images?.length ? h('img', { src: item.images[0], alt: '', test: 'seller-item-image' }) : h('div', { class: 'thumb' }),
+    h('div', { class: 'summary' },
+      h('strong', { test: 'seller-item-name' }, item.name),
+      h('span', {}, money(item.price, item.currency)),
+      h('span', {}, h('span', { test: 'seller-item-available' }, String(item.available)), ` available of ${item.quantity}`),
+      h('span', { class: item.status === 'active' ? 'muted' : 'status' }, item.status === 'active' ? 'Listed' : 'Withdrawn')),
+    edit,
     item.status === 'active'
       ? confirmButton('Withdraw', 'Yes, withdraw it', () => act(() => del(`/items/${encodeURIComponent(item.id)}`)), 'withdraw')
       : h('button', { class: 'secondary', onclick: () => act(() => patch(`/items/${encodeURIComponent(item.id)}`, { status: 'active' })) }, 'Re-list'),
@@ -192,10 +199,13 @@ async function loadOrders(box, status = '') {
 function dashboard() {
   const items = h('section', { 'aria-live': 'polite' });
   const orders = h('section', { 'aria-live': 'polite' });
+  // Desktop: the shop on the left, the new-item form beside it; phones
+  // stack them, with a link down to the form.
   mount(main, h('h1', {}, 'Your shop'),
-    h('h2', {}, 'Orders to fulfil'), orders,
-    h('h2', {}, 'Your items'), items,
-    h('h2', {}, 'New item'), newItemForm(() => loadItems(items)));
+    h('p', { class: 'jump' }, h('a', { href: '#new-item' }, 'List a new item')),
+    h('div', { class: 'seller-layout' },
+      h('div', {}, h('h2', {}, 'Orders to fulfil'), orders, h('h2', {}, 'Your items'), items),
+      h('aside', { id: 'new-item', 'aria-labelledby': 'new-item-title' }, h('h2', { id: 'new-item-title' }, 'New item'), newItemForm(() => loadItems(items)))));
   loadItems(items).catch((error) => mount(items, problemBox(error)));
   loadOrders(orders).catch(() => {});
   connect();

@@ -106,6 +106,27 @@ export function itemCard(item, test) {
     h('span', { class: 'muted' }, item.available > 0 ? `${number(item.available)} available` : 'Out of stock'));
 }
 
+/**
+ * Names of the variants among `lines` (`{itemId, variantId}`), as
+ * "size: M", keyed by variant id: cart and order lines carry the item's
+ * name only, so each item with variants is read once.
+ */
+export async function variantLabels(lines) {
+  const ids = [...new Set(lines.filter((l) => l.variantId && l.variantId !== l.itemId).map((l) => l.itemId))];
+  const labels = new Map();
+  const items = await Promise.all(ids.map((id) => get(`/items/${encodeURIComponent(id)}`).catch(() => null)));
+  for (const item of items.filter(Boolean)) {
+    for (const v of item.variants) labels.set(v.variantId, variantName(v));
+  }
+  return labels;
+}
+
+/** A variant as a shopper reads it: its attributes, else its SKU. */
+export function variantName(v) {
+  const attributes = Object.entries(v.attributes || {}).map(([k, val]) => `${k}: ${typeof val === 'object' ? JSON.stringify(val) : val}`);
+  return attributes.join(', ') || v.sku || v.variantId;
+}
+
 /** Calls `fn` every `ms` while the page is shown. */
 export function every(ms, fn) {
   const timer = setInterval(fn, ms);

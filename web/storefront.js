@@ -9,7 +9,7 @@ import { disconnect, listen } from './live.js';
 import { notificationsPage, orderPage, ordersPage, signInPage, wishlistPage } from './account.js';
 import { homePage, itemPage, searchPage } from './browse.js';
 import { cartPage, checkoutPage } from './buy.js';
-import { leavePage, main, refreshCartCount, refreshUnread, renderNav } from './shell.js';
+import { leavePage, main, refreshCartCount, refreshUnread, renderNav, searchInput } from './shell.js';
 
 async function route() {
   leavePage();
@@ -17,6 +17,8 @@ async function route() {
   const [path, search = ''] = hash.split('?');
   const params = new URLSearchParams(search);
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  // The search box shows the term only on the results it produced.
+  if (parts[0] !== 'search') searchInput.value = '';
   try {
     switch (parts[0]) {
       case undefined: await homePage(); break;
