@@ -4,7 +4,7 @@
 
 import { del, get, patch, post, query, session, signIn, signOut, call } from './api.js';
 import { confirmButton, field, h, loading, money, mount, problemBox, when } from './dom.js';
-import { connect, disconnect, listen, subscribe, unsubscribe } from './live.js';
+import { connect, disconnect, isLive, listen, subscribe, unsubscribe } from './live.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -170,30 +170,44 @@ async function loadItems(box, status = '') {
   await next(undefined);
 }
 
+/** One order to fulfil, with ship and deliver for the seller's part. */
+function orderCard(order, reload) {
+  const mine = order.fulfilment?.[0]?.status || 'PENDING';
+  const message = h('div', { 'aria-live': 'polite' });
+  const act = (verb) => async () => {
+    try { await post(`/orders/${encodeURIComponent(order.id)}/${verb}`); reload(); } catch (error) { mount(message, problemBox(error)); }
+  };
+  const a = order.shippingAddress;
+  return h('li', { class: 'card', test: 'seller-order' },
+    h('span', {}, 'Order ', h('strong', { test: 'seller-order-status' }, order.status), ` · your part: ${mine}`),
+    h('span', { class: 'muted' }, when(order.createdAt), ' · ', h('code', {}, order.id)),
+    h('ul', {}, order.lines.map((l) => h('li', {}, `${l.name} × ${l.quantity} (${money(l.lineTotal, order.currency)})`))),
+    a ? h('address', {}, [a.line1, a.line2, a.city, a.state, a.postalCode, a.country].filter(Boolean).join(', ')) : null,
+    h('div', { class: 'row' },
+      h('button', { test: 'ship', disabled: !(order.status === 'CONFIRMED' && mine === 'PENDING'), onclick: act('ship') }, 'Ship'),
+      h('button', { test: 'deliver', disabled: mine !== 'SHIPPED', onclick: act('deliver') }, 'Deliver')),
+    message);
+}
+
+/** The orders to fulfil, newest first, by status, "more" by cursor. */
 async function loadOrders(box, status = '') {
+  orderFilter = status;
   const filter = field('Status', { tag: 'select', test: 'seller-order-filter', onchange: (e) => loadOrders(box, e.target.value) });
   for (const s of ['', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'PAYMENT_PENDING', 'CANCELLED']) filter.input.append(h('option', { value: s, selected: s === status }, s || 'All'));
-  const list = h('div');
-  mount(box, filter, list);
-  const page = await loading(list, get(`/seller/orders${query({ status, size: 50 })}`));
-  if (!page.items.length) { mount(list, h('p', {}, 'No orders to fulfil.')); return; }
-  mount(list, h('ul', { class: 'grid' }, page.items.map((order) => {
-    const mine = order.fulfilment?.[0]?.status || 'PENDING';
-    const message = h('div', { 'aria-live': 'polite' });
-    const act = (verb) => async () => {
-      try { await post(`/orders/${encodeURIComponent(order.id)}/${verb}`); loadOrders(box, status); } catch (error) { mount(message, problemBox(error)); }
-    };
-    const a = order.shippingAddress;
-    return h('li', { class: 'card', test: 'seller-order' },
-      h('code', {}, order.id), h('span', {}, 'Order ', h('strong', { test: 'seller-order-status' }, order.status), ` · your part: ${mine}`),
-      h('span', { class: 'muted' }, when(order.createdAt)),
-      h('ul', {}, order.lines.map((l) => h('li', {}, `${l.name} × ${l.quantity} (${money(l.lineTotal, order.currency)})`))),
-      a ? h('address', {}, [a.line1, a.line2, a.city, a.state, a.postalCode, a.country].filter(Boolean).join(', ')) : null,
-      h('div', { class: 'row' },
-        h('button', { test: 'ship', disabled: !(order.status === 'CONFIRMED' && mine === 'PENDING'), onclick: act('ship') }, 'Ship'),
-        h('button', { test: 'deliver', disabled: mine !== 'SHIPPED', onclick: act('deliver') }, 'Deliver')),
-      message);
-  })));
+  const list = h('ul', { class: 'grid' });
+  const more = h('div');
+  let shown = 0;
+  mount(box, filter, list, more);
+  const reload = () => loadOrders(box, status);
+  const next = async (cursor) => {
+    const page = await loading(more, get(`/seller/orders${query({ status, cursor, size: 20 })}`));
+    shown += page.items.length;
+    list.append(...page.items.map((order) => orderCard(order, reload)));
+    if (!shown) mount(more, h('p', {}, 'No orders to fulfil.'));
+    else if (page.nextCursor) mount(more, h('button', { class: 'secondary', test: 'more-orders', onclick: () => next(page.nextCursor).catch((e) => mount(more, problemBox(e))) }, 'More orders'));
+    else mount(more);
+  };
+  await next(undefined);
 }
 
 function dashboard() {
@@ -210,15 +224,28 @@ function dashboard() {
   loadOrders(orders).catch(() => {});
   connect();
   stopListening();
+  // A seller's socket hears no buyer's order updates, but every sale,
+  // payment, cancellation and expiry moves the stock of the seller's
+  // items, whose topics the page follows: each such change refreshes the
+  // orders to fulfil (at most once a half second). Without a socket, it
+  // polls.
+  let pending = 0;
+  const refresh = () => { clearTimeout(pending); pending = setTimeout(() => loadOrders(orders, orderFilter).catch(() => {}), 500); };
+  clearInterval(polling);
+  polling = setInterval(() => { if (!isLive()) refresh(); }, 10000);
   stopListening = listen((m) => {
-    if (m.type === 'order.updated' || m.type === 'notification') loadOrders(orders).catch(() => {});
+    if (m.type === 'order.updated' || m.type === 'notification') refresh();
     if (m.type === 'stock.changed') {
+      refresh();
       for (const row of items.querySelectorAll(`[data-item-id="${CSS.escape(m.itemId)}"] [data-test="seller-item-available"]`)) row.textContent = String(m.available);
     }
   });
 }
 
 let stopListening = () => {};
+let polling = 0;
+// The status the seller chose for the orders list (kept across refreshes).
+let orderFilter = '';
 
 function start() {
   renderNav();

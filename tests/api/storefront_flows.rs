@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::browser::Browser;
 use crate::helpers::{ulid_like, TestApp};
+use crate::shop::{Buyer, Shop, GOOD_CARD};
 use crate::storefront_browser::{listed, no_severe_console_errors};
 
 /// A new buyer signed in through the page; their email and API token.
@@ -214,6 +215,59 @@ async fn no_shopper_page_scrolls_sideways_on_a_375_px_phone() {
             "{route} is wider than the phone by {over} px: {widest}"
         );
     }
+    no_severe_console_errors(&browser).await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_seller_page_shows_a_new_order_live_and_ships_it() {
+    let app = TestApp::spawn().await;
+    let Some(browser) = Browser::open(1280).await else {
+        return;
+    };
+    let email = format!("seller-{}@example.com", ulid_like());
+    let created = app.register(&email, "correct horse", "seller").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let session: Value = app
+        .sign_in(&email, "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seller = session["token"].as_str().unwrap().to_owned();
+    let item = app
+        .create_item(
+            &seller,
+            &json!({"name": "Desk Lamp", "description": "Warm", "price": 2500, "quantity": 5}),
+        )
+        .await;
+    let shop = Shop {
+        seller,
+        item_id: item["id"].as_str().unwrap().to_owned(),
+    };
+    browser.goto(&app.url("/seller")).await;
+    browser.type_into("email", &email).await;
+    browser.type_into("password", "correct horse").await;
+    browser.click("sign-in-submit").await;
+    browser
+        .first_hook_containing("seller-item", "Desk Lamp")
+        .await;
+    assert_eq!(browser.hooks("seller-order").await.len(), 0);
+
+    // A buyer orders while the page is open: it appears without a reload.
+    let buyer = Buyer::with_cart(&app, &shop, 2).await;
+    let answer = buyer.checkout(&app, GOOD_CARD).await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let order: Value = answer.json().await.unwrap();
+    browser
+        .text_until("seller-order-status", |t| t == "CONFIRMED")
+        .await;
+    browser.click("ship").await;
+    browser
+        .text_until("seller-order-status", |t| t == "SHIPPED")
+        .await;
+    let id = order["orderId"].as_str().unwrap();
+    assert_eq!(buyer.order(&app, id).await["status"], "SHIPPED");
     no_severe_console_errors(&browser).await;
     browser.close().await;
 }
