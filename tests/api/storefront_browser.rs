@@ -36,6 +36,41 @@ pub async fn listed(app: &TestApp, name: &str, price: i64, quantity: i64) -> (St
     (seller, id)
 }
 
+/// A new seller with one item made through the API (`name`, ₹`price`/100,
+/// `quantity` units), signed in on the seller page, which lists it; the
+/// seller's API token and the item.
+pub async fn seller_on_page(
+    app: &TestApp,
+    browser: &Browser,
+    name: &str,
+    price: i64,
+    quantity: i64,
+) -> (String, Value) {
+    let email = format!("seller-{}@example.com", ulid_like());
+    let created = app.register(&email, "correct horse", "seller").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let session: Value = app
+        .sign_in(&email, "correct horse")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+    let item = app
+        .create_item(
+            &token,
+            &json!({"name": name, "description": "Made through the API", "price": price,
+                    "quantity": quantity}),
+        )
+        .await;
+    browser.goto(&app.url("/seller")).await;
+    browser.type_into("email", &email).await;
+    browser.type_into("password", "correct horse").await;
+    browser.click("sign-in-submit").await;
+    browser.first_hook_containing("seller-item", name).await;
+    (token, item)
+}
+
 /// Fails with the entries if the console logged anything severe.
 pub async fn no_severe_console_errors(browser: &Browser) {
     let severe = browser.severe_console_entries().await;
@@ -228,31 +263,10 @@ async fn a_seller_lists_an_item_priced_in_major_units() {
     let Some(browser) = Browser::open(1280).await else {
         return;
     };
-    let email = format!("seller-{}@example.com", ulid_like());
-    let created = app.register(&email, "correct horse", "seller").await;
-    assert_eq!(created.status(), StatusCode::CREATED);
     // An item listed elsewhere (through the API) is on the seller's list,
     // its stock following changes live.
-    let signed_in: Value = app
-        .sign_in(&email, "correct horse")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = signed_in["token"].as_str().unwrap();
-    let chair = app
-        .create_item(
-            token,
-            &json!({"name": "Garden Chair", "description": "Teak", "price": 4500, "quantity": 3}),
-        )
-        .await;
-    browser.goto(&app.url("/seller")).await;
-    browser.type_into("email", &email).await;
-    browser.type_into("password", "correct horse").await;
-    browser.click("sign-in-submit").await;
-    browser
-        .first_hook_containing("seller-item", "Garden Chair")
-        .await;
+    let (token, chair) = seller_on_page(&app, &browser, "Garden Chair", 4500, 3).await;
+    let token = token.as_str();
     browser
         .text_until("seller-item-available", |t| t == "3")
         .await;

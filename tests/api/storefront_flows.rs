@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::browser::Browser;
 use crate::helpers::{ulid_like, TestApp};
 use crate::shop::{Buyer, Shop, GOOD_CARD};
-use crate::storefront_browser::{listed, no_severe_console_errors};
+use crate::storefront_browser::{listed, no_severe_console_errors, seller_on_page};
 
 /// A new buyer signed in through the page; their email and API token.
 async fn signed_in_buyer(app: &TestApp, browser: &Browser) -> (String, String) {
@@ -115,28 +115,7 @@ async fn a_seller_uploads_an_image_from_the_seller_page() {
     let Some(browser) = Browser::open(1280).await else {
         return;
     };
-    let email = format!("seller-{}@example.com", ulid_like());
-    let created = app.register(&email, "correct horse", "seller").await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let session: Value = app
-        .sign_in(&email, "correct horse")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let lamp = app
-        .create_item(
-            session["token"].as_str().unwrap(),
-            &json!({"name": "Desk Lamp", "description": "Warm", "price": 2500, "quantity": 2}),
-        )
-        .await;
-    browser.goto(&app.url("/seller")).await;
-    browser.type_into("email", &email).await;
-    browser.type_into("password", "correct horse").await;
-    browser.click("sign-in-submit").await;
-    browser
-        .first_hook_containing("seller-item", "Desk Lamp")
-        .await;
+    let (_, lamp) = seller_on_page(&app, &browser, "Desk Lamp", 2500, 2).await;
 
     let dir = tempfile::tempdir().unwrap();
     let file = png_file(dir.path());
@@ -225,33 +204,11 @@ async fn the_seller_page_shows_a_new_order_live_and_ships_it() {
     let Some(browser) = Browser::open(1280).await else {
         return;
     };
-    let email = format!("seller-{}@example.com", ulid_like());
-    let created = app.register(&email, "correct horse", "seller").await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let session: Value = app
-        .sign_in(&email, "correct horse")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let seller = session["token"].as_str().unwrap().to_owned();
-    let item = app
-        .create_item(
-            &seller,
-            &json!({"name": "Desk Lamp", "description": "Warm", "price": 2500, "quantity": 5}),
-        )
-        .await;
+    let (seller, item) = seller_on_page(&app, &browser, "Desk Lamp", 2500, 5).await;
     let shop = Shop {
         seller,
         item_id: item["id"].as_str().unwrap().to_owned(),
     };
-    browser.goto(&app.url("/seller")).await;
-    browser.type_into("email", &email).await;
-    browser.type_into("password", "correct horse").await;
-    browser.click("sign-in-submit").await;
-    browser
-        .first_hook_containing("seller-item", "Desk Lamp")
-        .await;
     assert_eq!(browser.hooks("seller-order").await.len(), 0);
 
     // A buyer orders while the page is open: it appears without a reload.
