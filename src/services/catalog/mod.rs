@@ -5,6 +5,7 @@
 //! `item.updated`, `item.deactivated`) in one atomic write.
 
 mod seller;
+mod skus;
 
 pub use seller::{index_items_by_seller, seller_item_key, ItemPage};
 
@@ -19,7 +20,7 @@ use crate::domain::stock::{SkuStock, StockError, StockReplica};
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
-use crate::storage::{StorageError, Store, TreeName, Tx};
+use crate::storage::{StorageError, Store, TreeName};
 
 /// Why a catalog operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,7 @@ impl CatalogService {
         let item = self
             .store
             .write(move |tx| {
-                claim_skus(tx, &new.item)?;
+                skus::claim_skus(tx, &new.item)?;
                 tx.put(TreeName::Items, new.item.id.as_bytes(), &new.item)?;
                 tx.put_raw(
                     TreeName::SellerItems,
@@ -384,38 +385,4 @@ impl CatalogService {
             })
             .await
     }
-}
-
-/// Reserves the item's SKU codes for its seller, refusing codes the seller
-/// already uses on another item.
-fn claim_skus(tx: &mut Tx<'_>, item: &Item) -> Result<(), CatalogError> {
-    let mut errors = FieldErrors::new();
-    let mut fields: Vec<(String, &str)> = item
-        .sku
-        .iter()
-        .map(|s| ("sku".to_owned(), s.as_str()))
-        .collect();
-    if item.has_variants {
-        for (i, variant) in item.variants.iter().enumerate() {
-            if let Some(sku) = &variant.sku {
-                fields.push((format!("variants[{i}].sku"), sku));
-            }
-        }
-    }
-    let keys: Vec<Vec<u8>> = fields
-        .iter()
-        .map(|(_, sku)| item::seller_sku_key(&item.seller_id, sku))
-        .collect();
-    for ((field, _), key) in fields.iter().zip(&keys) {
-        if tx.contains(TreeName::SellerSkus, key)? {
-            errors.add(field.clone(), "is already used by another of your items");
-        }
-    }
-    if !errors.is_empty() {
-        return Err(CatalogError::Invalid(errors));
-    }
-    for key in keys {
-        tx.put_raw(TreeName::SellerSkus, key, item.id.as_bytes().to_vec());
-    }
-    Ok(())
 }
