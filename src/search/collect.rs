@@ -17,7 +17,8 @@
 //!   on one column read and one comparison with the k-th value.
 //!
 //! Facets count every match while the count is exact; past the limit they
-//! count the [`FACET_SAMPLE`] best-ranked matches.
+//! count the best-ranked [`FACET_SAMPLE`] matches (or as many as the count
+//! limit, if lower).
 
 use std::collections::{BinaryHeap, HashMap};
 

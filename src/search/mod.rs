@@ -262,7 +262,8 @@ impl Search {
             after,
             limit: request.size + 1,
             count_limit: self.count_limit,
-            facet_sample: FACET_SAMPLE,
+            // Never more than the count limit itself.
+            facet_sample: FACET_SAMPLE.min(self.count_limit as usize),
         };
         collect::collect(searcher, query.as_ref(), &plan)
             .map_err(|e| SearchError::Failed(e.to_string()))
