@@ -11,7 +11,8 @@
 //!   block-max WAND for a union of terms): a later document that only ties
 //!   the k-th score ranks after it. Like Elasticsearch's `_shard_doc`,
 //!   the address is only meaningful in the snapshot a cursor pins.
-//!   Counting is a separate pass without scoring that stops at the limit.
+//!   One scored pass counts and keeps the best up to the limit; past it,
+//!   the rest is only pruned top k.
 //! - Price and newest: the key is (the field's value, the item id); one pass
 //!   counts (up to the limit) and keeps the top k, settling most documents
 //!   on one column read and one comparison with the k-th value.
@@ -202,22 +203,18 @@ pub fn collect(searcher: &Searcher, query: &dyn Query, plan: &Plan) -> tantivy::
     let mut facets = Facets::new(&columns);
     let mut page = Best::new(plan.limit, plan.after);
     let (total, exact, sample) = if plan.sort == Sort::Relevance {
-        let (total, exact) = count(searcher, query, plan.count_limit, &columns, &mut facets)?;
-        let mut sample = (!exact).then(|| Best::new(plan.facet_sample, None));
-        top_by_score(searcher, query, &columns, &mut page, sample.as_mut())?;
-        (total, exact, sample)
+        by_score(searcher, query, plan, &columns, &mut page, &mut facets)?
     } else {
         top_by_field(searcher, query, plan, &columns, &mut page, &mut facets)?
     };
-    let (categories, brands) = match sample {
-        Some(sample) if !exact => {
-            let mut best = Facets::new(&columns);
-            for hit in sample.heap {
-                best.add(hit.address.0 as usize, hit.address.1, &columns);
-            }
-            best.names(&columns)
+    let (categories, brands) = if exact {
+        facets.names(&columns)
+    } else {
+        let mut best = Facets::new(&columns);
+        for hit in sample.heap {
+            best.add(hit.address.0 as usize, hit.address.1, &columns);
         }
-        _ => facets.names(&columns),
+        best.names(&columns)
     };
     Ok(Found {
         hits: page.heap.into_sorted_vec(),
@@ -228,73 +225,88 @@ pub fn collect(searcher: &Searcher, query: &dyn Query, plan: &Plan) -> tantivy::
     })
 }
 
-/// Counts the matches (and their facets) up to `limit`, without scoring;
-/// `(total, exact)`.
-fn count(
+/// Offers a scored document to the page and the sample.
+fn offer_scored(
+    (segment, doc, score): (usize, DocId, Score),
+    columns: &[Columns],
+    page: &mut Best,
+    sample: &mut Best,
+) {
+    let primary = best_score_first(score);
+    if !page.wants(primary) && !sample.wants(primary) {
+        return;
+    }
+    let hit = Hit {
+        key: SortKey {
+            primary,
+            hi: segment as u64,
+            lo: u64::from(doc),
+        },
+        id: columns[segment].id(doc),
+        address: (segment as u32, doc),
+        score_bits: score.to_bits(),
+    };
+    page.offer(hit);
+    sample.offer(hit);
+}
+
+/// Relevance: one scored pass counts the matches (and their facets) and
+/// keeps the best while the count is under the limit; past it, a pass
+/// pruned on the score (block-max WAND where the query allows) finds the
+/// rest of the page and the best-ranked sample. Returns (total, exact,
+/// the sample).
+fn by_score(
     searcher: &Searcher,
     query: &dyn Query,
-    limit: u64,
+    plan: &Plan,
     columns: &[Columns],
+    page: &mut Best,
     facets: &mut Facets,
-) -> tantivy::Result<(u64, bool)> {
-    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+) -> tantivy::Result<(u64, bool, Best)> {
+    let weight = query.weight(EnableScoring::enabled_from_searcher(searcher))?;
+    // Only needed past the limit (an exact count keeps exact facets).
+    let mut sample = Best::new(0, None);
     let mut total = 0;
-    for (segment, reader) in searcher.segment_readers().iter().enumerate() {
-        let mut docs = weight.scorer(reader, 1.0)?;
+    let mut stop = None;
+    'segments: for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+        let mut scorer = weight.scorer(reader, 1.0)?;
         let alive = reader.alive_bitset();
-        let mut doc = docs.doc();
+        let mut doc = scorer.doc();
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
-                if total == limit {
-                    return Ok((limit, false));
+                if total == plan.count_limit {
+                    stop = Some((segment, doc));
+                    break 'segments;
                 }
                 total += 1;
                 facets.add(segment, doc, columns);
+                offer_scored((segment, doc, scorer.score()), columns, page, &mut sample);
             }
-            doc = docs.advance();
+            doc = scorer.advance();
         }
     }
-    Ok((total, true))
-}
-
-/// The best-scored matches into `page` (and `sample`), pruned on the score.
-fn top_by_score(
-    searcher: &Searcher,
-    query: &dyn Query,
-    columns: &[Columns],
-    page: &mut Best,
-    mut sample: Option<&mut Best>,
-) -> tantivy::Result<()> {
-    let weight = query.weight(EnableScoring::enabled_from_searcher(searcher))?;
-    let threshold = |page: &Best, sample: &Option<&mut Best>| {
-        let page = page.threshold();
-        sample.as_ref().map_or(page, |s| page.min(s.threshold()))
+    let Some(stop) = stop else {
+        return Ok((total, true, sample));
     };
+    // Past the limit: every match again for the sample, pruned on the
+    // score; the page takes only what the counting pass had not offered.
+    let mut sample = Best::new(plan.facet_sample, None);
+    let mut skipped = Best::new(0, None);
+    let threshold = |page: &Best, sample: &Best| page.threshold().min(sample.threshold());
     for (segment, reader) in searcher.segment_readers().iter().enumerate() {
         let alive = reader.alive_bitset();
         let start = threshold(page, &sample);
         weight.for_each_pruning(start, reader, &mut |doc, score| {
             if alive.is_none_or(|a| a.is_alive(doc)) {
-                let key = SortKey {
-                    primary: best_score_first(score),
-                    hi: segment as u64,
-                    lo: u64::from(doc),
-                };
-                let hit = Hit {
-                    key,
-                    id: columns[segment].id(doc),
-                    address: (segment as u32, doc),
-                    score_bits: score.to_bits(),
-                };
-                page.offer(hit);
-                if let Some(sample) = sample.as_mut() {
-                    sample.offer(hit);
+                offer_scored((segment, doc, score), columns, &mut skipped, &mut sample);
+                if (segment, doc) >= stop {
+                    offer_scored((segment, doc, score), columns, page, &mut skipped);
                 }
             }
             threshold(page, &sample)
         })?;
     }
-    Ok(())
+    Ok((total, false, sample))
 }
 
 /// One pass for the price and newest sorts: the count (up to the limit)
@@ -306,7 +318,7 @@ fn top_by_field(
     columns: &[Columns],
     page: &mut Best,
     facets: &mut Facets,
-) -> tantivy::Result<(u64, bool, Option<Best>)> {
+) -> tantivy::Result<(u64, bool, Best)> {
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut sample = Best::new(plan.facet_sample, None);
     let (mut total, mut exact) = (0, true);
@@ -346,7 +358,7 @@ fn top_by_field(
             }
         })?;
     }
-    Ok((total, exact, Some(sample)))
+    Ok((total, exact, sample))
 }
 
 #[cfg(test)]

@@ -135,6 +135,12 @@ async fn the_total_is_exact_up_to_the_count_limit_and_a_lower_bound_past_it() {
         assert_eq!(teapots["totalExact"], json!(false), "{query}");
         assert_eq!(teapots["items"].as_array().unwrap().len(), 10, "{query}");
         assert!(teapots["nextCursor"].is_string(), "{query}");
+        // Its facets count the best-ranked matches: as many as the limit
+        // here (1,000 at most).
+        for facet in ["brand", "category"] {
+            let counted: u64 = facet_counts(&teapots, facet).values().sum();
+            assert_eq!(counted, LIMIT, "{query}: {facet}");
+        }
     }
 }
 
