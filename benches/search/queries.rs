@@ -56,12 +56,18 @@ pub fn queries(per_class: usize) -> Vec<Q> {
             term: noun.to_owned(),
             category: Some(category),
         });
+        // Every sample description says "by {brand}": every item matches.
+        out.push(Q {
+            class: "broad",
+            term: "by".to_owned(),
+            category: None,
+        });
     }
     out
 }
 
 /// The query classes, in report order.
-pub const CLASSES: [&str; 4] = ["one-word", "two-word", "fuzzy", "filtered"];
+pub const CLASSES: [&str; 5] = ["one-word", "two-word", "fuzzy", "filtered", "broad"];
 
 /// `q` as our search request (the filtered class adds a price range and sort).
 pub fn request(q: &Q) -> SearchRequest {

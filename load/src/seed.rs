@@ -136,7 +136,8 @@ pub async fn seed(targets: &Targets, plan: &Plan) -> anyhow::Result<Seed> {
         .try_collect()
         .await?;
     if plan.searchable {
-        wait_searchable(&client, &base, &tag, plan.items).await?;
+        let last: Vec<&str> = items.iter().rev().take(64).map(|i| i.id.as_str()).collect();
+        wait_searchable(&client, &base, &tag, plan.items, &last).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
@@ -203,12 +204,17 @@ async fn account(client: &Client, base: &str, name: &str, role: &str) -> anyhow:
         .ok_or_else(|| anyhow::anyhow!("signing in: no token in {session}"))
 }
 
-/// Waits (at most 30 s) until a search for the run's tag finds `count` items.
+/// Waits (at most 30 s) until a search for the run's tag finds `count`
+/// items. Past the server's count limit (`totalExact: false`) the total
+/// only says "at least", so then it waits until the `last` items listed
+/// are among the newest the search finds: the index follows the event log
+/// in order, so everything listed before them is searchable too.
 async fn wait_searchable(
     client: &Client,
     base: &str,
     tag: &str,
     count: usize,
+    last: &[&str],
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -220,6 +226,21 @@ async fn wait_searchable(
         .await?;
         if page["total"].as_u64().unwrap_or(0) >= count as u64 {
             return Ok(());
+        }
+        if page["totalExact"] == json!(false) {
+            let newest = expect(
+                client.get(format!("{base}/items?term={tag}&sort=newest&size=100")),
+                StatusCode::OK,
+                "searching",
+            )
+            .await?;
+            let found: Vec<&str> = newest["items"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|i| i["id"].as_str()).collect())
+                .unwrap_or_default();
+            if last.iter().all(|id| found.contains(id)) {
+                return Ok(());
+            }
         }
         anyhow::ensure!(
             Instant::now() < deadline,

@@ -61,6 +61,10 @@ pub struct Settings {
     /// of 20 hits with facets is ~2 KiB, of 100 hits ~3.5 KiB); 0 turns
     /// the cache off.
     pub search_cache_entries: u64,
+    /// Matches a search counts at most: `total` is exact up to this many,
+    /// past it a lower bound (`totalExact: false`), so a broad search costs
+    /// what its first page costs.
+    pub search_total_exact_limit: u64,
     /// Messages queued for one websocket before it counts as too slow and
     /// is closed (1013).
     pub ws_queue_messages: usize,
@@ -259,6 +263,7 @@ impl Default for Settings {
             archive_after_days: 365,
             search_commit_ms: 250,
             search_cache_entries: 4096,
+            search_total_exact_limit: 10_000,
             ws_queue_messages: 256,
             ws_session_check_secs: 5,
             recommender_paused: false,
@@ -284,7 +289,7 @@ impl Default for Settings {
 }
 
 /// Setting names that may come from `AGORA_<NAME>`.
-const ENV_KEYS: [&str; 31] = [
+const ENV_KEYS: [&str; 32] = [
     "node_id",
     "http",
     "data_dir",
@@ -307,6 +312,7 @@ const ENV_KEYS: [&str; 31] = [
     "archive_after_days",
     "search_commit_ms",
     "search_cache_entries",
+    "search_total_exact_limit",
     "ws_queue_messages",
     "ws_session_check_secs",
     "recommender_paused",

@@ -46,11 +46,17 @@ impl Settings {
     }
 
     /// The ranges of the services' and actors' settings.
-    fn runtime_bounds(&self) -> [Bound; 11] {
+    fn runtime_bounds(&self) -> [Bound; 12] {
         [
             ("payment_timeout_ms", self.payment_timeout_ms, 1, 600_000),
             ("search_commit_ms", self.search_commit_ms, 10, 500),
             ("search_cache_entries", self.search_cache_entries, 0, 65_536),
+            (
+                "search_total_exact_limit",
+                self.search_total_exact_limit,
+                1,
+                100_000_000,
+            ),
             (
                 "ws_queue_messages",
                 self.ws_queue_messages as u64,

@@ -104,8 +104,13 @@ pub struct SearchPage {
     items: Vec<ItemSummary>,
     /// Pass as `cursor` for the next page; `null` on the last.
     next_cursor: Option<String>,
-    /// Every match (all pages).
+    /// Every match (all pages) while there are at most 10,000 (the
+    /// `search_total_exact_limit` setting); past that, a lower bound.
     total: u64,
+    /// Whether `total` counts every match (`false`: there are more).
+    total_exact: bool,
+    /// Per value, every match's count while `totalExact`; past it, the
+    /// counts among the 1,000 best-ranked matches.
     facets: Facets,
 }
 
@@ -205,6 +210,7 @@ async fn search_items(
         items,
         next_cursor: page.next_cursor,
         total: page.total,
+        total_exact: page.total_exact,
         facets: Facets {
             category: page.categories.into_iter().collect(),
             brand: page.brands.into_iter().collect(),

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::http::route::Forwarding;
 use crate::http::{AppState, Services};
 use crate::payments::{Payments, SimulatedGateway};
-use crate::search::Search;
+use crate::search::{Search, SearchOptions};
 use crate::services::account::{AccountService, ThrottleRules};
 use crate::services::cart::{self, CartService, GuestCarts};
 use crate::services::catalog::CatalogService;
@@ -236,8 +236,11 @@ pub(super) async fn start_read_models(
     let search = Search::start(
         &settings.data_dir,
         store.clone(),
-        Duration::from_millis(settings.search_commit_ms),
-        settings.search_cache_entries as usize,
+        SearchOptions {
+            commit_every: Duration::from_millis(settings.search_commit_ms),
+            cache_entries: settings.search_cache_entries as usize,
+            total_exact_limit: settings.search_total_exact_limit,
+        },
     )
     .await
     .context("opening the search index")?;

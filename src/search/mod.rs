@@ -4,7 +4,10 @@
 //! - [`schema`]: fields, analyzers, item → document.
 //! - [`query`]: the validated request and the query built from it (the term
 //!   is cut into words, never parsed as syntax).
-//! - [`collect`]: one pass for the page (search-after), total and facets.
+//! - [`collect`]: the page (search-after, top k pruned on the sort key),
+//!   the total counted up to a limit, and facets; `facets`: the columns
+//!   read and the facet counts.
+//! - `expand`: typo and prefix words as a capped set of index terms.
 //! - [`cursor`]: signed cursors.
 //! - [`index`]: the index on disk and its snapshots (open, rebuild, pins).
 //! - `documents`: item → document with its in-stock flag, the commit
@@ -29,6 +32,8 @@
 pub mod collect;
 pub mod cursor;
 mod documents;
+mod expand;
+mod facets;
 mod feeder;
 mod index;
 mod indexer;
@@ -46,8 +51,9 @@ use quick_cache::sync::Cache;
 use tantivy::Searcher;
 use tokio::sync::{watch, Semaphore};
 
-use collect::{Found, PageCollector, SortKey};
+use collect::{Found, Plan, SortKey, FACET_SAMPLE};
 use cursor::{CursorKey, Position};
+pub use expand::{MAX_EXPANSIONS, MAX_SCANNED};
 pub use index::reindex;
 use index::{cursor_key, open_index, Shared};
 pub use query::{SearchRequest, Sort};
@@ -74,36 +80,30 @@ pub struct Page {
     pub hits: Vec<(String, Option<f32>)>,
     /// The next page's cursor.
     pub next_cursor: Option<String>,
-    /// Every match.
+    /// Every match while at most the search's count limit; past it, the
+    /// limit (a lower bound).
     pub total: u64,
+    /// Whether `total` is every match.
+    pub total_exact: bool,
     /// Matches per category.
     pub categories: HashMap<String, u64>,
     /// Matches per brand.
     pub brands: HashMap<String, u64>,
 }
 
-/// Whether any live document holds `term` (stops at the first).
-fn has_live(searcher: &Searcher, term: &tantivy::Term) -> bool {
-    use tantivy::DocSet;
-    for reader in searcher.segment_readers() {
-        let Ok(index) = reader.inverted_index(term.field()) else {
-            continue;
+/// Where a cursor's next page starts in the snapshot `generation`. A
+/// relevance key ends with the hit's address in the cursor's snapshot:
+/// when that snapshot is gone (unpinned after 10 minutes, or one of more
+/// than 32), the page continues after every hit of the cursor's score.
+fn after_on(request: &SearchRequest, position: Position, generation: u64) -> SortKey {
+    if request.effective_sort() == Sort::Relevance && position.generation != generation {
+        return SortKey {
+            primary: position.after.primary,
+            hi: u64::MAX,
+            lo: u64::MAX,
         };
-        let Ok(Some(mut postings)) =
-            index.read_postings(term, tantivy::schema::IndexRecordOption::Basic)
-        else {
-            continue;
-        };
-        let alive = reader.alive_bitset();
-        let mut doc = postings.doc();
-        while doc != tantivy::TERMINATED {
-            if alive.is_none_or(|a| a.is_alive(doc)) {
-                return true;
-            }
-            doc = postings.advance();
-        }
     }
-    false
+    position.after
 }
 
 /// What identifies a computed page: snapshot, request, cursor position, size.
@@ -131,18 +131,35 @@ pub struct Search {
     running: Arc<Semaphore>,
     /// `None` when turned off (`search_cache_entries = 0`).
     cache: Option<Arc<PageCache>>,
+    /// Matches counted at most (`search_total_exact_limit`).
+    count_limit: u64,
+}
+
+/// How a search service runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchOptions {
+    /// Most time between a change reaching the indexer and its commit.
+    pub commit_every: Duration,
+    /// Computed pages kept (0: none).
+    pub cache_entries: usize,
+    /// Matches counted at most: `total` is exact up to it, a lower bound
+    /// past it.
+    pub total_exact_limit: u64,
 }
 
 impl Search {
-    /// Opens the index (rebuilding it if needed) and starts the indexer;
-    /// keeps up to `cache_entries` computed pages (0: none). Blocking parts
-    /// run on the blocking pool.
+    /// Opens the index (rebuilding it if needed) and starts the indexer.
+    /// Blocking parts run on the blocking pool.
     pub async fn start(
         data_dir: &Path,
         store: Store,
-        commit_every: Duration,
-        cache_entries: usize,
+        options: SearchOptions,
     ) -> anyhow::Result<Search> {
+        let SearchOptions {
+            commit_every,
+            cache_entries,
+            total_exact_limit,
+        } = options;
         let dir = data_dir.to_owned();
         let opened = {
             let store = store.clone();
@@ -175,6 +192,7 @@ impl Search {
                     misses: metrics::counter!("agora_search_cache_total", "result" => "miss"),
                 })
             }),
+            count_limit: total_exact_limit,
         })
     }
 
@@ -191,12 +209,8 @@ impl Search {
             None => None,
         };
         let (generation, searcher) = self.shared.snapshot(position.map(|p| p.generation));
-        let key: PageKey = (
-            generation,
-            fingerprint,
-            position.map(|p| p.after),
-            request.size,
-        );
+        let after = position.map(|p| after_on(&request, p, generation));
+        let key: PageKey = (generation, fingerprint, after, request.size);
         // One computation per page: a request that finds another computing
         // the same page waits for its result instead of repeating it (after
         // a commit, every shopper asking a head query misses at once).
@@ -238,20 +252,20 @@ impl Search {
         request: &SearchRequest,
         after: Option<SortKey>,
     ) -> Result<Found, SearchError> {
-        let words = self.shared.fields.words;
-        // Live documents only (`doc_freq` also counts deleted ones, and
-        // every update deletes the old document).
-        let known = |word: &str| has_live(searcher, &tantivy::Term::from_field_text(words, word));
-        let Some(query) = query::build(&self.shared.fields, &self.synonyms, request, &known) else {
+        let lexicon = expand::Lexicon { searcher };
+        let Some(query) = query::build(&self.shared.fields, &self.synonyms, request, &lexicon)
+        else {
             return Ok(Found::default());
         };
-        let collector = PageCollector {
+        let plan = Plan {
             sort: request.effective_sort(),
             after,
             limit: request.size + 1,
+            count_limit: self.count_limit,
+            // Never more than the count limit itself.
+            facet_sample: FACET_SAMPLE.min(self.count_limit as usize),
         };
-        searcher
-            .search(query.as_ref(), &collector)
+        collect::collect(searcher, query.as_ref(), &plan)
             .map_err(|e| SearchError::Failed(e.to_string()))
     }
 
@@ -284,12 +298,13 @@ impl Search {
             hits: hits
                 .iter()
                 .map(|hit| {
-                    let score = (sort == Sort::Relevance).then_some(hit.score);
-                    (id_from_halves(hit.key.hi, hit.key.lo), score)
+                    let score = (sort == Sort::Relevance).then_some(hit.score());
+                    (id_from_halves(hit.id.0, hit.id.1), score)
                 })
                 .collect(),
             next_cursor,
             total: found.total,
+            total_exact: found.exact,
             categories: found.categories.clone(),
             brands: found.brands.clone(),
         }
@@ -302,22 +317,26 @@ impl Search {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let Some(query) = query::suggest(&this.shared.fields, &text) else {
+            let (_, searcher) = this.shared.snapshot(None);
+            let lexicon = expand::Lexicon {
+                searcher: &searcher,
+            };
+            let Some(query) = query::suggest(&this.shared.fields, &lexicon, &text) else {
                 return Ok(Vec::new());
             };
-            let (_, searcher) = this.shared.snapshot(None);
-            let collector = PageCollector {
+            let plan = Plan {
                 sort: Sort::Relevance,
                 after: None,
                 limit: size,
+                count_limit: 0,
+                facet_sample: 0,
             };
-            let found = searcher
-                .search(query.as_ref(), &collector)
+            let found = collect::collect(&searcher, query.as_ref(), &plan)
                 .map_err(|e| SearchError::Failed(e.to_string()))?;
             Ok(found
                 .hits
                 .iter()
-                .map(|hit| id_from_halves(hit.key.hi, hit.key.lo))
+                .map(|hit| id_from_halves(hit.id.0, hit.id.1))
                 .collect())
         })
         .await

@@ -7,12 +7,12 @@
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
+use super::expand::Lexicon;
 use super::schema::{plain_words, stem, Fields};
 use super::synonyms::Synonyms;
 
@@ -113,15 +113,19 @@ const PREFIX_SCORE: f32 = 0.5;
 const ALL_WORDS_BOOST: f32 = 10.0;
 
 /// The query for `request`; `None` when its term has no searchable word
-/// (nothing can match). `known(word)` says whether a word occurs in the
-/// index as written: such a word needs no typo tolerance (its fuzzy
-/// expansion walks the term dictionary and was the largest cost of a
-/// correctly spelled query: ~20% of the server's samples).
+/// (nothing can match). A word the index holds as written needs no typo
+/// tolerance (`lexicon.known`): its fuzzy expansion walks the term
+/// dictionary and was the largest cost of a correctly spelled query.
+///
+/// A one-word search without filters is a flat union of term queries,
+/// which tantivy runs as block-max WAND (it skips blocks of postings
+/// that cannot reach the page); anything else is a tree, whose top k is
+/// still pruned on the score, without skipping.
 pub(super) fn build(
     fields: &Fields,
     synonyms: &Synonyms,
     request: &SearchRequest,
-    known: &dyn Fn(&str) -> bool,
+    lexicon: &Lexicon,
 ) -> Option<Box<dyn Query>> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     match &request.term {
@@ -130,10 +134,19 @@ pub(super) fn build(
             if words.is_empty() {
                 return None;
             }
-            clauses.push((Occur::Must, text_query(fields, synonyms, &words, known)));
+            clauses.push((Occur::Must, text_query(fields, synonyms, &words, lexicon)));
         }
         None => clauses.push((Occur::Must, Box::new(AllQuery))),
     }
+    filters(fields, request, &mut clauses);
+    if clauses.len() == 1 {
+        return clauses.pop().map(|(_, query)| query);
+    }
+    Some(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// The request's filters, as clauses that match without scoring.
+fn filters(fields: &Fields, request: &SearchRequest, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
     let filter = |query: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
         (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
     };
@@ -168,7 +181,6 @@ pub(super) fn build(
             IndexRecordOption::Basic,
         ))));
     }
-    Some(Box::new(BooleanQuery::new(clauses)))
 }
 
 /// Any word matching; items matching every word boosted above the rest.
@@ -176,13 +188,16 @@ fn text_query(
     fields: &Fields,
     synonyms: &Synonyms,
     words: &[String],
-    known: &dyn Fn(&str) -> bool,
+    lexicon: &Lexicon,
 ) -> Box<dyn Query> {
     let last = words.len() - 1;
     let per_word: Vec<Box<dyn Query>> = words
         .iter()
         .enumerate()
-        .map(|(i, word)| word_query(fields, synonyms, word, i == last, known(word)))
+        .map(|(i, word)| {
+            let clauses = word_query(fields, synonyms, word, i == last, lexicon);
+            Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>
+        })
         .collect();
     if per_word.len() == 1 {
         return per_word.into_iter().next().expect("one word");
@@ -197,31 +212,48 @@ fn text_query(
     Box::new(BooleanQuery::new(any))
 }
 
-/// One word: its stem in the name and the body, its synonyms, a typo of it
-/// (1 edit at 4+ letters, 2 at 8+; unless the word itself is `known`) and,
-/// for the last word, a prefix.
+/// A term query scored as BM25 times `boost` (a term query under a boost
+/// is still a term scorer, so a union of them can use block-max WAND).
+fn scored(term: Term, boost: f32) -> (Occur, Box<dyn Query>) {
+    let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+    (
+        Occur::Should,
+        Box::new(BoostQuery::new(Box::new(query), boost)),
+    )
+}
+
+/// One word, as alternatives of one union: its stem in the name and the
+/// body, its synonyms, typos of it (1 edit at 4+ letters, 2 at 8+; unless
+/// the word itself is known) and, for the last word, its longer forms.
+/// Typos and longer forms are the most frequent few terms
+/// ([`super::expand::MAX_EXPANSIONS`]), each weighted to score about
+/// `FUZZY_SCORE` / `PREFIX_SCORE` (BM25 over its idf), far below any
+/// exact word.
 fn word_query(
     fields: &Fields,
     synonyms: &Synonyms,
     word: &str,
     last: bool,
-    known: bool,
-) -> Box<dyn Query> {
+    lexicon: &Lexicon,
+) -> Vec<(Occur, Box<dyn Query>)> {
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let exact = |word: &str, factor: f32, out: &mut Vec<(Occur, Box<dyn Query>)>| {
         if let Some(stemmed) = stem(word) {
             for (field, boost) in [(fields.name, NAME_BOOST), (fields.body, BODY_BOOST)] {
-                let term = Term::from_field_text(field, &stemmed);
-                let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
-                out.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(query), boost * factor)),
+                out.push(scored(
+                    Term::from_field_text(field, &stemmed),
+                    boost * factor,
                 ));
             }
         }
     };
     exact(word, 1.0, &mut alternatives);
     for phrase in synonyms.of(word) {
+        // A one-word synonym stays flat: its two term queries.
+        if let [single] = phrase.as_slice() {
+            exact(single, SYNONYM_FACTOR, &mut alternatives);
+            continue;
+        }
         let mut parts = Vec::new();
         for part in phrase {
             let mut one = Vec::new();
@@ -237,45 +269,59 @@ fn word_query(
         }
     }
     let letters = word.chars().count();
-    let term = Term::from_field_text(fields.words, word);
-    if letters >= 4 && !known {
+    let mut expanded = Vec::new();
+    if letters >= 4 && !lexicon.known(&Term::from_field_text(fields.words, word)) {
         let distance = if letters >= 8 { 2 } else { 1 };
-        let fuzzy = FuzzyTermQuery::new(term.clone(), distance, true);
-        alternatives.push((
-            Occur::Should,
-            Box::new(ConstScoreQuery::new(Box::new(fuzzy), FUZZY_SCORE)),
-        ));
+        for (term, n) in lexicon.fuzzy(fields.words, word, distance) {
+            expanded.push((term, n, FUZZY_SCORE));
+        }
     }
     if last && letters >= 2 {
-        let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
-        alternatives.push((
-            Occur::Should,
-            Box::new(ConstScoreQuery::new(Box::new(prefix), PREFIX_SCORE)),
-        ));
+        for (term, n) in lexicon.prefix(fields.words, word) {
+            expanded.push((term, n, PREFIX_SCORE));
+        }
     }
-    Box::new(BooleanQuery::new(alternatives))
+    for (term, n, score) in expanded {
+        alternatives.push(scored(term, score / lexicon.idf(n).max(0.1)));
+    }
+    alternatives
 }
 
 /// Autocomplete: every typed word in the name (a typo allowed as in search),
-/// the last one as a prefix; `None` without a word.
-pub(super) fn suggest(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
+/// the last one as a prefix; `None` without a word. Expansions are capped
+/// as in search; every match scores the same (ties: index order).
+pub(super) fn suggest(fields: &Fields, lexicon: &Lexicon, text: &str) -> Option<Box<dyn Query>> {
     let words: Vec<String> = plain_words(text).into_iter().take(MAX_WORDS).collect();
     let last = words.len().checked_sub(1)?;
     let clauses = words
         .iter()
         .enumerate()
         .map(|(i, word)| {
-            let term = Term::from_field_text(fields.name_words, word);
+            let itself = Term::from_field_text(fields.name_words, word);
             let letters = word.chars().count();
-            let query: Box<dyn Query> = if i == last {
-                Box::new(FuzzyTermQuery::new_prefix(term, 0, true))
+            let mut terms = vec![itself];
+            if i == last {
+                terms.extend(
+                    lexicon
+                        .prefix(fields.name_words, word)
+                        .into_iter()
+                        .map(|t| t.0),
+                );
             } else if letters >= 4 {
                 let distance = if letters >= 8 { 2 } else { 1 };
-                Box::new(FuzzyTermQuery::new(term, distance, true))
-            } else {
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic))
-            };
-            (Occur::Must, query)
+                let typos = lexicon.fuzzy(fields.name_words, word, distance);
+                terms.extend(typos.into_iter().map(|t| t.0));
+            }
+            let any: Vec<(Occur, Box<dyn Query>)> = terms
+                .into_iter()
+                .map(|term| {
+                    let query = TermQuery::new(term, IndexRecordOption::Basic);
+                    (Occur::Should, Box::new(query) as Box<dyn Query>)
+                })
+                .collect();
+            let word: Box<dyn Query> =
+                Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(any)), 1.0));
+            (Occur::Must, word)
         })
         .collect();
     Some(Box::new(BooleanQuery::new(clauses)))

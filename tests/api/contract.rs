@@ -265,3 +265,13 @@ async fn the_openapi_document_marks_required_body_fields_and_binary_images() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_declares_total_exact_on_a_search_page() {
+    let app = TestApp::spawn().await;
+    let doc = app.get_json("/openapi.json").await;
+    let page = &doc["components"]["schemas"]["SearchPage"];
+    assert_eq!(page["properties"]["totalExact"]["type"], json!("boolean"));
+    let required = page["required"].as_array().cloned().unwrap_or_default();
+    assert!(required.contains(&json!("totalExact")), "{page}");
+}

@@ -30,6 +30,7 @@ mod replication;
 mod replication_recovery;
 mod saga;
 mod search;
+mod search_limits;
 mod seller_items;
 mod sessions_cluster;
 mod shop;
