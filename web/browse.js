@@ -60,9 +60,10 @@ export async function searchPage(params) {
 
   const list = h('ul', { class: 'grid' });
   const more = h('button', { class: 'secondary', test: 'more' }, 'More results');
-  // `totalExact` is false only past 10,000 matches (absent otherwise).
+  // Past the server's count limit (10,000 by default) `total` is that
+  // limit, a lower bound, and `totalExact` is false: "10,000+".
   const exact = page.totalExact !== false;
-  const total = exact ? number(page.total) : `${number(Math.max(page.total, 10000))}+`;
+  const total = exact ? number(page.total) : `${number(page.total)}+`;
   mount(results, h('p', { test: 'result-count' }, `${total} ${exact && page.total === 1 ? 'item' : 'items'}`), list);
   let cursor = page.nextCursor;
   const show = (items) => list.append(...items.map((item) => itemCard(item, 'search-result')));

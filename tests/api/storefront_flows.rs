@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::browser::Browser;
-use crate::helpers::{ulid_like, TestApp};
+use crate::helpers::{ulid_like, Options, TestApp};
+use crate::nats::wait_until;
 use crate::shop::{Buyer, Shop, GOOD_CARD};
 use crate::storefront_browser::{listed, no_severe_console_errors, seller_on_page};
 
@@ -225,6 +226,49 @@ async fn the_seller_page_shows_a_new_order_live_and_ships_it() {
         .await;
     let id = order["orderId"].as_str().unwrap();
     assert_eq!(buyer.order(&app, id).await["status"], "SHIPPED");
+    no_severe_console_errors(&browser).await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_search_past_the_count_limit_shows_its_count_as_a_lower_bound() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
+            .env("AGORA_SEARCH_TOTAL_EXACT_LIMIT", "3"),
+    )
+    .await;
+    let Some(browser) = Browser::open(1280).await else {
+        return;
+    };
+    let (seller, _) = listed(&app, "Wireless Mouse", 999, 5).await;
+    for n in 0..4 {
+        app.create_item(
+            &seller,
+            &json!({"name": format!("Travel Mouse {n}"), "description": "Small",
+                    "price": 799, "quantity": 5}),
+        )
+        .await;
+    }
+    wait_until(
+        "five mice are searchable",
+        crate::browser::BOUND,
+        || async {
+            let page = app.get_json("/items?term=mouse&sort=newest").await;
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 5)
+        },
+    )
+    .await;
+    browser.goto(&app.url("/#/search?term=mouse")).await;
+    // 5 matches, counted up to 3 (the limit in this test; 10,000 by default).
+    browser
+        .text_until("result-count", |t| t.starts_with("3+"))
+        .await;
+    assert_eq!(browser.wait_hooks("search-result", 5).await, 5);
+    browser.goto(&app.url("/#/search?term=wireless")).await;
+    browser.text_until("result-count", |t| t == "1 item").await;
     no_severe_console_errors(&browser).await;
     browser.close().await;
 }
