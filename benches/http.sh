@@ -5,6 +5,8 @@
 # machine's cores: figures are a ceiling for this box; read the ratios.
 #
 # Env: ROUNDS (3) DUR (10) CONNS (64) THREADS (1) PEERS (../shared/peers)
+# AGORA_BIN (the release build in $CARGO_TARGET_DIR, else target/; when set,
+# nothing is built: e.g. a copy of an older build to compare)
 # Servers bind 127.0.0.1 only and are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,10 @@ ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; CONNS=${CONNS:-64}; THREADS=${THREADS:-1}
 PEERS=${PEERS:-../shared/peers}
 AGORA_PORT=${AGORA_PORT:-38180}; PEER_PORT=${PEER_PORT:-38181}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release -q
+if [ -z "${AGORA_BIN:-}" ]; then
+  cargo build --release -q
+  AGORA_BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/agora")
+fi
 (cd "$PEERS" && CARGO_TARGET_DIR=${PEER_TARGET:-/tmp/peers-target} cargo build --release -q -p http_peer)
 PEER_BIN=${PEER_TARGET:-/tmp/peers-target}/release/http_peer
 
@@ -22,7 +27,7 @@ trap cleanup EXIT
 
 wait_up() { for _ in $(seq 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
 
-(cd "$DATA" && exec "$OLDPWD/target/release/agora" serve --http 127.0.0.1:$AGORA_PORT --data-dir "$DATA/node" \
+(cd "$DATA" && exec "$AGORA_BIN" serve --http 127.0.0.1:$AGORA_PORT --data-dir "$DATA/node" \
   --rate-limit-per-sec 0 >"$DATA/agora.log" 2>&1) & PIDS+=($!)
 BIND=127.0.0.1:$PEER_PORT "$PEER_BIN" >"$DATA/peer.log" 2>&1 & PIDS+=($!)
 wait_up "http://127.0.0.1:$AGORA_PORT/health"; wait_up "http://127.0.0.1:$PEER_PORT/"

@@ -125,3 +125,35 @@ pub fn page_size(raw: Option<&str>, default: usize, max: usize, errors: &mut Fie
         },
     }
 }
+
+/// The request's `If-None-Match` header, if it has one.
+pub struct IfNoneMatch(pub Option<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get(axum::http::header::IF_NONE_MATCH)
+                .cloned(),
+        ))
+    }
+}
+
+impl IfNoneMatch {
+    /// Whether the client already holds the representation tagged `etag`
+    /// (`"…"`): the header is `*` or lists that tag. The comparison is the
+    /// weak one RFC 9110 prescribes for `If-None-Match`, so `W/"x"`
+    /// matches `"x"`.
+    pub fn matches(&self, etag: &str) -> bool {
+        let Some(header) = self.0.as_ref().and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    }
+}

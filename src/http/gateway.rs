@@ -1,5 +1,6 @@
 //! The gateway's duties as middleware: who is calling, rate limits, request
-//! timeouts, metrics, and a guarantee that every error body is problem+json.
+//! timeouts, and a guarantee that every error body is problem+json (metrics
+//! are [`super::request_metrics`]).
 //! Request ids, tracing spans, CORS, compression and body limits are
 //! tower-http layers, assembled in [`super::router`].
 
@@ -7,37 +8,58 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use super::error::{ApiError, Code, PROBLEM_JSON};
 use super::extract::{bearer_token, Caller};
 use super::AppState;
 
-/// Resolves the caller's token once and stores a [`Caller`] in the request.
-pub async fn identify_caller(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The gateway's admission of a request, in one middleware (one boxed future
+/// per request where there were four): within `request_timeout_ms` (else 503
+/// `TIMEOUT`), identify the caller, apply the rate limit, and serve the
+/// request here or forward it to its owner ([`super::route::to_owner`]).
+pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(state.settings.request_timeout_ms);
+    match tokio::time::timeout(limit, admitted(&state, request, next)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(Code::Timeout, "the request took too long").into_response(),
+    }
+}
+
+async fn admitted(state: &AppState, request: Request, next: Next) -> Response {
+    let request = match identify_caller(state, request).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    if let Some(refusal) = rate_limit(state, &request) {
+        return refusal;
+    }
+    super::route::to_owner(state, request, next).await
+}
+
+/// Resolves the caller's token once and stores a [`Caller`] in the request
+/// (or answers the storage error that prevented it).
+async fn identify_caller(state: &AppState, request: Request) -> Result<Request, Response> {
     let (mut parts, body) = request.into_parts();
     let caller = match bearer_token(&parts) {
         None => Caller::Anonymous,
         Some(token) => match state.accounts.authenticate(&token).await {
             Ok(Some(who)) => Caller::SignedIn(who),
             Ok(None) => Caller::InvalidToken,
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => return Err(ApiError::from(e).into_response()),
         },
     };
     parts.extensions.insert(caller);
-    next.run(Request::from_parts(parts, body)).await
+    Ok(Request::from_parts(parts, body))
 }
 
 /// What a rate-limit bucket belongs to.
@@ -80,76 +102,42 @@ impl RateLimits {
 }
 
 /// 429 `RATE_LIMITED` with `Retry-After` once a caller's bucket is empty.
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+fn rate_limit(state: &AppState, request: &Request) -> Option<Response> {
     // A request forwarded by another node was counted there.
     let forwarded = request
         .extensions()
         .get::<super::route::Forwarded>()
         .is_some();
-    if let Some(limits) = state.rate_limits.as_ref().filter(|_| !forwarded) {
-        let key = match request.extensions().get::<Caller>() {
-            Some(Caller::SignedIn(who)) => RateKey::Session(who.session_key),
-            _ => RateKey::Ip(
-                request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
-            ),
-        };
-        if let Err(wait_secs) = limits.check(&key) {
-            metrics::counter!("agora_http_rate_limited_total").increment(1);
-            return ApiError::new(Code::RateLimited, "too many requests; slow down")
-                .retry_after(wait_secs)
-                .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// 503 `TIMEOUT` for a request still running after `request_timeout_ms`.
-pub async fn request_timeout(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let limit = Duration::from_millis(state.settings.request_timeout_ms);
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(Code::Timeout, "the request took too long").into_response(),
-    }
-}
-
-/// Request count and latency by method, matched route and status.
-pub async fn record_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // The route template, never the raw path: ids would explode cardinality.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    // A fixed set: hyper accepts any method token, and each new label value
-    // would be a new series (memory an anonymous client could grow at will).
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+    let limits = state.rate_limits.as_ref().filter(|_| !forwarded)?;
+    let key = match request.extensions().get::<Caller>() {
+        Some(Caller::SignedIn(who)) => RateKey::Session(who.session_key),
+        _ => RateKey::Ip(
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
+        ),
     };
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status),
-    ];
-    metrics::counter!("agora_http_requests_total", &labels).increment(1);
-    metrics::histogram!("agora_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
+    let wait_secs = limits.check(&key).err()?;
+    metrics::counter!("agora_http_rate_limited_total").increment(1);
+    Some(
+        ApiError::new(Code::RateLimited, "too many requests; slow down")
+            .retry_after(wait_secs)
+            .into_response(),
+    )
+}
+
+/// What the compression layer compresses: what tower-http would by default,
+/// except a response with a strong `ETag` (an item page). A strong tag names
+/// exact bytes, and a gzip of them is other bytes: they are sent as tagged.
+pub fn compressible() -> impl Predicate {
+    DefaultPredicate::new().and(
+        |_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions| {
+            !headers
+                .get(header::ETAG)
+                .is_some_and(|tag| tag.as_bytes().starts_with(b"\""))
+        },
+    )
 }
 
 /// Rewrites any error response that is not already problem+json (axum's own

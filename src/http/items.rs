@@ -1,8 +1,8 @@
 //! `/items`: the seller catalog (search arrives with the search index).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
-use super::extract::{Json, Path, SignedIn};
+use super::extract::{IfNoneMatch, Json, Path, SignedIn};
 use super::AppState;
 use crate::domain::item::{ItemInput, ItemPatch, Variant};
 use crate::domain::{FieldErrors, Timestamp};
@@ -164,14 +164,52 @@ async fn create_item(
     ))
 }
 
-/// Reads an item, active or not.
-#[utoipa::path(get, path = "/items/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 200, body = ItemView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+/// Reads an item, active or not. The page carries a strong `ETag`; a
+/// request whose `If-None-Match` names it is answered `304` with no body.
+/// `Cache-Control: no-cache`: a cache may keep the page but asks again
+/// each time, so what it shows is never older than the last write.
+#[utoipa::path(get, path = "/items/{id}", tag = "catalog",
+    params(("id" = String, Path),
+        ("If-None-Match" = Option<String>, Header, description = "an ETag of this item's page seen before")),
+    responses(
+        (status = 200, body = ItemView, headers(
+            ("ETag" = String, description = "strong; changes whenever the page does"),
+            ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "the page named by If-None-Match is current", headers(
+            ("ETag" = String), ("Cache-Control" = String))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_item(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(ItemView::from(state.catalog.get(&id).await?)))
+    if_none_match: IfNoneMatch,
+) -> Result<Response, ApiError> {
+    let page = state.catalog.page(&id, render_item).await?;
+    let Ok(etag) = HeaderValue::from_str(&page.etag) else {
+        return Err(ApiError::internal(
+            "an item page's ETag is not a header value",
+        ));
+    };
+    let cache_control = HeaderValue::from_static("no-cache");
+    if if_none_match.matches(&page.etag) {
+        let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)];
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache_control),
+    ];
+    Ok((headers, page.body.clone()).into_response())
+}
+
+/// An item's page as JSON: what `GET /items/{id}` sends and keeps.
+fn render_item(item: StockedItem) -> Vec<u8> {
+    // Strings, integers and a JSON value: serializing cannot fail.
+    serde_json::to_vec(&ItemView::from(item)).unwrap_or_default()
 }
 
 /// Changes an item's fields (its seller only).

@@ -11,7 +11,7 @@
 //!   entity), `ws`, and `storefront` (the pages, outside the document).
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
 //!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
-//!   [`security`], [`server`], `strict` (strict JSON), `openapi`.
+//!   [`request_metrics`], [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;
@@ -28,6 +28,7 @@ mod ops;
 mod orders;
 mod placement;
 mod recommend;
+pub mod request_metrics;
 pub mod route;
 mod search;
 pub mod security;
@@ -194,7 +195,7 @@ pub fn router(state: AppState) -> Router {
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(cors(&state.settings))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(gateway::compressible()))
         .layer(middleware::from_fn(gateway::problem_fallback))
         // A panic anywhere below becomes a 500 (rewritten to problem+json
         // above) instead of a reset connection.
@@ -203,25 +204,15 @@ pub fn router(state: AppState) -> Router {
                 ApiError::internal("a handler panicked").into_response()
             },
         ))
-        .layer(middleware::from_fn(gateway::record_metrics))
+        .layer(request_metrics::MetricsLayer)
         .layer(limits::GuardLayer::new(Duration::from_secs(
             state.settings.body_read_timeout_secs,
         )))
+        // The timeout, the caller, the rate limit and forwarding: one
+        // middleware (each `from_fn` boxes a future per request).
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            gateway::request_timeout,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            gateway::identify_caller,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            gateway::rate_limit,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            route::to_owner,
+            gateway::admit,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(openapi_json));

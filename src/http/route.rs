@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -70,8 +70,9 @@ enum Target {
     Email,
 }
 
-/// Middleware: serves the request here or forwards it to its owner.
-pub async fn to_owner(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Serves the request here or forwards it to its owner (the last step of
+/// [`super::gateway::admit`]).
+pub async fn to_owner(state: &AppState, request: Request, next: Next) -> Response {
     let Some(forwarding) = &state.forwarding else {
         return next.run(request).await;
     };

@@ -207,6 +207,8 @@ pub(super) fn services(
     media: MediaService,
 ) -> NodeServices {
     let catalog = CatalogService::new(store.clone(), actors.inventory.clone())
+        // Item pages take a quarter of the read cache's budget again.
+        .with_page_cache(settings.read_cache_mb << 18)
         .with_ownership(settings.ownership());
     let carts = cart_service(settings, store, &actors.carts, &catalog);
     let checkout = CheckoutService::new(

@@ -259,7 +259,9 @@ impl Store {
 
     /// The stored bytes under `key`: from the cache for cached trees, else
     /// from sled on the blocking pool (filling the cache for cached trees).
-    async fn get_bytes(
+    /// Cloning the value is a reference count, not a copy: what a reader
+    /// that only compares records (the item pages) uses.
+    pub async fn get_bytes(
         &self,
         tree: TreeName,
         key: &[u8],

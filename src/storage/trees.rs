@@ -109,7 +109,8 @@ impl TreeName {
     }
 
     /// Whether point reads of this tree go through the read cache: the trees
-    /// read on every request, whose records are small.
+    /// read on every request, whose records are small (in a cluster, an item
+    /// page reads the replica of another node's stock on every view).
     pub(super) fn is_cached(self) -> bool {
         matches!(
             self,
@@ -117,6 +118,7 @@ impl TreeName {
                 | TreeName::Sessions
                 | TreeName::Items
                 | TreeName::Stock
+                | TreeName::StockReplicas
                 | TreeName::Orders
                 | TreeName::UserCarts
         )

@@ -17,6 +17,7 @@ mod fulfilment;
 mod gateway;
 mod helpers;
 mod inbox;
+mod item_pages;
 mod live;
 mod load;
 mod media;

@@ -4,10 +4,14 @@
 //! Every change writes the item and its event (`item.created`,
 //! `item.updated`, `item.deactivated`) in one atomic write.
 
+mod page;
 mod seller;
 mod skus;
 
+pub use page::RenderedItem;
 pub use seller::{index_items_by_seller, seller_item_key, ItemPage};
+
+use std::sync::Arc;
 
 use crate::actors::inventory::{InventoryActors, InventoryError};
 use crate::actors::runtime::EntityError;
@@ -16,11 +20,12 @@ use crate::domain::item::{
     self, Item, ItemInput, ItemPatch, ItemStatus, PatchEffect, StockLevel, ValidPatch,
 };
 use crate::domain::placement::Ownership;
-use crate::domain::stock::{SkuStock, StockError, StockReplica};
+use crate::domain::stock::StockError;
 use crate::domain::user::Role;
 use crate::domain::{looks_like_id, FieldErrors, Timestamp};
 use crate::services::account::Authenticated;
 use crate::storage::{StorageError, Store, TreeName};
+use page::ItemPages;
 
 /// Why a catalog operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +102,12 @@ pub struct CatalogService {
     /// Which SKUs this node's inventory owns; the others' stock is read
     /// from the replica the cluster's events feed.
     ownership: Ownership,
+    /// Rendered item pages, kept while the records they show are unchanged.
+    pages: Arc<ItemPages>,
 }
+
+/// Bytes of item pages kept unless [`CatalogService::with_page_cache`] says.
+const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
 
 impl CatalogService {
     /// The catalog over `store`, with stock from `inventory`.
@@ -106,7 +116,14 @@ impl CatalogService {
             store,
             inventory,
             ownership: Ownership::alone(),
+            pages: Arc::new(ItemPages::new(DEFAULT_PAGE_CACHE_BYTES)),
         }
+    }
+
+    /// Keeps about `bytes` of rendered item pages.
+    pub fn with_page_cache(mut self, bytes: u64) -> Self {
+        self.pages = Arc::new(ItemPages::new(bytes));
+        self
     }
 
     /// The catalog of one node of a cluster, owning what `ownership` says.
@@ -267,38 +284,9 @@ impl CatalogService {
         }
         let mut levels = Vec::with_capacity(variant_ids.len());
         for id in variant_ids {
-            levels.push(self.level(&id, self.ownership.owns(&id)).await?);
+            levels.push(self.level(&id).await?);
         }
         Ok(levels)
-    }
-
-    /// One SKU's level from the source its placement names (`own`: the
-    /// inventory's `stock`, else the replica), or from the other one when
-    /// that has no record: an item made on a node other than its owner's
-    /// (before requests were forwarded to owners) has its stock there.
-    async fn level(&self, variant_id: &str, own: bool) -> Result<StockLevel, CatalogError> {
-        let key = variant_id.as_bytes();
-        let stock = || async {
-            let stock: Option<SkuStock> = self.store.get(TreeName::Stock, key).await?;
-            Ok::<_, StorageError>(stock.map(|s| s.level()))
-        };
-        let replica = || async {
-            let replica: Option<StockReplica> =
-                self.store.get(TreeName::StockReplicas, key).await?;
-            Ok::<_, StorageError>(replica.map(|r| r.level()))
-        };
-        let found = if own {
-            match stock().await? {
-                Some(level) => Some(level),
-                None => replica().await?,
-            }
-        } else {
-            match replica().await? {
-                Some(level) => Some(level),
-                None => stock().await?,
-            }
-        };
-        Ok(found.unwrap_or_default())
     }
 
     /// The item record if it is for sale (active); `None` for an unknown or
