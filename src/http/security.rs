@@ -2,9 +2,10 @@
 //!
 //! The API serves JSON and images, never a page, so each response forbids
 //! everything a browser might do with it: no type sniffing, no framing, no
-//! scripts or styles (`default-src 'none'`), no referrer. A future page (the
-//! storefront at `/`) sets its own `Content-Security-Policy`, which this
-//! layer leaves in place; `/media` adds `Cross-Origin-Resource-Policy`.
+//! scripts or styles (`default-src 'none'`), no referrer. The pages (the
+//! storefront at `/`, the seller page) set their own
+//! `Content-Security-Policy`, which this layer leaves in place; `/media`
+//! adds `Cross-Origin-Resource-Policy`.
 
 use axum::http::{header, HeaderValue};
 use axum::Router;
