@@ -56,7 +56,9 @@ fn catalog() -> Vec<Value> {
     items
 }
 
-async fn seed(app: &TestApp, seller: &str, items: &[Value]) -> Vec<String> {
+/// Lists `items` for `seller`, 16 at a time, the last one alone (so it is
+/// the newest); their ids.
+pub async fn seed(app: &TestApp, seller: &str, items: &[Value]) -> Vec<String> {
     let mut ids = Vec::new();
     // 16 at a time; the last one alone, so it is the newest.
     let (last, rest) = items.split_last().expect("items");
@@ -72,7 +74,8 @@ async fn seed(app: &TestApp, seller: &str, items: &[Value]) -> Vec<String> {
     ids
 }
 
-async fn search(app: &TestApp, query: &str) -> Value {
+/// `GET /items?{query}`, which must answer 200.
+pub async fn search(app: &TestApp, query: &str) -> Value {
     let response = app.get(&format!("/items?{query}"), None).await;
     assert_eq!(response.status(), StatusCode::OK, "GET /items?{query}");
     response.json().await.unwrap()

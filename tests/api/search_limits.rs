@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{Options, TestApp};
+use crate::search::{search, seed};
 
 /// The count limit these tests run with (the default is 10,000).
 const LIMIT: u64 = 20;
@@ -22,26 +23,6 @@ async fn spawn() -> TestApp {
             .env("AGORA_SEARCH_TOTAL_EXACT_LIMIT", &LIMIT.to_string()),
     )
     .await
-}
-
-async fn seed(app: &TestApp, seller: &str, items: &[Value]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for chunk in items.chunks(16) {
-        let made = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|body| async move { app.create_item(seller, body).await }),
-        )
-        .await;
-        ids.extend(made.iter().map(|v| v["id"].as_str().unwrap().to_owned()));
-    }
-    ids
-}
-
-async fn search(app: &TestApp, query: &str) -> Value {
-    let response = app.get(&format!("/items?{query}"), None).await;
-    assert_eq!(response.status(), StatusCode::OK, "GET /items?{query}");
-    response.json().await.unwrap()
 }
 
 fn ids(page: &Value) -> Vec<String> {
