@@ -7,30 +7,14 @@ use base64::Engine;
 use fantoccini::Client;
 use serde_json::{json, Value};
 
-/// chromedriver's `POST /session/{id}/goog/cdp/execute`.
-#[derive(Debug)]
-struct Cdp(Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.0.to_string()))
-    }
-}
+use crate::browser::SessionCommand;
 
 async fn execute(client: &Client, cmd: &str, params: Value) -> anyhow::Result<Value> {
     client
-        .issue_cmd(Cdp(json!({"cmd": cmd, "params": params})))
+        .issue_cmd(SessionCommand {
+            path: "goog/cdp/execute",
+            body: json!({"cmd": cmd, "params": params}),
+        })
         .await
         .with_context(|| format!("CDP {cmd}"))
 }

@@ -233,7 +233,10 @@ impl Browser {
     pub async fn severe_console_entries(&self) -> Vec<String> {
         let entries = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(SessionCommand {
+                path: "se/log",
+                body: json!({"type": "browser"}),
+            })
             .await
             .unwrap_or(Value::Array(Vec::new()));
         entries
@@ -267,23 +270,31 @@ impl Drop for Browser {
     }
 }
 
-/// chromedriver's `POST /session/{id}/se/log` for the browser console.
+/// A chromedriver command beyond WebDriver's own: `POST
+/// /session/{id}/{path}` with a JSON `body` (`se/log` for the browser
+/// console here, `goog/cdp/execute` for DevTools in the screenshot tool).
 #[derive(Debug)]
-struct BrowserLog;
+pub struct SessionCommand {
+    /// After `session/{id}/`.
+    pub path: &'static str,
+    /// The JSON body.
+    pub body: Value,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+impl fantoccini::wd::WebDriverCompatibleCommand for SessionCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
