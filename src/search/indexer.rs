@@ -28,6 +28,9 @@ use crate::storage::{StorageError, Store, TreeName};
 
 /// Memory for tantivy's indexing buffer.
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// Items whose in-stock flag the indexer remembers (the most recently
+/// changed): a hot SKU's stream of stock changes costs no document.
+const FLAGS_KEPT: usize = 65_536;
 /// When only the offset moved (events that change no document), commit
 /// this rarely: it saves re-reading them after a restart, nothing more.
 const OFFSET_ONLY_COMMIT: Duration = Duration::from_secs(5);
@@ -62,8 +65,11 @@ pub(super) struct IndexerState {
     dirty: bool,
     /// When the earliest pending commit timer fires.
     due: Option<Instant>,
-    /// Item id → the in-stock flag its document holds.
-    in_stock: HashMap<String, bool>,
+    /// Item id → the in-stock flag its document holds, for the items
+    /// changed last ([`FLAGS_KEPT`]). An item not here is read and its
+    /// document written again on its next stock change: one extra
+    /// document, where an unbounded map cost ~100 MiB at 1M items.
+    in_stock: quick_cache::unsync::Cache<String, bool>,
 }
 
 impl Actor for IndexerActor {
@@ -88,7 +94,7 @@ impl Actor for IndexerActor {
             committed,
             dirty: false,
             due: None,
-            in_stock: HashMap::new(),
+            in_stock: quick_cache::unsync::Cache::new(FLAGS_KEPT),
         })
     }
 
@@ -188,7 +194,7 @@ impl IndexerActor {
                     variant_id,
                     available,
                     ..
-                } if !(state.in_stock.get(item_id) == Some(&true) && *available > 0) => {
+                } if !(state.in_stock.get(item_id.as_str()) == Some(&true) && *available > 0) => {
                     wanted.push((
                         item_id.clone(),
                         None,
@@ -237,13 +243,13 @@ impl IndexerActor {
                     state.in_stock.insert(item.id.clone(), stocked);
                 } else {
                     writer.delete_term(Term::from_field_text(fields.id, &item.id));
-                    state.in_stock.remove(&item.id);
+                    state.in_stock.remove(item.id.as_str());
                 }
                 Ok(true)
             }
             EventBody::ItemDeactivated(item) => {
                 writer.delete_term(Term::from_field_text(fields.id, &item.id));
-                state.in_stock.remove(&item.id);
+                state.in_stock.remove(item.id.as_str());
                 Ok(true)
             }
             EventBody::StockChanged { item_id, .. } => {
@@ -256,7 +262,8 @@ impl IndexerActor {
                 else {
                     return Ok(false);
                 };
-                if item.status != ItemStatus::Active || state.in_stock.get(item_id) == Some(stocked)
+                if item.status != ItemStatus::Active
+                    || state.in_stock.get(item_id.as_str()) == Some(stocked)
                 {
                     return Ok(false);
                 }
