@@ -265,7 +265,7 @@ fn relevance(
         let q = Q {
             class: "two-word",
             term: query.clone(),
-            category: None,
+            ..Q::default()
         };
         let (p5, ndcg) = scores(&raw.top(&q, 10), rel.as_ref(), total);
         raw_p5 += p5;

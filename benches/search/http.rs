@@ -53,12 +53,7 @@ async fn http_client(
     while Instant::now() < deadline {
         i += 1;
         let q = &all[i % all.len()];
-        let mut url = format!("{base}/items?size=20&term={}", q.term.replace(' ', "%20"));
-        if let Some(category) = q.category {
-            url.push_str(&format!(
-                "&category={category}&minPrice=1000&maxPrice=60000&sort=price_asc"
-            ));
-        }
+        let url = format!("{base}/items?size=20&{}", q.url_query());
         let started = Instant::now();
         match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => {

@@ -3,15 +3,45 @@
 
 use std::collections::HashMap;
 
-use agora::search::sample::{self, ADJECTIVES, NOUNS};
+use agora::search::sample::{self, ADJECTIVES, BRANDS, NOUNS};
 use agora::search::{SearchRequest, Sort};
 
 /// A query of one class, for both engines.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Q {
     pub class: &'static str,
     pub term: String,
     pub category: Option<&'static str>,
+    /// Brand filter (as written).
+    pub brand: Option<&'static str>,
+    /// Price range, inclusive.
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// Cheapest first (else relevance).
+    pub price_asc: bool,
+}
+
+impl Q {
+    /// The URL query string (without `size`).
+    pub fn url_query(&self) -> String {
+        let mut url = format!("term={}", self.term.replace(' ', "%20"));
+        if let Some(category) = self.category {
+            url.push_str(&format!("&category={category}"));
+        }
+        if let Some(brand) = self.brand {
+            url.push_str(&format!("&brand={brand}"));
+        }
+        if let Some(low) = self.min_price {
+            url.push_str(&format!("&minPrice={low}"));
+        }
+        if let Some(high) = self.max_price {
+            url.push_str(&format!("&maxPrice={high}"));
+        }
+        if self.price_asc {
+            url.push_str("&sort=price_asc");
+        }
+        url
+    }
 }
 
 /// Deletes one letter in the middle of each word of 4+ letters.
@@ -40,43 +70,75 @@ pub fn queries(per_class: usize) -> Vec<Q> {
             class: "one-word",
             term: noun.to_owned(),
             category: None,
+            ..Q::default()
         });
         out.push(Q {
             class: "two-word",
             term: two.clone(),
             category: None,
+            ..Q::default()
         });
         out.push(Q {
             class: "fuzzy",
             term: typo(&two),
             category: None,
+            ..Q::default()
         });
         out.push(Q {
             class: "filtered",
             term: noun.to_owned(),
             category: Some(category),
+            min_price: Some(1_000),
+            max_price: Some(60_000),
+            price_asc: true,
+            ..Q::default()
         });
         // Every sample description says "by {brand}": every item matches.
         out.push(Q {
             class: "broad",
             term: "by".to_owned(),
             category: None,
+            ..Q::default()
+        });
+        // The load's long tail (`load/src/scenarios.rs`), scaled to the
+        // sample: (A) two words, a brand and a band of 10% of the prices,
+        // by relevance; (B) a word, a category and a lowest price (10% to
+        // 100% of the prices), cheapest first.
+        let low = 100 + (i as i64 * 7_919) % 90_000;
+        out.push(Q {
+            class: "tail-a",
+            term: format!("{adjective} {noun}"),
+            brand: Some(BRANDS[(i * 5) % BRANDS.len()]),
+            min_price: Some(low),
+            max_price: Some(low + 10_000),
+            ..Q::default()
+        });
+        out.push(Q {
+            class: "tail-b",
+            term: noun.to_owned(),
+            category: Some(category),
+            min_price: Some(low),
+            price_asc: true,
+            ..Q::default()
         });
     }
     out
 }
 
 /// The query classes, in report order.
-pub const CLASSES: [&str; 5] = ["one-word", "two-word", "fuzzy", "filtered", "broad"];
+pub const CLASSES: [&str; 7] = [
+    "one-word", "two-word", "fuzzy", "filtered", "broad", "tail-a", "tail-b",
+];
 
-/// `q` as our search request (the filtered class adds a price range and sort).
+/// `q` as our search request.
 pub fn request(q: &Q) -> SearchRequest {
     SearchRequest {
         term: Some(q.term.clone()),
         category: q.category.map(str::to_owned),
-        min_price: q.category.map(|_| 1_000),
-        max_price: q.category.map(|_| 60_000),
-        sort: q.category.map(|_| Sort::PriceAsc),
+        brand: q.brand.map(str::to_owned),
+        min_price: q.min_price,
+        max_price: q.max_price,
+        sort: q.price_asc.then_some(Sort::PriceAsc),
         size: 20,
         ..SearchRequest::default()
     }

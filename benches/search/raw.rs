@@ -1,12 +1,15 @@
 //! The peer: raw tantivy over the same items, with its own `en_stem`
 //! analyzer, `QueryParser`, `TopDocs` and `Count`.
 
+use std::ops::Bound;
 use std::time::Instant;
 
 use agora::search::sample;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{IndexRecordOption, Schema, Value, FAST, STORED, STRING, TEXT};
+use tantivy::query::{
+    BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
+use tantivy::schema::{IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::{Index, TantivyDocument, Term};
 
 use super::queries::Q;
@@ -19,6 +22,8 @@ pub struct Raw {
     pub body: tantivy::schema::Field,
     pub category: tantivy::schema::Field,
     pub n: tantivy::schema::Field,
+    pub brand: tantivy::schema::Field,
+    pub price: tantivy::schema::Field,
 }
 
 impl Raw {
@@ -30,6 +35,8 @@ impl Raw {
         let body = builder.add_text_field("body", TEXT);
         let category = builder.add_text_field("category", STRING);
         let n = builder.add_u64_field("n", FAST | STORED);
+        let brand = builder.add_text_field("brand", STRING);
+        let price = builder.add_i64_field("price", INDEXED | FAST);
         let dir = tempfile::tempdir().unwrap().keep();
         let index = Index::create_in_dir(&dir, builder.build()).unwrap();
         let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 64 << 20).unwrap();
@@ -50,6 +57,8 @@ impl Raw {
             );
             doc.add_text(category, item["category"].as_str().unwrap());
             doc.add_u64(n, i);
+            doc.add_text(brand, item["brand"].as_str().unwrap().to_lowercase());
+            doc.add_i64(price, item["price"].as_i64().unwrap());
             writer.add_document(doc).unwrap();
         }
         writer.commit().unwrap();
@@ -63,6 +72,8 @@ impl Raw {
                 body,
                 category,
                 n,
+                brand,
+                price,
             },
             secs,
         )
@@ -87,19 +98,30 @@ impl Raw {
         } else {
             parser.parse_query(&q.term).unwrap()
         };
-        match q.category {
-            Some(category) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, text),
-                (
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(self.category, category),
-                        IndexRecordOption::Basic,
-                    )),
-                ),
-            ])),
-            None => text,
+        let mut clauses = vec![(Occur::Must, text)];
+        let term = |field, text: &str| -> (Occur, Box<dyn Query>) {
+            let term = Term::from_field_text(field, text);
+            let query = TermQuery::new(term, IndexRecordOption::Basic);
+            (Occur::Must, Box::new(query))
+        };
+        if let Some(category) = q.category {
+            clauses.push(term(self.category, category));
         }
+        if let Some(brand) = q.brand {
+            clauses.push(term(self.brand, &brand.to_lowercase()));
+        }
+        if q.min_price.is_some() || q.max_price.is_some() {
+            let bound = |price: Option<i64>| match price {
+                Some(p) => Bound::Included(Term::from_field_i64(self.price, p)),
+                None => Bound::Unbounded,
+            };
+            let range = RangeQuery::new(bound(q.min_price), bound(q.max_price));
+            clauses.push((Occur::Must, Box::new(range)));
+        }
+        if clauses.len() == 1 {
+            return clauses.pop().unwrap().1;
+        }
+        Box::new(BooleanQuery::new(clauses))
     }
 
     /// Top `k` item numbers.

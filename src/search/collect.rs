@@ -28,6 +28,7 @@ use tantivy::{DocId, DocSet, Score, Searcher, TERMINATED};
 
 use super::facets::{Columns, Facets};
 use super::query::Sort;
+use super::schema::sorted_by_price;
 
 /// Matches whose facets are counted once the total is past its limit: the
 /// best-ranked ones, in the requested order.
@@ -172,6 +173,11 @@ impl Best {
             && !(self.full() && self.heap.peek().is_some_and(|w| primary > w.key.primary))
     }
 
+    /// Whether no key with this primary part, or a greater one, can enter.
+    fn past(&self, primary: u64) -> bool {
+        self.size == 0 || (self.full() && self.heap.peek().is_some_and(|w| primary > w.key.primary))
+    }
+
     fn offer(&mut self, hit: Hit) {
         if self.size == 0 || self.after.is_some_and(|after| hit.key <= after) {
             return;
@@ -311,6 +317,10 @@ fn by_score(
 
 /// One pass for the price and newest sorts: the count (up to the limit)
 /// and its facets, the page, and the best-ranked sample for the facets.
+///
+/// Cheapest first on an index sorted by price: a segment's documents come
+/// in the page's order, so once the count is past its limit and a document
+/// is too dear for the page and the sample, so is the rest of the segment.
 fn top_by_field(
     searcher: &Searcher,
     query: &dyn Query,
@@ -320,28 +330,32 @@ fn top_by_field(
     facets: &mut Facets,
 ) -> tantivy::Result<(u64, bool, Best)> {
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    let in_order = plan.sort == Sort::PriceAsc && sorted_by_price(searcher.index());
     let mut sample = Best::new(plan.facet_sample, None);
     let (mut total, mut exact) = (0, true);
     for (segment, reader) in searcher.segment_readers().iter().enumerate() {
         let alive = reader.alive_bitset();
         let segment_columns = &columns[segment];
-        weight.for_each_no_score(reader, &mut |docs| {
-            for &doc in docs {
-                if alive.is_some_and(|a| a.is_deleted(doc)) {
-                    continue;
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if alive.is_some_and(|a| a.is_deleted(doc)) {
+                doc = scorer.advance();
+                continue;
+            }
+            if exact {
+                if total == plan.count_limit {
+                    exact = false;
+                } else {
+                    total += 1;
+                    facets.add(segment, doc, columns);
                 }
-                if exact {
-                    if total == plan.count_limit {
-                        exact = false;
-                    } else {
-                        total += 1;
-                        facets.add(segment, doc, columns);
-                    }
-                }
-                let primary = segment_columns.primary(plan.sort, doc);
-                if !page.wants(primary) && !sample.wants(primary) {
-                    continue;
-                }
+            }
+            let primary = segment_columns.primary(plan.sort, doc);
+            if in_order && !exact && page.past(primary) && sample.past(primary) {
+                break;
+            }
+            if page.wants(primary) || sample.wants(primary) {
                 let id = segment_columns.id(doc);
                 let hit = Hit {
                     key: SortKey {
@@ -356,7 +370,8 @@ fn top_by_field(
                 page.offer(hit);
                 sample.offer(hit);
             }
-        })?;
+            doc = scorer.advance();
+        }
     }
     Ok((total, exact, sample))
 }

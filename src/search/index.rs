@@ -106,7 +106,16 @@ pub(super) fn open_index(data_dir: &Path, store: &Store) -> anyhow::Result<Share
     let fields = Fields::new();
     let open = |dir: &Path| -> anyhow::Result<Index> {
         std::fs::create_dir_all(dir)?;
-        let index = Index::open_or_create(MmapDirectory::open(dir)?, fields.schema.clone())?;
+        let index = Index::builder()
+            .schema(fields.schema.clone())
+            .settings(schema::settings())
+            .open_or_create(MmapDirectory::open(dir)?)?;
+        // Settings are fixed when an index is created: one from before the
+        // price sort is rebuilt, like one of another schema.
+        anyhow::ensure!(
+            schema::sorted_by_price(&index),
+            "the index is not sorted by price"
+        );
         schema::register_analyzers(&index);
         Ok(index)
     };

@@ -7,6 +7,8 @@
 //! - [`collect`]: the page (search-after, top k pruned on the sort key),
 //!   the total counted up to a limit, and facets; `facets`: the columns
 //!   read and the facet counts.
+//! - `band`: a price range as one span of documents (the index is sorted
+//!   by price).
 //! - `expand`: typo and prefix words as a capped set of index terms.
 //! - [`cursor`]: signed cursors.
 //! - [`index`]: the index on disk and its snapshots (open, rebuild, pins).
@@ -29,6 +31,7 @@
 //! their snapshot, until evicted. A hit is served on the caller's thread,
 //! without the blocking pool.
 
+mod band;
 pub mod collect;
 pub mod cursor;
 mod documents;

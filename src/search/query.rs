@@ -12,8 +12,9 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
+use super::band::PriceBand;
 use super::expand::Lexicon;
-use super::schema::{plain_words, stem, Fields};
+use super::schema::{self, plain_words, stem, Fields};
 use super::synonyms::Synonyms;
 
 /// Words of a term that are searched; the rest is ignored.
@@ -138,15 +139,23 @@ pub(super) fn build(
         }
         None => clauses.push((Occur::Must, Box::new(AllQuery))),
     }
-    filters(fields, request, &mut clauses);
+    let sorted = schema::sorted_by_price(lexicon.searcher.index());
+    filters(fields, request, sorted, &mut clauses);
     if clauses.len() == 1 {
         return clauses.pop().map(|(_, query)| query);
     }
     Some(Box::new(BooleanQuery::new(clauses)))
 }
 
-/// The request's filters, as clauses that match without scoring.
-fn filters(fields: &Fields, request: &SearchRequest, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
+/// The request's filters, as clauses that match without scoring. On an
+/// index `sorted` by price, a price range is a span of documents
+/// ([`PriceBand`]); on another (until it is rebuilt), a range query.
+fn filters(
+    fields: &Fields,
+    request: &SearchRequest,
+    sorted: bool,
+    clauses: &mut Vec<(Occur, Box<dyn Query>)>,
+) {
     let filter = |query: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
         (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
     };
@@ -164,7 +173,13 @@ fn filters(fields: &Fields, request: &SearchRequest, clauses: &mut Vec<(Occur, B
             IndexRecordOption::Basic,
         ))));
     }
-    if request.min_price.is_some() || request.max_price.is_some() {
+    if sorted && (request.min_price.is_some() || request.max_price.is_some()) {
+        clauses.push(filter(Box::new(PriceBand {
+            field: fields.schema.get_field_name(fields.price).to_owned(),
+            low: request.min_price.unwrap_or(i64::MIN),
+            high: request.max_price.unwrap_or(i64::MAX),
+        })));
+    } else if request.min_price.is_some() || request.max_price.is_some() {
         let bound = |price: Option<i64>| match price {
             Some(p) => Bound::Included(Term::from_field_i64(fields.price, p)),
             None => Bound::Unbounded,

@@ -8,13 +8,17 @@ use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
     TextAnalyzer, TokenStream,
 };
-use tantivy::{Index, TantivyDocument};
+use tantivy::{Index, IndexSettings, IndexSortByField, Order, TantivyDocument};
 
 use crate::domain::item::Item;
 
-/// Bumped whenever the fields or analyzers change: an index written with
-/// another version is rebuilt from the items at start-up.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever the fields, analyzers or index settings change: an
+/// index written with another version is rebuilt from the items at
+/// start-up. 2: documents sorted by price ([`settings`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The field the documents of every segment are sorted by, ascending.
+pub const SORTED_BY: &str = "price";
 
 /// Stemmed analyzer: words, lower-cased, ASCII-folded, English stems.
 pub const STEMMED: &str = "agora_en";
@@ -155,6 +159,26 @@ impl Default for Fields {
     fn default() -> Self {
         Fields::new()
     }
+}
+
+/// The index's settings: documents sorted by price ascending in every
+/// segment, so a price range is one span of documents
+/// ([`super::band`]) and a cheapest-first search can stop early.
+pub fn settings() -> IndexSettings {
+    IndexSettings {
+        sort_by_field: Some(IndexSortByField {
+            field: SORTED_BY.to_owned(),
+            order: Order::Asc,
+        }),
+        ..IndexSettings::default()
+    }
+}
+
+/// Whether `index` has [`settings`]' sort (an index created before it has
+/// none: it is recreated at start-up; searches on it take the unsorted
+/// path meanwhile).
+pub fn sorted_by_price(index: &Index) -> bool {
+    index.settings().sort_by_field == settings().sort_by_field
 }
 
 /// Registers the analyzers on `index` (they are not stored with it).

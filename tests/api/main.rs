@@ -32,6 +32,7 @@ mod replication_recovery;
 mod saga;
 mod search;
 mod search_limits;
+mod search_sorted;
 mod seller_items;
 mod sessions_cluster;
 mod shop;
