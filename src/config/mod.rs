@@ -274,7 +274,7 @@ impl Default for Settings {
             actor_max_in_flight: 50_000,
             cart_ttl_days: 30,
             pricing: crate::domain::cart::Pricing::default(),
-            storage_cache_mb: 256,
+            storage_cache_mb: 64,
             read_cache_mb: 64,
             sign_in_free_failures: 5,
             sign_in_first_wait_ms: 1_000,

@@ -98,7 +98,7 @@ pub const READS_PER_CORE: usize = 8;
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
             max_group: 512,
             queue_depth: 8192,
             read_cache_bytes: 64 * 1024 * 1024,
