@@ -1,8 +1,9 @@
 //! The gateway's duties as middleware: who is calling, rate limits, request
 //! timeouts, and a guarantee that every error body is problem+json (metrics
 //! are [`super::request_metrics`]).
-//! Request ids, tracing spans, CORS, compression and body limits are
-//! tower-http layers, assembled in [`super::router`].
+//! Request ids, tracing spans, compression and body limits are tower-http
+//! layers, assembled in [`super::router`]; CORS is tower-http's, applied by
+//! [`super::cors`] to the requests that ask for it.
 
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode, Version};
+use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -174,6 +175,9 @@ pub async fn problem_fallback(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::new(body))
 }
 
+/// The request id's header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Request ids are ULIDs from a thread-local generator: tower-http's UUID v4
 /// maker asks the OS for randomness on every request (a `getrandom` syscall,
 /// ~2% of a `GET /items/{id}` when profiled).
@@ -185,7 +189,13 @@ impl tower_http::request_id::MakeRequestId for MakeUlidRequestId {
         &mut self,
         _: &axum::http::Request<B>,
     ) -> Option<tower_http::request_id::RequestId> {
-        HeaderValue::from_str(&ulid::Ulid::new().to_string())
+        // The 26 characters are written on the stack and become the header's
+        // own shared bytes: one allocation, which the request header, its
+        // extension and the response header share (a `String` and a copy of
+        // it, then a second allocation on the first clone, before).
+        let mut text = [0u8; ulid::ULID_LEN];
+        ulid::Ulid::new().array_to_str(&mut text);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
             .ok()
             .map(tower_http::request_id::RequestId::new)
     }
@@ -198,12 +208,12 @@ const MAX_REQUEST_ID_BYTES: usize = 128;
 /// characters, so that the next layer makes a fresh one: the id is echoed
 /// in the response and written to every log line of the request.
 pub fn drop_invalid_request_id(mut request: Request) -> Request {
-    let valid = request.headers().get("x-request-id").is_none_or(|id| {
+    let valid = request.headers().get(REQUEST_ID).is_none_or(|id| {
         let id = id.as_bytes();
         (1..=MAX_REQUEST_ID_BYTES).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
     });
     if !valid {
-        request.headers_mut().remove("x-request-id");
+        request.headers_mut().remove(REQUEST_ID);
     }
     request
 }

@@ -10,12 +10,14 @@
 //!   (this node's view of the cluster), `placement` (which node owns an
 //!   entity), `ws`, and `storefront` (the pages, outside the document).
 //! - Around them: [`error`] (the code table, problem+json, and the mapping
-//!   of every lower layer's errors), [`extract`], [`gateway`], [`limits`],
+//!   of every lower layer's errors), [`cors`] (only for requests with an
+//!   `Origin`), [`extract`], [`gateway`], [`limits`],
 //!   [`request_metrics`], [`security`], [`server`], `strict` (strict JSON), `openapi`.
 
 mod cart;
 mod checkout;
 mod cluster;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -46,14 +48,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::IntoResponse;
 use axum::{middleware, Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -68,7 +68,7 @@ use crate::services::checkout::CheckoutService;
 use crate::services::order::OrderService;
 use crate::services::status::NodeStatus;
 use error::ApiError;
-use gateway::RateLimits;
+use gateway::{RateLimits, REQUEST_ID};
 
 /// Largest JSON body, per the API conventions.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -181,7 +181,7 @@ impl Modify for BearerAuth {
 /// `/metrics` is among them unless `admin_http` is set ([`admin_router`]).
 pub fn router(state: AppState) -> Router {
     let (routes, openapi_json) = api_routes(&state.settings);
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = REQUEST_ID;
     let trace = TraceLayer::new_for_http().make_span_with(request_span);
     // Outermost first: ids exist before the span opens; the span covers
     // everything, including rejections by the inner layers.
@@ -194,7 +194,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(cors(&state.settings))
+        .layer(cors::layer(&state.settings))
         .layer(CompressionLayer::new().compress_when(gateway::compressible()))
         .layer(middleware::from_fn(gateway::problem_fallback))
         // A panic anywhere below becomes a 500 (rewritten to problem+json
@@ -251,18 +251,14 @@ fn api_routes(settings: &Settings) -> (Router<AppState>, Arc<String>) {
     (routes, openapi_json)
 }
 
-/// The span each request is traced in: method, matched route, request id.
+/// The span each request is traced in: method, matched route, request id,
+/// formatted only if something is logged in it ([`crate::telemetry::request_span`]).
 fn request_span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str());
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+    crate::telemetry::request_span(crate::telemetry::RequestFields {
+        method: request.method().clone(),
+        route: request.extensions().get::<MatchedPath>().cloned(),
+        request_id: request.headers().get(REQUEST_ID).cloned(),
+    })
 }
 
 /// The operators' listener (`admin_http`): `/metrics` alone, with request
@@ -271,7 +267,7 @@ pub fn admin_router(state: AppState) -> Router {
     let (routes, _) = OpenApiRouter::new()
         .merge(ops::metrics_router())
         .split_for_parts();
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = REQUEST_ID;
     let gateway = ServiceBuilder::new()
         .map_request(gateway::drop_invalid_request_id)
         .layer(SetRequestIdLayer::new(
@@ -281,39 +277,4 @@ pub fn admin_router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(middleware::from_fn(gateway::problem_fallback));
     security::with_security_headers(routes.layer(gateway).with_state(state))
-}
-
-fn cors(settings: &Settings) -> CorsLayer {
-    let origins = if settings.cors_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            settings
-                .cors_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
-    };
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::PUT,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("x-cart-token"),
-            HeaderName::from_static("x-request-id"),
-        ])
-        .expose_headers([
-            HeaderName::from_static("x-request-id"),
-            header::RETRY_AFTER,
-            header::LOCATION,
-        ])
-        .max_age(Duration::from_secs(3600))
 }

@@ -5,7 +5,7 @@ use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{item_path, mouse, problem, Options, TestApp, ONE_PIXEL_PNG};
+use crate::helpers::{eventually, item_path, mouse, problem, Options, TestApp, ONE_PIXEL_PNG};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_echoing_the_clients() {
@@ -268,5 +268,99 @@ async fn every_response_carries_the_security_headers_and_media_may_be_embedded_e
                 "{path}: {policy}"
             );
         }
+    }
+}
+
+/// Whether `response` says it varies on `Origin` (among other headers).
+fn varies_on_origin(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|name| name.trim().eq_ignore_ascii_case("origin"))
+}
+
+#[tokio::test]
+async fn a_request_without_an_origin_gets_no_cors_headers_but_varies_on_origin() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health", None).await;
+    assert!(response.status().is_success());
+    let headers = response.headers();
+    assert!(
+        !headers.contains_key("access-control-allow-origin"),
+        "{headers:?}"
+    );
+    assert!(
+        !headers.contains_key("access-control-expose-headers"),
+        "{headers:?}"
+    );
+    // A cache must not hand this answer to a cross-origin request.
+    assert!(varies_on_origin(&response), "{headers:?}");
+}
+
+#[tokio::test]
+async fn a_cross_origin_request_gets_the_cors_headers_only_from_an_allowed_origin() {
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
+            .env("AGORA_CORS_ORIGINS", "https://shop.example"),
+    )
+    .await;
+    let from = |origin: &'static str| {
+        app.client
+            .get(app.url("/health"))
+            .header("origin", origin)
+            .send()
+    };
+    let allowed = from("https://shop.example").await.unwrap();
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+    assert!(varies_on_origin(&allowed), "{headers:?}");
+
+    let other = from("https://elsewhere.example").await.unwrap();
+    assert!(other.status().is_success());
+    let headers = other.headers();
+    assert!(
+        !headers.contains_key("access-control-allow-origin"),
+        "{headers:?}"
+    );
+    assert!(varies_on_origin(&other), "{headers:?}");
+}
+
+#[tokio::test]
+async fn every_line_logged_inside_a_request_names_its_method_route_and_request_id() {
+    let app = TestApp::spawn().await;
+    for id in ["log-me-1", "log-me-2"] {
+        let refused = app
+            .client
+            .post(app.url("/sessions"))
+            .header("x-request-id", id)
+            .json(&json!({"email": "nobody@example.com", "password": "not-the-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    eventually("both failures are logged", || async {
+        app.logs().matches("sign-in failed").count() >= 2
+    })
+    .await;
+    let logs = app.logs();
+    for id in ["log-me-1", "log-me-2"] {
+        let span = format!(r#"request{{method=POST route="/sessions" request_id="{id}"}}"#);
+        let line = logs
+            .lines()
+            .find(|line| line.contains("sign-in failed") && line.contains(id));
+        assert!(
+            line.is_some_and(|line| line.contains(&span)),
+            "{span}\n{logs}"
+        );
     }
 }
