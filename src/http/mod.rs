@@ -40,6 +40,7 @@ pub mod server;
 mod sessions;
 mod storefront;
 mod strict;
+pub mod trace;
 mod users;
 mod wishlist;
 mod ws;
@@ -55,7 +56,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -182,7 +182,7 @@ impl Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi_json) = api_routes(&state.settings);
     let request_id = REQUEST_ID;
-    let trace = TraceLayer::new_for_http().make_span_with(request_span);
+    let trace = trace::RequestSpanLayer::new(request_span);
     // Outermost first: ids exist before the span opens; the span covers
     // everything, including rejections by the inner layers.
     let gateway = ServiceBuilder::new()
