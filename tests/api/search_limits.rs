@@ -12,11 +12,12 @@ use crate::helpers::{Options, TestApp};
 use crate::search::{search, seed};
 
 /// The count limit these tests run with (the default is 10,000).
-const LIMIT: u64 = 20;
+pub(crate) const LIMIT: u64 = 20;
 /// Terms a typo or prefix word expands to at most (`agora::search::MAX_EXPANSIONS`).
 const MAX_EXPANSIONS: u64 = 50;
 
-async fn spawn() -> TestApp {
+/// A node counting at most [`LIMIT`] matches, rate limits off.
+pub(crate) async fn spawn() -> TestApp {
     TestApp::spawn_with(
         Options::default()
             .env("AGORA_RATE_LIMIT_PER_SEC", "0")

@@ -10,20 +10,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::TestApp;
 use crate::search::{search, seed};
-
-/// The count limit these tests run with (the default is 10,000).
-const LIMIT: u64 = 20;
-
-async fn spawn() -> TestApp {
-    TestApp::spawn_with(
-        Options::default()
-            .env("AGORA_RATE_LIMIT_PER_SEC", "0")
-            .env("AGORA_SEARCH_TOTAL_EXACT_LIMIT", &LIMIT.to_string()),
-    )
-    .await
-}
+use crate::search_limits::spawn;
 
 /// Items named `{name} {batch} {n}` at these prices, brands in turn.
 fn priced(name: &str, batch: usize, prices: &[i64]) -> Vec<Value> {
