@@ -90,7 +90,8 @@ fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-fn ids(page: &Value) -> Vec<String> {
+/// The ids of a page's items, in order.
+pub(crate) fn ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
         .unwrap()
@@ -115,7 +116,7 @@ async fn until(app: &TestApp, query: &str, check: impl Fn(&Value) -> bool) -> Va
 
 /// Every hit of `query`, following cursors (at most 100 pages: a cursor
 /// that led back to the same page would otherwise never end).
-async fn all_pages(app: &TestApp, query: &str) -> Vec<String> {
+pub(crate) async fn all_pages(app: &TestApp, query: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {

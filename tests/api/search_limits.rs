@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{Options, TestApp};
-use crate::search::{search, seed};
+use crate::search::{all_pages, ids, search, seed};
 
 /// The count limit these tests run with (the default is 10,000).
 pub(crate) const LIMIT: u64 = 20;
@@ -24,15 +24,6 @@ pub(crate) async fn spawn() -> TestApp {
             .env("AGORA_SEARCH_TOTAL_EXACT_LIMIT", &LIMIT.to_string()),
     )
     .await
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Polls until every item of `browse` is searchable (the index trails
@@ -181,31 +172,12 @@ async fn paging_past_the_count_limit_while_items_are_added_neither_repeats_nor_s
     }
 }
 
-/// Every hit of `query`, following cursors.
-async fn all_ids(app: &TestApp, query: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..100 {
-        let url = match &cursor {
-            Some(c) => format!("{query}&size=100&cursor={c}"),
-            None => format!("{query}&size=100"),
-        };
-        let page = search(app, &url).await;
-        out.extend(ids(&page));
-        match page["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return out,
-        }
-    }
-    panic!("{query}: still paging after 100 pages");
-}
-
 /// Every hit of `query` once there are at least `count` (the index trails
 /// the writes), or after a generous wait, asserting no time.
 async fn settled(app: &TestApp, query: &str, count: u64) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let hits = all_ids(app, query).await;
+        let hits = all_pages(app, &format!("{query}&size=100")).await;
         if hits.len() as u64 >= count || Instant::now() > deadline {
             return hits;
         }
