@@ -128,6 +128,22 @@ async fn a_negative_price_and_an_empty_name_are_422_naming_both() {
 }
 
 #[tokio::test]
+async fn a_negative_quantity_is_422_even_beside_variants_that_ignore_it() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let body = |quantity: i64| {
+        json!({"name": "n", "description": "d", "price": 5, "quantity": quantity,
+            "variants": [{"sku": "V", "quantity": 2}]})
+    };
+    let response = app.post("/items", Some(&seller), &body(-1)).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = problem(response).await;
+    assert!(problem["errors"]["quantity"].is_string(), "{problem}");
+    let item = app.create_item(&seller, &body(0)).await;
+    assert_eq!(item["available"], 2, "a valid quantity is still ignored");
+}
+
+#[tokio::test]
 async fn missing_required_fields_are_named() {
     let app = TestApp::spawn().await;
     let seller = app.user_token("seller").await;

@@ -96,6 +96,11 @@ pub fn validate_new_item(
         errors.add("variants", format!("at most {MAX_VARIANTS} variants"));
         (Vec::new(), Vec::new())
     } else if has_variants {
+        // `quantity` is ignored beside variants (API.md), but a value the
+        // schema forbids is still refused rather than silently dropped.
+        if let Some(q) = quantity {
+            check_quantity(&mut errors, "quantity", q);
+        }
         check_variants(&mut errors, &id, declared, fields.price)
     } else {
         sole_variant(&mut errors, &id, &fields, quantity)
@@ -266,6 +271,19 @@ mod tests {
         let errors = validate_new_item(input(body), "s", Timestamp(0)).unwrap_err();
         let fields: Vec<_> = errors.as_map().keys().cloned().collect();
         assert_eq!(fields, ["currency", "name", "price", "quantity"]);
+    }
+
+    #[test]
+    fn an_ignored_quantity_beside_variants_must_still_be_valid() {
+        let body = |q: i64| {
+            json!({"name": "n", "description": "d", "price": 1, "quantity": q,
+            "variants": [{"quantity": 3}]})
+        };
+        let new = validate_new_item(input(body(7)), "s", Timestamp(0)).unwrap();
+        assert_eq!(new.stock.len(), 1);
+        assert_eq!(new.stock[0].1, 3);
+        let errors = validate_new_item(input(body(-1)), "s", Timestamp(0)).unwrap_err();
+        assert_eq!(errors.as_map().keys().collect::<Vec<_>>(), ["quantity"]);
     }
 
     #[test]
