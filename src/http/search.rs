@@ -197,15 +197,7 @@ async fn search_items(
 ) -> Result<axum::Json<SearchPage>, ApiError> {
     let request = query.validate()?;
     let page = state.search.search(request).await?;
-    let mut items = Vec::with_capacity(page.hits.len());
-    for (id, score) in page.hits {
-        // The index may trail the catalog by a moment: an item withdrawn
-        // since is left out rather than shown for sale.
-        let Some(item) = live_item(&state, &id).await? else {
-            continue;
-        };
-        items.push(summarize(&state, item, score).await?);
-    }
+    let items = summarize_live(&state, page.hits).await?;
     Ok(axum::Json(SearchPage {
         items,
         next_cursor: page.next_cursor,
@@ -218,14 +210,37 @@ async fn search_items(
     }))
 }
 
-/// An item as result lists show it, with its live availability.
-pub(super) async fn summarize(
+/// The summaries of the listed items still for sale, in order, with their
+/// live availability: the index may trail the catalog by a moment, and an
+/// item withdrawn since is left out rather than shown for sale. Two batched
+/// reads (the items, then their stock), whatever the page's length.
+pub(super) async fn summarize_live(
     state: &AppState,
-    item: Item,
-    score: Option<f32>,
-) -> Result<ItemSummary, ApiError> {
-    let available = state.catalog.available(&item).await?;
-    Ok(ItemSummary::new(item, available, score))
+    hits: Vec<(String, Option<f32>)>,
+) -> Result<Vec<ItemSummary>, ApiError> {
+    let ids: Vec<String> = hits.iter().map(|(id, _)| id.clone()).collect();
+    let items = state.catalog.items_for_sale(&ids).await?;
+    let live: Vec<(Item, Option<f32>)> = items
+        .into_iter()
+        .zip(hits)
+        .filter_map(|(item, (_, score))| Some((item?, score)))
+        .collect();
+    let variants = live
+        .iter()
+        .flat_map(|(item, _)| item.variants.iter().map(|v| v.id.clone()))
+        .collect();
+    let mut levels = state.catalog.levels(variants).await?.into_iter();
+    Ok(live
+        .into_iter()
+        .map(|(item, score)| {
+            let available = levels
+                .by_ref()
+                .take(item.variants.len())
+                .map(|l| l.available)
+                .sum();
+            ItemSummary::new(item, available, score)
+        })
+        .collect())
 }
 
 impl ItemSummary {
@@ -243,12 +258,6 @@ impl ItemSummary {
             score,
         }
     }
-}
-
-/// The item if it is still for sale: the index may trail the catalog by a
-/// moment, and a withdrawn item is never shown.
-pub(super) async fn live_item(state: &AppState, id: &str) -> Result<Option<Item>, ApiError> {
-    Ok(state.catalog.item_for_sale(id).await?)
 }
 
 /// `GET /items/suggest` query.
@@ -293,14 +302,14 @@ async fn suggest(
     let ids = state.search.complete(prefix, size * 4).await?;
     let mut seen = HashSet::new();
     let mut suggestions = Vec::new();
-    for id in ids {
-        if let Some(item) = live_item(&state, &id).await? {
-            let name = item.name.to_lowercase();
-            if seen.insert(name.clone()) {
-                suggestions.push(name);
-                if suggestions.len() == size {
-                    break;
-                }
+    // Items withdrawn since they were indexed are left out.
+    let items = state.catalog.items_for_sale(&ids).await?;
+    for item in items.into_iter().flatten() {
+        let name = item.name.to_lowercase();
+        if seen.insert(name.clone()) {
+            suggestions.push(name);
+            if suggestions.len() == size {
+                break;
             }
         }
     }

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::{Path, SignedIn};
-use super::search::{live_item, summarize, ItemSummary};
+use super::search::{summarize_live, ItemSummary};
 use super::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,12 +36,8 @@ async fn get_wishlist(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
 ) -> Result<axum::Json<WishlistView>, ApiError> {
-    let mut items = Vec::new();
-    for id in state.wishlists.ids(&who.user_id).await? {
-        if let Some(item) = live_item(&state, &id).await? {
-            items.push(summarize(&state, item, None).await?);
-        }
-    }
+    let ids = state.wishlists.ids(&who.user_id).await?;
+    let items = summarize_live(&state, ids.into_iter().map(|id| (id, None)).collect()).await?;
     Ok(axum::Json(WishlistView { items }))
 }
 

@@ -295,6 +295,59 @@ impl Store {
         Ok(found)
     }
 
+    /// The stored bytes under each of `keys`, in order: cache hits first,
+    /// then every miss in one read on the blocking pool (one thread hop for
+    /// a whole search page instead of one per record).
+    pub async fn get_many_bytes(
+        &self,
+        tree: TreeName,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<sled::IVec>>, StorageError> {
+        let cache = &self.inner.cache;
+        let mut found: Vec<Option<sled::IVec>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match tree.is_cached().then(|| cache.get(tree, key)).flatten() {
+                Some(bytes) => found[i] = Some(bytes),
+                None => missing.push(i),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let seen = cache.epoch();
+        let wanted: Vec<Vec<u8>> = missing.iter().map(|&i| keys[i].clone()).collect();
+        let read = self
+            .read(move |trees| {
+                let tree = trees.tree(tree);
+                wanted
+                    .iter()
+                    .map(|key| Ok(tree.get(key)?))
+                    .collect::<Result<Vec<_>, StorageError>>()
+            })
+            .await?;
+        for (i, bytes) in missing.into_iter().zip(read) {
+            if let (true, Some(bytes)) = (tree.is_cached(), &bytes) {
+                cache.fill(tree, &keys[i], bytes.clone(), seen);
+            }
+            found[i] = bytes;
+        }
+        Ok(found)
+    }
+
+    /// Decoded records under each of `keys`, in order ([`Self::get_many_bytes`]).
+    pub async fn get_many<R: Record>(
+        &self,
+        tree: TreeName,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<R>>, StorageError> {
+        self.get_many_bytes(tree, keys)
+            .await?
+            .into_iter()
+            .map(|bytes| bytes.map(|b| codec::decode(&b)).transpose())
+            .collect()
+    }
+
     /// Runs a read on the blocking pool, at most `reads_at_once` at a time.
     ///
     /// Unbounded, a catalogue larger than the caches grew the pool to 150

@@ -557,3 +557,59 @@ async fn a_repeated_search_is_answered_from_the_cache_until_the_index_changes() 
         .contains(&new_id));
     until(&app, query, |p| ids(p) == [new_id.clone()]).await;
 }
+
+#[tokio::test]
+async fn a_result_page_shows_each_items_own_stock_and_leaves_out_a_withdrawn_one() {
+    let app = TestApp::spawn().await;
+    let seller = app.user_token("seller").await;
+    let lantern = |price: i64, stock: Value| {
+        let mut body =
+            json!({"name": "Brass Lantern", "description": "Lights the way", "price": price});
+        match stock {
+            Value::Array(quantities) => {
+                body["variants"] = quantities
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| json!({"sku": format!("L{price}-{i}"), "quantity": q}))
+                    .collect();
+            }
+            quantity => body["quantity"] = quantity,
+        }
+        body
+    };
+    let made = seed(
+        &app,
+        &seller,
+        &[
+            lantern(100, json!(5)),
+            lantern(200, json!([3, 4])),
+            lantern(300, json!(9)),
+            lantern(400, json!([1, 0, 2])),
+        ],
+    )
+    .await;
+    let query = "term=lantern&sort=price_asc";
+    let available = |page: &Value| -> Vec<i64> {
+        let items = page["items"].as_array().unwrap();
+        items
+            .iter()
+            .map(|i| i["available"].as_i64().unwrap())
+            .collect()
+    };
+    let page = until(&app, query, |p| p["total"] == json!(4)).await;
+    assert_eq!(ids(&page), made);
+    assert_eq!(
+        available(&page),
+        [5, 7, 9, 3],
+        "each item's variants summed"
+    );
+
+    let withdrawn = app
+        .delete(&format!("/items/{}", made[2]), Some(&seller))
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::NO_CONTENT);
+    // At once, whether or not the index has caught up.
+    let page = search(&app, query).await;
+    assert_eq!(ids(&page), [made[0].clone(), made[1].clone(), made[3].clone()]);
+    assert_eq!(available(&page), [5, 7, 3]);
+}

@@ -66,15 +66,15 @@ impl InventoryActors {
     /// asked (zero for unknown ones). The read model for item pages: no actor
     /// is activated and nothing queues behind reservations.
     pub async fn levels(&self, variant_ids: Vec<String>) -> Result<Vec<StockLevel>, StorageError> {
-        let mut levels = Vec::with_capacity(variant_ids.len());
-        for id in &variant_ids {
-            let stock = self
-                .store
-                .get::<SkuStock>(TreeName::Stock, id.as_bytes())
-                .await?;
-            levels.push(stock.map(|s| s.level()).unwrap_or_default());
-        }
-        Ok(levels)
+        let keys = variant_ids.into_iter().map(String::into_bytes).collect();
+        let stocks = self
+            .store
+            .get_many::<SkuStock>(TreeName::Stock, keys)
+            .await?;
+        Ok(stocks
+            .into_iter()
+            .map(|stock| stock.map(|s| s.level()).unwrap_or_default())
+            .collect())
     }
 
     /// Current stock, from the SKU's actor (on its owner).

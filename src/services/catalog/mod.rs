@@ -307,6 +307,27 @@ impl CatalogService {
         Ok(levels.iter().map(|l| l.available).sum())
     }
 
+    /// [`Self::item_for_sale`] for each of `item_ids`, in order, in one
+    /// batched read (a result page).
+    pub async fn items_for_sale(
+        &self,
+        item_ids: &[String],
+    ) -> Result<Vec<Option<Item>>, CatalogError> {
+        let mut found = vec![None; item_ids.len()];
+        let valid: Vec<usize> = (0..item_ids.len())
+            .filter(|&i| looks_like_id(&item_ids[i]))
+            .collect();
+        let keys = valid
+            .iter()
+            .map(|&i| item_ids[i].as_bytes().to_vec())
+            .collect();
+        let items = self.store.get_many::<Item>(TreeName::Items, keys).await?;
+        for (i, item) in valid.into_iter().zip(items) {
+            found[i] = item.filter(|item| item.status == ItemStatus::Active);
+        }
+        Ok(found)
+    }
+
     async fn load(&self, item_id: &str) -> Result<Item, CatalogError> {
         if !looks_like_id(item_id) {
             return Err(CatalogError::NotFound);
