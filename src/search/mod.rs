@@ -44,6 +44,7 @@ pub mod query;
 pub mod sample;
 pub mod schema;
 pub mod synonyms;
+mod words;
 
 use std::collections::HashMap;
 use std::path::Path;

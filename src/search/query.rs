@@ -16,6 +16,7 @@ use super::band::PriceBand;
 use super::expand::Lexicon;
 use super::schema::{self, plain_words, stem, Fields};
 use super::synonyms::Synonyms;
+use super::words::AnyWords;
 
 /// Words of a term that are searched; the rest is ignored.
 pub const MAX_WORDS: usize = 12;
@@ -217,14 +218,10 @@ fn text_query(
     if per_word.len() == 1 {
         return per_word.into_iter().next().expect("one word");
     }
-    let all = BooleanQuery::intersection(per_word.iter().map(|q| q.box_clone()).collect());
-    let mut any: Vec<(Occur, Box<dyn Query>)> =
-        per_word.into_iter().map(|q| (Occur::Should, q)).collect();
-    any.push((
-        Occur::Should,
-        Box::new(BoostQuery::new(Box::new(all), ALL_WORDS_BOOST)),
-    ));
-    Box::new(BooleanQuery::new(any))
+    Box::new(AnyWords {
+        words: per_word,
+        all_boost: ALL_WORDS_BOOST,
+    })
 }
 
 /// A term query scored as BM25 times `boost` (a term query under a boost

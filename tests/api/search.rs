@@ -610,6 +610,9 @@ async fn a_result_page_shows_each_items_own_stock_and_leaves_out_a_withdrawn_one
     assert_eq!(withdrawn.status(), StatusCode::NO_CONTENT);
     // At once, whether or not the index has caught up.
     let page = search(&app, query).await;
-    assert_eq!(ids(&page), [made[0].clone(), made[1].clone(), made[3].clone()]);
+    assert_eq!(
+        ids(&page),
+        [made[0].clone(), made[1].clone(), made[3].clone()]
+    );
     assert_eq!(available(&page), [5, 7, 3]);
 }
