@@ -16,7 +16,7 @@ use super::band::PriceBand;
 use super::expand::Lexicon;
 use super::schema::{self, plain_words, stem, Fields};
 use super::synonyms::Synonyms;
-use super::words::AnyWords;
+use super::words::{bm25_bound, AnyWords};
 
 /// Words of a term that are searched; the rest is ignored.
 pub const MAX_WORDS: usize = 12;
@@ -199,6 +199,9 @@ fn filters(
     }
 }
 
+/// A boolean query's clauses.
+type Clauses = Vec<(Occur, Box<dyn Query>)>;
+
 /// Any word matching; items matching every word boosted above the rest.
 fn text_query(
     fields: &Fields,
@@ -207,20 +210,24 @@ fn text_query(
     lexicon: &Lexicon,
 ) -> Box<dyn Query> {
     let last = words.len() - 1;
-    let per_word: Vec<Box<dyn Query>> = words
+    let (per_word, bounds): (Vec<Box<dyn Query>>, Vec<f32>) = words
         .iter()
         .enumerate()
         .map(|(i, word)| {
-            let clauses = word_query(fields, synonyms, word, i == last, lexicon);
-            Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>
+            let (clauses, bound) = word_query(fields, synonyms, word, i == last, lexicon);
+            (
+                Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>,
+                bound,
+            )
         })
-        .collect();
+        .unzip();
     if per_word.len() == 1 {
         return per_word.into_iter().next().expect("one word");
     }
     Box::new(AnyWords {
         words: per_word,
         all_boost: ALL_WORDS_BOOST,
+        bounds,
     })
 }
 
@@ -247,15 +254,23 @@ fn word_query(
     word: &str,
     last: bool,
     lexicon: &Lexicon,
-) -> Vec<(Occur, Box<dyn Query>)> {
+) -> (Clauses, f32) {
+    let total_docs: u64 = lexicon
+        .searcher
+        .segment_readers()
+        .iter()
+        .map(|r| u64::from(r.max_doc()))
+        .sum();
+    // What the word can score at most: every one of its terms at its bound.
+    let mut bound = 0.0;
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    let exact = |word: &str, factor: f32, out: &mut Vec<(Occur, Box<dyn Query>)>| {
+    let mut exact = |word: &str, factor: f32, out: &mut Vec<(Occur, Box<dyn Query>)>| {
         if let Some(stemmed) = stem(word) {
             for (field, boost) in [(fields.name, NAME_BOOST), (fields.body, BODY_BOOST)] {
-                out.push(scored(
-                    Term::from_field_text(field, &stemmed),
-                    boost * factor,
-                ));
+                let term = Term::from_field_text(field, &stemmed);
+                let doc_freq = lexicon.searcher.doc_freq(&term).unwrap_or(0);
+                bound += bm25_bound(boost * factor, doc_freq, total_docs);
+                out.push(scored(term, boost * factor));
             }
         }
     };
@@ -294,9 +309,13 @@ fn word_query(
         }
     }
     for (term, n, score) in expanded {
-        alternatives.push(scored(term, score / lexicon.idf(n).max(0.1)));
+        let boost = score / lexicon.idf(n).max(0.1);
+        // `n` may miss segments whose scan stopped short: a lower count,
+        // so a higher bound (never a lower one).
+        bound += bm25_bound(boost, n, total_docs);
+        alternatives.push(scored(term, boost));
     }
-    alternatives
+    (alternatives, bound)
 }
 
 /// Autocomplete: every typed word in the name (a typo allowed as in search),

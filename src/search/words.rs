@@ -7,6 +7,12 @@
 //! segment. [`AnyWords`] merges the words' scorers itself: a document's
 //! score is the sum of the words it matches, times `1 + boost` when it
 //! matches them all, which is what the two-branch query scores.
+//!
+//! Its pruned pass (past the count limit, for the rest of the top k) is
+//! tiered: each word carries an upper bound of what it can score, so once
+//! the k-th best score is above what a document missing a word could
+//! reach, only documents matching every word are visited (a leapfrog
+//! over the words' postings), not the whole union.
 
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED};
@@ -19,6 +25,9 @@ pub struct AnyWords {
     pub words: Vec<Box<dyn Query>>,
     /// Extra weight of a document matching every word.
     pub all_boost: Score,
+    /// For each word, at least the most it scores on any document
+    /// ([`bm25_bound`] summed over its terms).
+    pub bounds: Vec<Score>,
 }
 
 impl Clone for AnyWords {
@@ -26,8 +35,21 @@ impl Clone for AnyWords {
         AnyWords {
             words: self.words.iter().map(|w| w.box_clone()).collect(),
             all_boost: self.all_boost,
+            bounds: self.bounds.clone(),
         }
     }
+}
+
+/// BM25's `k1`, as tantivy scores.
+const K1: Score = 1.2;
+
+/// More than a term query under `boost` scores on any document: tantivy's
+/// BM25 is `idf × (1 + k1) × tf / (tf + norm)`, and the last factor is
+/// below 1. The idf is tantivy's, from `doc_freq` among `total_docs`
+/// (deleted documents included, as tantivy counts them).
+pub fn bm25_bound(boost: Score, doc_freq: u64, total_docs: u64) -> Score {
+    let x = (total_docs.saturating_sub(doc_freq) as Score + 0.5) / (doc_freq as Score + 0.5);
+    boost.abs() * (1.0 + x).ln() * (1.0 + K1)
 }
 
 impl Query for AnyWords {
@@ -37,9 +59,19 @@ impl Query for AnyWords {
             .iter()
             .map(|w| w.weight(scoring))
             .collect::<tantivy::Result<Vec<_>>>()?;
+        // A document missing a word scores at most the other words'
+        // bounds; 1% spare for the order the scores are summed in.
+        let partial = if self.bounds.len() == self.words.len() {
+            let total: Score = self.bounds.iter().sum();
+            let least = self.bounds.iter().copied().fold(Score::MAX, Score::min);
+            (total - least) * 1.01
+        } else {
+            Score::MAX
+        };
         Ok(Box::new(AnyWordsWeight {
             words,
             all_boost: self.all_boost,
+            partial,
         }))
     }
 
@@ -53,6 +85,8 @@ impl Query for AnyWords {
 struct AnyWordsWeight {
     words: Vec<Box<dyn Weight>>,
     all_boost: Score,
+    /// Above the score of any document that misses a word.
+    partial: Score,
 }
 
 impl Weight for AnyWordsWeight {
@@ -73,6 +107,36 @@ impl Weight for AnyWordsWeight {
             )));
         }
         Ok(Explanation::new("AnyWords", scorer.score()))
+    }
+
+    fn for_each_pruning(
+        &self,
+        mut threshold: Score,
+        reader: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        let scorers = self
+            .words
+            .iter()
+            .map(|w| w.scorer(reader, 1.0))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut scorer = AnyWordsScorer::new(scorers, self.all_boost);
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if threshold >= self.partial {
+                // Only a document with every word can still enter.
+                doc = scorer.seek_every_word(doc);
+                if doc == TERMINATED {
+                    break;
+                }
+            }
+            let score = scorer.score();
+            if score > threshold {
+                threshold = callback(doc, score);
+            }
+            doc = scorer.advance();
+        }
+        Ok(())
     }
 }
 
@@ -105,6 +169,27 @@ impl AnyWordsScorer {
             .map(|w| w.doc())
             .min()
             .unwrap_or(TERMINATED)
+    }
+
+    /// Moves to the first document at or after `target` that matches every
+    /// word (a leapfrog: each word seeks the furthest any other reached).
+    fn seek_every_word(&mut self, mut target: DocId) -> DocId {
+        loop {
+            let mut furthest = target;
+            for word in &mut self.words {
+                let doc = if word.doc() < furthest {
+                    word.seek(furthest)
+                } else {
+                    word.doc()
+                };
+                furthest = furthest.max(doc);
+            }
+            if furthest == TERMINATED || self.words.iter().all(|w| w.doc() == furthest) {
+                self.doc = furthest;
+                return self.doc;
+            }
+            target = furthest;
+        }
     }
 }
 
@@ -215,6 +300,7 @@ mod tests {
         let merged = AnyWords {
             words,
             all_boost: boost,
+            bounds: Vec::new(),
         };
         let hits = |query: &dyn Query| {
             let weight = query
@@ -245,5 +331,68 @@ mod tests {
         let mut scorer = weight.scorer(searcher.segment_reader(0), 1.0).unwrap();
         assert_eq!(scorer.seek(3), 4);
         assert_eq!(scorer.advance(), TERMINATED);
+    }
+
+    /// The tiered pruned pass finds the same top k as a full visit, also
+    /// when fewer documents than k match every word.
+    #[test]
+    fn the_pruned_pass_keeps_the_top_k_of_a_full_visit() {
+        let mut builder = Schema::builder();
+        let body = builder.add_text_field("body", TEXT);
+        let index = Index::create_in_ram(builder.build());
+        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        for i in 0..400 {
+            let text = match i % 50 {
+                0 => "red kettle".to_owned(),
+                n if n % 2 == 0 => format!("red {}", "pad ".repeat(n % 7)),
+                n => format!("kettle {}", "pad ".repeat(n % 5)),
+            };
+            writer.add_document(doc!(body => text)).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let total = searcher.segment_reader(0).max_doc() as u64;
+        let term = |w: &str| Term::from_field_text(body, w);
+        let word = |w: &str| -> Box<dyn Query> {
+            let query = TermQuery::new(term(w), IndexRecordOption::WithFreqs);
+            Box::new(BooleanQuery::new(vec![(
+                Occur::Should,
+                Box::new(query) as Box<dyn Query>,
+            )]))
+        };
+        let bound = |w: &str| bm25_bound(1.0, searcher.doc_freq(&term(w)).unwrap(), total);
+        let query = AnyWords {
+            words: vec![word("red"), word("kettle")],
+            all_boost: 10.0,
+            bounds: vec![bound("red"), bound("kettle")],
+        };
+        let weight = query
+            .weight(EnableScoring::enabled_from_searcher(&searcher))
+            .unwrap();
+        let reader = searcher.segment_reader(0);
+        for k in [3, 8, 30] {
+            let mut all = Vec::new();
+            let mut scorer = weight.scorer(reader, 1.0).unwrap();
+            while scorer.doc() != TERMINATED {
+                all.push((scorer.doc(), scorer.score()));
+                scorer.advance();
+            }
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            let mut best: Vec<(DocId, Score)> = Vec::new();
+            weight
+                .for_each_pruning(Score::MIN, reader, &mut |doc, score| {
+                    best.push((doc, score));
+                    best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    best.truncate(k);
+                    if best.len() == k {
+                        best[k - 1].1
+                    } else {
+                        Score::MIN
+                    }
+                })
+                .unwrap();
+            assert_eq!(best, all, "top {k}");
+        }
     }
 }
