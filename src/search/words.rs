@@ -255,29 +255,36 @@ impl Scorer for AnyWordsScorer {
 mod tests {
     use super::*;
     use tantivy::query::{BooleanQuery, BoostQuery, Occur, TermQuery};
+    use tantivy::schema::Field;
     use tantivy::schema::{IndexRecordOption, Schema, TEXT};
-    use tantivy::{doc, Index, Term};
+    use tantivy::{doc, Index, Searcher, Term};
+
+    /// A one-segment index of `texts` in one text field, and its snapshot.
+    fn index_of(texts: impl IntoIterator<Item = String>) -> (Searcher, Field) {
+        let mut builder = Schema::builder();
+        let body = builder.add_text_field("body", TEXT);
+        let index = Index::create_in_ram(builder.build());
+        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        for text in texts {
+            writer.add_document(doc!(body => text)).unwrap();
+        }
+        writer.commit().unwrap();
+        (index.reader().unwrap().searcher(), body)
+    }
 
     /// The merged scorer finds and scores what the two-branch boolean
     /// query does, document for document.
     #[test]
     fn scores_as_any_word_or_boosted_every_word() {
-        let mut builder = Schema::builder();
-        let body = builder.add_text_field("body", TEXT);
-        let index = Index::create_in_ram(builder.build());
-        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
-        for text in [
+        let texts = [
             "red kettle",
             "red",
             "kettle kettle",
             "blue pot",
             "red red kettle",
             "pot",
-        ] {
-            writer.add_document(doc!(body => text)).unwrap();
-        }
-        writer.commit().unwrap();
-        let searcher = index.reader().unwrap().searcher();
+        ];
+        let (searcher, body) = index_of(texts.map(str::to_owned));
         let word = |w: &str| -> Box<dyn Query> {
             let term = TermQuery::new(Term::from_field_text(body, w), IndexRecordOption::WithFreqs);
             Box::new(BooleanQuery::new(vec![(
@@ -337,20 +344,11 @@ mod tests {
     /// when fewer documents than k match every word.
     #[test]
     fn the_pruned_pass_keeps_the_top_k_of_a_full_visit() {
-        let mut builder = Schema::builder();
-        let body = builder.add_text_field("body", TEXT);
-        let index = Index::create_in_ram(builder.build());
-        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
-        for i in 0..400 {
-            let text = match i % 50 {
-                0 => "red kettle".to_owned(),
-                n if n % 2 == 0 => format!("red {}", "pad ".repeat(n % 7)),
-                n => format!("kettle {}", "pad ".repeat(n % 5)),
-            };
-            writer.add_document(doc!(body => text)).unwrap();
-        }
-        writer.commit().unwrap();
-        let searcher = index.reader().unwrap().searcher();
+        let (searcher, body) = index_of((0..400).map(|i| match i % 50 {
+            0 => "red kettle".to_owned(),
+            n if n % 2 == 0 => format!("red {}", "pad ".repeat(n % 7)),
+            n => format!("kettle {}", "pad ".repeat(n % 5)),
+        }));
         let total = searcher.segment_reader(0).max_doc() as u64;
         let term = |w: &str| Term::from_field_text(body, w);
         let word = |w: &str| -> Box<dyn Query> {
