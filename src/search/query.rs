@@ -214,7 +214,8 @@ fn text_query(
         .iter()
         .enumerate()
         .map(|(i, word)| {
-            let (clauses, bound) = word_query(fields, synonyms, word, i == last, lexicon);
+            let (clauses, bound) =
+                word_query(fields, synonyms, word, i == last, words.len() > 1, lexicon);
             (
                 Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>,
                 bound,
@@ -247,12 +248,14 @@ fn scored(term: Term, boost: f32) -> (Occur, Box<dyn Query>) {
 /// Typos and longer forms are the most frequent few terms
 /// ([`super::expand::MAX_EXPANSIONS`]), each weighted to score about
 /// `FUZZY_SCORE` / `PREFIX_SCORE` (BM25 over its idf), far below any
-/// exact word.
+/// exact word. With it, when `bounded` (a word among several), an upper
+/// bound of what the word scores ([`AnyWords::bounds`]); else 0.
 fn word_query(
     fields: &Fields,
     synonyms: &Synonyms,
     word: &str,
     last: bool,
+    bounded: bool,
     lexicon: &Lexicon,
 ) -> (Clauses, f32) {
     let total_docs: u64 = lexicon
@@ -268,8 +271,10 @@ fn word_query(
         if let Some(stemmed) = stem(word) {
             for (field, boost) in [(fields.name, NAME_BOOST), (fields.body, BODY_BOOST)] {
                 let term = Term::from_field_text(field, &stemmed);
-                let doc_freq = lexicon.searcher.doc_freq(&term).unwrap_or(0);
-                bound += bm25_bound(boost * factor, doc_freq, total_docs);
+                if bounded {
+                    let doc_freq = lexicon.searcher.doc_freq(&term).unwrap_or(0);
+                    bound += bm25_bound(boost * factor, doc_freq, total_docs);
+                }
                 out.push(scored(term, boost * factor));
             }
         }
