@@ -143,8 +143,14 @@ pub fn compressible() -> impl Predicate {
 
 /// Rewrites any error response that is not already problem+json (axum's own
 /// 404 and 405, a layer's 413, ...) into one, keeping its status and headers.
-pub async fn problem_fallback(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// A plain map of the response (`ServiceBuilder::map_response`): no boxed
+/// future per request, as `middleware::from_fn` would make.
+pub fn problem_fallback<B>(response: axum::http::Response<B>) -> Response
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let response = response.map(Body::new);
     let status = response.status();
     let is_problem = response
         .headers()

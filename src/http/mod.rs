@@ -196,7 +196,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(cors::layer(&state.settings))
         .layer(CompressionLayer::new().compress_when(gateway::compressible()))
-        .layer(middleware::from_fn(gateway::problem_fallback))
+        .map_response(gateway::problem_fallback)
         // A panic anywhere below becomes a 500 (rewritten to problem+json
         // above) instead of a reset connection.
         .layer(CatchPanicLayer::custom(
@@ -275,6 +275,6 @@ pub fn admin_router(state: AppState) -> Router {
             gateway::MakeUlidRequestId,
         ))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(middleware::from_fn(gateway::problem_fallback));
+        .map_response(gateway::problem_fallback);
     security::with_security_headers(routes.layer(gateway).with_state(state))
 }
